@@ -1,0 +1,101 @@
+"""Built-in tasks: zero-shot classification (the CLIP protocol of LR0.FM) and plain classification."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import hookimpl
+from ..cache import content_key
+from ..datasets import Dataset
+from ..degradations import Degradation
+from ..models import ModelAdapter
+from ..tasks import RunContext, Task, iter_condition_batches
+
+
+def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
+                          batch_size: int = 256) -> torch.Tensor:
+    """(C, D) classifier weights: every class x template prompt encoded in large batches across classes, each
+    embedding normalized, averaged per class, and normalized again (the CLIP protocol)."""
+    prompts = [t.replace("{c}", c) if "{c}" in t else t.format(c) for c in classnames for t in templates]
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunks.append(F.normalize(model.encode_text(prompts[start:start + batch_size]).float(), dim=-1))
+    emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
+    return F.normalize(emb, dim=-1)
+
+
+class ZeroShotClassification(Task):
+    """Zero-shot classification: logits = scale * normalized image embedding @ class text embeddings."""
+
+    name = "zero-shot"
+    dataset_task = "classification"
+    model_kinds = ("zero-shot",)
+    default_metrics = ("top1", "top5")
+
+    def text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor:
+        description = {"model": model.identity(), "classnames": list(dataset.classnames),
+                       "templates": list(dataset.templates), "task": self.identity()}
+
+        def compute() -> dict[str, np.ndarray]:
+            w = class_text_embeddings(model, dataset.classnames, dataset.templates)
+            return {"weights": w.cpu().numpy().astype(np.float32)}
+
+        if ctx.cache is None:
+            arrays = compute()
+        else:
+            arrays = ctx.cache.get_or_compute("text", description, compute)
+        return torch.from_numpy(arrays["weights"]).to(ctx.device)
+
+    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+        weights = self.text_weights(model, dataset, ctx)
+        scale = float(model.logit_scale)
+        logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
+        seen: list[np.ndarray] = []
+        with torch.no_grad():
+            for idx, inputs in iter_condition_batches(model, dataset, conditions, ctx):
+                seen.append(idx)
+                for cond, x in inputs.items():
+                    with ctx.autocast():
+                        feats = model.encode_image(x)
+                    feats = F.normalize(feats.float(), dim=-1)
+                    logits[cond].append((scale * feats @ weights.T).cpu().numpy().astype(np.float32))
+        index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
+        labels = dataset.labels[index]
+        n_cls = weights.shape[0]
+        return {c: {"logits": np.concatenate(v) if v else np.zeros((0, n_cls), np.float32),
+                    "labels": labels, "index": index} for c, v in logits.items()}
+
+
+class Classification(Task):
+    """Closed-set classification with a classifier's own head (labels must match its classes)."""
+
+    name = "classification"
+    dataset_task = "classification"
+    model_kinds = ("classifier",)
+    default_metrics = ("top1", "top5")
+
+    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+        logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
+        seen: list[np.ndarray] = []
+        with torch.no_grad():
+            for idx, inputs in iter_condition_batches(model, dataset, conditions, ctx):
+                seen.append(idx)
+                for cond, x in inputs.items():
+                    with ctx.autocast():
+                        out = model.classify(x)
+                    logits[cond].append(out.float().cpu().numpy())
+        index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
+        return {c: {"logits": np.concatenate(v) if v else np.zeros((0, 0), np.float32),
+                    "labels": dataset.labels[index], "index": index} for c, v in logits.items()}
+
+
+@hookimpl
+def register_tasks(register):
+    register("zero-shot", ZeroShotClassification, ZeroShotClassification.__doc__)
+    register("classification", Classification, Classification.__doc__)

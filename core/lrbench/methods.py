@@ -1,0 +1,59 @@
+"""Robustness methods: turn a model (or its input path) into a more robust one.
+
+``apply(model, ctx)`` returns an adapter, usually a :class:`lrbench.models.ModelWrapper`: input-side methods (SR, crop
+selection) override ``prepare`` / ``prepare_tensor`` / ``encode_image``; model-side methods (LR tokens) change the
+module; training strategies train first, store the result with ``ctx.artifacts`` (keyed by the hash of their config and
+inputs) and load it on the next run instead of training again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from .cache import Cache
+from .models import ModelAdapter
+
+
+@dataclass
+class MethodContext:
+    device: torch.device
+    artifacts: "ArtifactStore"
+    #: the run's content-keyed store, for methods that cache per-image outputs (e.g. SR images)
+    cache: Cache | None = None
+    seed: int = 0
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("lrbench"))
+    #: datasets a training method may ask for by registry name (``ctx.dataset("toyworld", split="train")``)
+    dataset: Callable[..., Any] | None = None
+
+
+class Method:
+    """Base class. ``stage`` documents where it acts: ``input``, ``model`` or ``train``."""
+
+    name: ClassVar[str] = "method"
+    stage: ClassVar[str] = "input"
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params()}
+
+    def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
+        raise NotImplementedError
+
+
+class ArtifactStore:
+    """Files produced by training methods, under ``<cache>/artifacts/<method>/<key>/``, written atomically."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, method: str, key: str) -> Path:
+        return self.root / method / key
+
+    def exists(self, method: str, key: str, filename: str) -> bool:
+        return (self.path(method, key) / filename).is_file()

@@ -1,0 +1,124 @@
+"""Tasks (evaluators) and the shared image pipeline they use.
+
+A task turns (model, dataset, conditions) into raw outputs per condition, in one pass over the data: each image is
+loaded once and every condition is derived from it. The runner caches each condition's outputs separately and only asks
+a task for the conditions that are missing.
+
+Reference path (default): per image, ``degradation.pil`` then the model's ``prepare`` (PIL, exactly the papers'
+transform). Fast path (``fast_path: true``): each image is decoded once, resized so its shorter side is the model's
+input size and center-cropped, then every condition is computed on the device on the whole batch.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
+
+from .cache import Cache
+from .datasets import Dataset
+from .degradations import Degradation
+from .models import ModelAdapter
+
+
+@dataclass
+class RunContext:
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 64
+    num_workers: int = 0
+    fast_path: bool = False
+    amp: bool = False
+    cache: Cache | None = None
+    seed: int = 0
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("lrbench"))
+    #: called with the number of images just processed (progress bars)
+    progress: Callable[[int], None] = lambda n: None
+    #: undecodable items: dicts with dataset, index, item, error
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, enabled=False)
+
+
+class Task:
+    name: ClassVar[str] = "task"
+    #: the dataset kind it evaluates (Dataset.task)
+    dataset_task: ClassVar[str] = "classification"
+    #: model kinds it accepts (ModelAdapter.kind)
+    model_kinds: ClassVar[Sequence[str]] = ("zero-shot",)
+    #: metrics used when the spec names none
+    default_metrics: ClassVar[Sequence[str]] = ()
+    #: bump when the evaluator's outputs change: it is part of every cache key
+    version: ClassVar[str] = "1"
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+
+class _Loader(torch.utils.data.Dataset):
+    """Loads item i and derives every condition's model-ready input (reference) or the HR tensor (fast path)."""
+
+    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], fast_size: int | None):
+        self.dataset, self.conditions, self.fast_size = dataset, conditions, fast_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
+        try:
+            image = self.dataset.load(i)
+            if self.fast_size is not None:
+                image = TF.resize(image, self.fast_size, interpolation=InterpolationMode.BICUBIC)
+                image = TF.center_crop(image, [self.fast_size, self.fast_size])
+                return i, TF.pil_to_tensor(image), None
+            return i, [deg.pil(image) for deg in self.conditions], None
+        except Exception as exc:
+            return i, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(batch: list) -> list:
+    return batch
+
+
+def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+                           ctx: RunContext, indices: Sequence[int] | None = None
+                           ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Yield ``(item indices, {condition: model input batch})``; undecodable items are skipped and recorded."""
+    fast_size = model.preprocess.image_size if ctx.fast_path else None
+    source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size)
+    if indices is not None:
+        source = torch.utils.data.Subset(source, list(indices))
+    loader = DataLoader(source, batch_size=ctx.batch_size, num_workers=ctx.num_workers, collate_fn=_collate,
+                        shuffle=False)
+    for batch in loader:
+        good = []
+        for i, payload, error in batch:
+            if error is None:
+                good.append((i, payload))
+            else:
+                ctx.skipped.append({"dataset": dataset.name, "index": int(i), "item": dataset.item_id(i),
+                                    "error": error})
+                ctx.log.warning("skipping %s item %s: %s", dataset.name, dataset.item_id(i), error)
+        if good:
+            idx = np.array([i for i, _ in good], dtype=np.int64)
+            inputs: dict[str, torch.Tensor] = {}
+            if ctx.fast_path:
+                hr = torch.stack([p for _, p in good]).to(ctx.device, non_blocking=True).float().div_(255)
+                for deg in conditions:
+                    inputs[deg.condition] = model.prepare_tensor(deg.tensor(hr))
+            else:
+                for c, deg in enumerate(conditions):
+                    inputs[deg.condition] = model.prepare([p[c] for _, p in good])
+            yield idx, inputs
+        ctx.progress(len(batch))
