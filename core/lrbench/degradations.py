@@ -23,7 +23,10 @@ class Degradation:
 
     @property
     def condition(self) -> str:
-        """The condition's name in results tables: ``bicubic@16``, ``hr``, ``jpeg@30``, ``gaussian_blur@2(radius=..)``."""
+        """The condition's name in results tables: ``bicubic@16``, ``hr``, ``jpeg@30``, ``bicubic@16(square=true)``;
+        a spec entry's ``label`` overrides it."""
+        if getattr(self, "_label", None):
+            return self._label
         defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
         params = self.params()
         first_key = next(iter(params), None)

@@ -21,6 +21,9 @@ from .registry import KINDS, Entry, LrbenchError, Registry
 BUILTIN_MODULES = (
     "lrbench.builtin.degradations",
     "lrbench.builtin.datasets",
+    "lrbench.builtin.lr0fm_datasets",
+    "lrbench.builtin.catalogue",
+    "lrbench.builtin.war_weights",
     "lrbench.builtin.toyworld",
     "lrbench.builtin.tasks",
     "lrbench.builtin.metrics",

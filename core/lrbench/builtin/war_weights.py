@@ -1,0 +1,1 @@
+"""(being written by a helper in this session)"""

@@ -1,0 +1,143 @@
+"""Expanding a validated spec into cells (model x method x dataset x condition) keyed by content.
+
+Cells sharing (model, method, dataset) form a *unit*: one pass over the dataset serves all of its conditions. Each
+cell's cache key hashes what determines its raw outputs: the task and its version, the model and method entries
+(registry name, parameters with every file parameter replaced by its sha256, providing plugin and its version), the
+dataset's identity (item list and labels), the condition, the pixel path (reference or fast), and the run seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache, content_key, file_sha256
+from .datasets import Dataset
+from .degradations import Degradation
+from .registry import LrbenchError
+from .spec import Item, ResolvedSpec
+from .tasks import Task
+
+_file_hashes: dict[tuple[str, float, int], str] = {}
+
+
+def _hash_files(value: Any) -> Any:
+    """Replace parameters that name existing files by their content hash (a changed checkpoint is a new cell)."""
+    if isinstance(value, dict):
+        return {k: _hash_files(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hash_files(v) for v in value]
+    if isinstance(value, str) and len(value) < 4096:
+        p = Path(value).expanduser()
+        try:
+            if p.is_file():
+                st = p.stat()
+                k = (str(p.resolve()), st.st_mtime, st.st_size)
+                if k not in _file_hashes:
+                    _file_hashes[k] = file_sha256(p)
+                return {"file": value, "sha256": _file_hashes[k]}
+        except OSError:
+            pass
+    return value
+
+
+def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[str, Any]:
+    entry, _ = plugins.registries[item.kind].resolve(item.name)
+    info = plugins.info.get(entry.plugin)
+    ident = {"name": item.name, "params": _hash_files(item.params), "plugin": entry.plugin,
+             "version": info.version if info else None}
+    if seed is not None:
+        ident["seed"] = seed
+    return ident
+
+
+@dataclass
+class Unit:
+    """All conditions of one (model, method, dataset): computed in one pass over the data."""
+
+    model: Item
+    method: Item
+    dataset: Item
+    dataset_obj: Dataset
+    task: Task
+    task_item: Item
+    conditions: list[Degradation]
+    keys: dict[str, str]
+    descriptions: dict[str, dict[str, Any]]
+    cached: dict[str, bool] = field(default_factory=dict)
+
+    def missing(self) -> list[Degradation]:
+        return [d for d in self.conditions if not self.cached[d.condition]]
+
+
+@dataclass
+class Plan:
+    units: list[Unit]
+
+    @property
+    def n_cells(self) -> int:
+        return sum(len(u.conditions) for u in self.units)
+
+    @property
+    def n_missing(self) -> int:
+        return sum(len(u.missing()) for u in self.units)
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"model": u.model.label, "method": u.method.label, "dataset": u.dataset.label, "condition": d.condition,
+                 "task": u.task.name, "status": "cached" if u.cached[d.condition] else "to run",
+                 "key": u.keys[d.condition][:12]} for u in self.units for d in u.conditions]
+
+
+def _model_kind(plugins: Any, item: Item) -> str | None:
+    entry, _ = plugins.registries["models"].resolve(item.name)
+    return entry.info.get("kind") or getattr(entry.factory, "kind", None)
+
+
+def choose_task(plugins: Any, resolved: ResolvedSpec, model: Item, dataset: Dataset) -> tuple[Task, Item]:
+    if resolved.task is not None:
+        return plugins.registries["tasks"].create(resolved.task.name, **resolved.task.params), resolved.task
+    kind = _model_kind(plugins, model) or "zero-shot"
+    candidates = []
+    for entry in plugins.registries["tasks"]:
+        cls = entry.factory
+        if getattr(cls, "dataset_task", None) == dataset.task and kind in getattr(cls, "model_kinds", ()):
+            candidates.append(entry)
+    if not candidates:
+        raise LrbenchError(f"no registered task evaluates a {kind!r} model on a {dataset.task!r} dataset "
+                           f"({model.path}, {dataset.name}); name one with the spec key 'task'")
+    entry = candidates[0]
+    return entry.factory(), Item("tasks", entry.name, {}, "", "task")
+
+
+def build_conditions(plugins: Any, resolved: ResolvedSpec) -> list[Degradation]:
+    out = []
+    for item in resolved.conditions:
+        deg = plugins.registries["degradations"].create(item.name, **item.params)
+        if item.user_label:
+            deg._label = item.label  # type: ignore[attr-defined]
+        out.append(deg)
+    return out
+
+
+def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
+    conditions = build_conditions(plugins, resolved)
+    seed = resolved.spec.seed
+    path = "fast" if resolved.spec.fast_path else "reference"
+    units = []
+    datasets = [(item, plugins.registries["datasets"].create(item.name, **item.params)) for item in resolved.datasets]
+    for model in resolved.models:
+        model_id = entry_identity(plugins, model)
+        for method in resolved.methods:
+            method_id = entry_identity(plugins, method, seed)
+            for ds_item, ds in datasets:
+                task, task_item = choose_task(plugins, resolved, model, ds)
+                ds_id = ds.identity()
+                keys, descriptions, cached = {}, {}, {}
+                for deg in conditions:
+                    desc = {"task": task.identity(), "task_params": task_item.params, "model": model_id,
+                            "method": method_id, "dataset": ds_id, "condition": deg.identity(), "path": path}
+                    key = content_key(desc)
+                    keys[deg.condition], descriptions[deg.condition] = key, desc
+                    cached[deg.condition] = cache.contains("cells", key)
+                units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached))
+    return Plan(units)
