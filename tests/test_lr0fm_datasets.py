@@ -1,0 +1,236 @@
+"""The 15 LR0.FM dataset loaders on generated fake roots, one per published layout (tiny images, real file formats)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from lrbench.builtin.lr0fm_datasets import CLASS_COUNTS, LOADERS, zeroshot_metadata
+from lrbench.datasets import DatasetRootError
+from lrbench.plugins import get_plugins
+
+TEMPLATE_COUNTS = {"imagenet": 80, "imagenet-a": 80, "imagenet-v2": 80, "imagenet-r": 80, "imagenet-sketch": 80,
+                   "caltech101": 34, "dtd": 8, "food101": 1, "sun397": 2, "stanford-cars": 8, "fgvc-aircraft": 2,
+                   "oxford-pets": 1, "flowers102": 1, "eurosat": 3, "ucf101": 48}
+
+
+def _img(path: Path, value: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (6, 5), (value, 255 - value, 7)).save(path)
+
+
+def _imagenet_like(root: Path, wnids: list[str], sub: str = "") -> None:
+    for k, w in enumerate(wnids):
+        for j in range(2):
+            _img(root / sub / w / f"{w}_{j}.JPEG", k)
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("lr0fm")
+    r = {n: base / n for n in LOADERS}
+    inet = zeroshot_metadata("imagenet")["wnids"]
+    _imagenet_like(r["imagenet"], [inet[0], inet[1], inet[999]], "val")
+    _imagenet_like(r["imagenet-a"], zeroshot_metadata("imagenet-a")["wnids"][:3], "imagenet-a")
+    _imagenet_like(r["imagenet-r"], zeroshot_metadata("imagenet-r")["wnids"][-2:])  # ROOT is the folder itself
+    _imagenet_like(r["imagenet-sketch"], [inet[5], inet[7]], "sketch")
+    for cls in (0, 1, 999):
+        for j in range(2):
+            _img(r["imagenet-v2"] / "imagenetv2-matched-frequency-format-val" / str(cls) / f"h{j}.jpeg")
+    # Caltech101: the first real category folders, fillers to 101, plus the background folder torchvision drops
+    cal = r["caltech101"] / "caltech101" / "101_ObjectCategories"
+    folders = ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "Motorbikes", "accordion"]
+    folders += [f"zz{i:03d}" for i in range(102 - len(folders))]
+    for f in folders:
+        for j in range(1 + (f == "accordion")):
+            _img(cal / f / f"image_{j + 1:04d}.jpg")
+    # DTD split 1: 47 textures, one test image each, one train image that must not appear
+    dtd = r["dtd"] / "dtd" / "dtd"
+    textures = [f"texture_{i:02d}" for i in range(47)]
+    for t in textures:
+        _img(dtd / "images" / t / f"{t}_0001.jpg")
+    (dtd / "labels").mkdir(parents=True)
+    (dtd / "labels" / "test1.txt").write_text("".join(f"{t}/{t}_0001.jpg\n" for t in textures))
+    (dtd / "labels" / "train1.txt").write_text(f"{textures[0]}/{textures[0]}_0009.jpg\n")
+    # Food-101: meta/test.json lists 101 dishes
+    food = r["food101"] / "food-101"
+    dishes = [f"dish_{i:03d}" for i in range(101)]
+    (food / "meta").mkdir(parents=True)
+    (food / "meta" / "test.json").write_text(json.dumps({d: [f"{d}/{i}" for i in range(2)] for d in dishes}))
+    for d in dishes:
+        for i in range(2):
+            _img(food / "images" / d / f"{i}.jpg")
+    # SUN397: 397 classes, images of two classes, partition 1 lists three of the four images
+    sun = r["sun397"] / "SUN397"
+    sun.mkdir(parents=True)
+    cats = [f"/s/scene_{i:03d}" for i in range(396)] + ["/a/apartment_building/outdoor"]
+    (sun / "ClassName.txt").write_text("\n".join(cats) + "\n")
+    for rel in ("s/scene_000/sun_a.jpg", "s/scene_000/sun_b.jpg", "a/apartment_building/outdoor/sun_c.jpg",
+                "a/apartment_building/outdoor/sun_d.jpg"):
+        _img(sun / rel)
+    (sun / "Partitions").mkdir()
+    (sun / "Partitions" / "Testing_01.txt").write_text(
+        "/s/scene_000/sun_a.jpg\n/a/apartment_building/outdoor/sun_c.jpg\n/a/apartment_building/outdoor/sun_d.jpg\n")
+    # Stanford Cars: .mat files in the devkit's structure (1-based classes)
+    cars = r["stanford-cars"] / "stanford_cars"
+    (cars / "devkit").mkdir(parents=True)
+    scipy.io.savemat(cars / "devkit" / "cars_meta.mat",
+                     {"class_names": np.array([f"Make Model {i} 2012" for i in range(196)], dtype=object)})
+    annos = np.array([("00001.jpg", 1), ("00002.jpg", 196), ("00003.jpg", 196)],
+                     dtype=[("fname", object), ("class", object)])
+    scipy.io.savemat(cars / "cars_test_annos_withlabels.mat", {"annotations": annos})
+    for f in ("00001.jpg", "00002.jpg", "00003.jpg"):
+        _img(cars / "cars_test" / f)
+    # FGVC-Aircraft: 100 variants, some with spaces and slashes as in the real list
+    air = r["fgvc-aircraft"] / "fgvc-aircraft-2013b" / "data"
+    air.mkdir(parents=True)
+    variants = ["707-320", "A300B4", "F/A-18"] + [f"Variant {i}" for i in range(97)]
+    (air / "variants.txt").write_text("\n".join(variants) + "\n")
+    (air / "images_variant_test.txt").write_text("0001 707-320\n0002 F/A-18\n0003 Variant 96\n")
+    for i in ("0001", "0002", "0003"):
+        _img(air / "images" / f"{i}.jpg")
+    # Oxford Pets: annotations/test.txt "image class-id species breed-id"
+    pets = r["oxford-pets"] / "oxford-iiit-pet"
+    (pets / "annotations").mkdir(parents=True)
+    (pets / "annotations" / "test.txt").write_text(
+        "Abyssinian_1 1 1 1\nAbyssinian_2 1 1 1\nyorkshire_terrier_5 37 2 25\n")
+    for i in ("Abyssinian_1", "Abyssinian_2", "yorkshire_terrier_5"):
+        _img(pets / "images" / f"{i}.jpg")
+    # Flowers102: setid.mat / imagelabels.mat (1-based image ids and labels)
+    fl = r["flowers102"] / "flowers-102"
+    fl.mkdir(parents=True)
+    scipy.io.savemat(fl / "imagelabels.mat", {"labels": np.array([[1, 102, 5, 1]])})
+    scipy.io.savemat(fl / "setid.mat", {"trnid": np.array([[1]]), "valid": np.array([[4]]),
+                                        "tstid": np.array([[2, 3]])})
+    for i in range(1, 5):
+        _img(fl / "jpg" / f"image_{i:05d}.jpg")
+    # EuroSAT: the ten real class folders
+    for c in ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
+              "Residential", "River", "SeaLake"):
+        _img(r["eurosat"] / "eurosat" / "2750" / c / f"{c}_1.jpg")
+    # UCF101 middle frames: CoOp's underscore folders and a CamelCase one, plus CoOp's split file
+    ucf = r["ucf101"] / "UCF-101-midframes"
+    for rel in ("Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", "Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg",
+                "YoYo/v_YoYo_g01_c01.jpg", "Handstand_Pushups/v_HandStandPushups_g01_c01.jpg"):
+        _img(ucf / rel)
+    split = {"train": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg", 0, "Apply_Eye_Makeup"]], "val": [],
+             "test": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", 0, "Apply_Eye_Makeup"],
+                      ["YoYo/v_YoYo_g01_c01.jpg", 100, "YoYo"],
+                      ["Handstand_Pushups/v_HandStandPushups_g01_c01.jpg", 36, "Handstand_Pushups"]]}
+    (r["ucf101"] / "split_zhou_UCF101.json").write_text(json.dumps(split))
+    return r
+
+
+# name -> (expected item count, {item path fragment: expected class name})
+EXPECTED = {
+    "imagenet": (6, {"n01440764_0": "tench", "n15075141_1": "toilet paper"}),
+    "imagenet-a": (6, {}),
+    "imagenet-v2": (6, {"/0/h0": "tench", "/999/h1": "toilet paper"}),
+    "imagenet-r": (4, {}),
+    "imagenet-sketch": (4, {}),
+    "caltech101": (102, {"Faces/": "off-center face", "Faces_easy/": "centered face", "accordion/image_0002": "accordion"}),
+    "dtd": (47, {"texture_00/": "texture 00", "texture_46/": "texture 46"}),
+    "food101": (202, {"dish_000/1": "dish 000", "dish_100/0": "dish 100"}),
+    "sun397": (3, {"scene_000/sun_a": "scene 000", "outdoor/sun_d": "apartment building outdoor"}),
+    "stanford-cars": (3, {"00001": "Make Model 0 2012", "00003": "Make Model 195 2012"}),
+    "fgvc-aircraft": (3, {"0001": "707-320", "0002": "F/A-18", "0003": "Variant 96"}),
+    "oxford-pets": (3, {"Abyssinian_2": "Abyssinian", "yorkshire_terrier_5": "Yorkshire Terrier"}),
+    "flowers102": (2, {"image_00002": "blackberry lily", "image_00003": "english marigold"}),
+    "eurosat": (10, {"AnnualCrop_1": "annual crop land", "SeaLake_1": "lake or sea"}),
+    "ucf101": (3, {"g01_c01": None, "YoYo": "Yo Yo", "Handstand": "Hand Stand Pushups",
+                   "ApplyEyeMakeup_g01": "Apply Eye Makeup"}),
+}
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_loader_counts_labels_and_metadata(roots, name):
+    ds = get_plugins().datasets.create(name, root=str(roots[name]))
+    n, checks = EXPECTED[name]
+    assert len(ds) == n and len(ds.labels) == n
+    assert ds.num_classes == CLASS_COUNTS[name] == len(ds.classnames)
+    assert len(ds.templates) == TEMPLATE_COUNTS[name] and all("{c}" in t for t in ds.templates)
+    for fragment, classname in checks.items():
+        hits = [i for i in range(n) if fragment in "/" + ds.item_id(i)]
+        assert hits, f"{fragment} not among {[ds.item_id(i) for i in range(n)]}"
+        if classname is not None:
+            assert {ds.classnames[ds.labels[i]] for i in hits} == {classname}
+    img = ds.load(0)
+    assert img.mode == "RGB" and img.size == (6, 5)
+    assert ds.identity()["n"] == n
+
+
+def test_imagenet_variants_use_the_imagenet_names_of_their_wnids(roots):
+    inet = zeroshot_metadata("imagenet")
+    a = get_plugins().datasets.create("imagenet-a", root=str(roots["imagenet-a"]))
+    wnids_a = zeroshot_metadata("imagenet-a")["wnids"]
+    assert a.classnames == [inet["classnames"][inet["wnids"].index(w)] for w in wnids_a]
+    assert sorted(set(a.labels.tolist())) == [0, 1, 2]
+    assert a.templates == inet["templates"]
+    r = get_plugins().datasets.create("imagenet-r", root=str(roots["imagenet-r"]))
+    assert sorted(set(r.labels.tolist())) == [198, 199]
+    assert r.classnames[199] == inet["classnames"][inet["wnids"].index(zeroshot_metadata("imagenet-r")["wnids"][-1])]
+
+
+def test_partitions_and_splits_select_the_listed_items(roots):
+    sun_all = get_plugins().datasets.create("sun397", root=str(roots["sun397"]), partition=None)
+    assert len(sun_all) == 4
+    ucf_all = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="all")
+    ucf_train = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="train")
+    assert len(ucf_all) == 4 and len(ucf_train) == 1
+    fl_train = get_plugins().datasets.create("flowers102", root=str(roots["flowers102"]), split="train")
+    assert fl_train.item_id(0).endswith("image_00001.jpg") and fl_train.labels.tolist() == [0]
+
+
+def test_limit_is_a_stratified_subset_and_num_classes_overrides(roots):
+    food = get_plugins().datasets.create("food101", root=str(roots["food101"]), limit=101, num_classes=102)
+    assert len(food) == 101 and sorted(food.labels.tolist()) == list(range(101))
+    assert food.num_classes == 102 and len(food.classnames) == 101
+    assert food.params()["num_classes"] == 102 and food.params()["limit"] == 101
+
+
+def test_corrupt_image_fails_alone(roots, tmp_path):
+    import shutil
+
+    root = tmp_path / "eurosat"
+    shutil.copytree(roots["eurosat"], root)
+    (root / "eurosat" / "2750" / "Forest" / "Forest_1.jpg").write_bytes(b"not a jpeg")
+    ds = get_plugins().datasets.create("eurosat", root=str(root))
+    bad = [i for i in range(len(ds)) if "Forest_1" in ds.item_id(i)][0]
+    with pytest.raises(OSError):
+        ds.load(bad)
+    assert all(ds.load(i).size == (6, 5) for i in range(len(ds)) if i != bad)
+
+
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_missing_root_names_path_and_layout(tmp_path, name):
+    missing = tmp_path / "nowhere" / name
+    with pytest.raises(DatasetRootError) as err:
+        get_plugins().datasets.create(name, root=str(missing))
+    msg = str(err.value)
+    assert str(missing) in msg and "Expected layout" in msg and "ROOT/" in msg
+    assert not missing.exists(), "a failed load must not create folders"
+
+
+@pytest.mark.parametrize("name", ["food101", "dtd", "caltech101", "stanford-cars", "imagenet", "ucf101", "sun397"])
+def test_malformed_root_says_what_is_missing(tmp_path, name):
+    (tmp_path / "stray").mkdir()
+    _img(tmp_path / "stray" / "x.jpg")
+    with pytest.raises(DatasetRootError) as err:
+        get_plugins().datasets.create(name, root=str(tmp_path))
+    assert str(tmp_path) in str(err.value) and "Expected layout" in str(err.value)
+
+
+def test_default_root_comes_from_lrbench_data(monkeypatch, roots):
+    monkeypatch.setenv("LRBENCH_DATA", str(roots["dtd"].parent))
+    assert len(get_plugins().datasets.create("dtd")) == 47
+
+
+def test_unknown_parameter_values_are_named():
+    with pytest.raises(ValueError, match="matched-frequency"):
+        get_plugins().datasets.create("imagenet-v2", root="/x", variant="nope")
+    with pytest.raises(ValueError, match="tstid|test"):
+        get_plugins().datasets.create("flowers102", root="/x", split="nope")
