@@ -1,0 +1,37 @@
+"""lrbench hooks of the SR plugin: SR methods, the srdown degradation, the sr task and its metrics, SR4IR."""
+from __future__ import annotations
+
+from lrbench import hookimpl
+
+from . import backbones
+from .method import SpandrelSRMethod, SRMethod, short_form
+from .quality import METRICS, SRDown, SRQuality, metric_factory
+from .sr4ir import SR4IRMethod
+
+
+@hookimpl
+def register_methods(register):
+    register("sr", SRMethod, "Super-resolve LR inputs with an SR backbone (arch, variant, scale, checkpoint)")
+    for alias, (arch, variant) in backbones.ALIASES.items():
+        for scale in backbones.variant(arch, variant).scales:
+            factory = short_form(arch, variant, scale)
+            register(f"sr/{alias}-x{scale}", factory, factory.__doc__,
+                     info={"arch": arch, "variant": variant, "scale": scale})
+    register("sr/file", SpandrelSRMethod, SpandrelSRMethod.__doc__)
+    register("sr4ir", SR4IRMethod, "SR4IR: SR + ResNet-18 trained with TDP loss, CQMix and alternate training")
+
+
+@hookimpl
+def register_degradations(register):
+    register("srdown", SRDown, "SR-benchmark LR: torch bicubic by 1/factor without antialias, 8-bit")
+
+
+@hookimpl
+def register_tasks(register):
+    register("sr", SRQuality, "SR quality: PSNR / SSIM (RGB, Y) / LPIPS of SR outputs against HR images")
+
+
+@hookimpl
+def register_metrics(register):
+    for name, doc in METRICS.items():
+        register(name, metric_factory(name, doc), doc)
