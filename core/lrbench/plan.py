@@ -138,6 +138,6 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
                             "method": method_id, "dataset": ds_id, "condition": deg.identity(), "path": path}
                     key = content_key(desc)
                     keys[deg.condition], descriptions[deg.condition] = key, desc
-                    cached[deg.condition] = cache.contains("cells", key)
+                    cached[deg.condition] = cache.valid("cells", key)
                 units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached))
     return Plan(units)

@@ -50,7 +50,10 @@ class Entry:
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         """The factory's keyword parameters: the schema a spec entry is checked against."""
-        sig = inspect.signature(self.factory)
+        try:
+            sig = inspect.signature(self.factory, eval_str=True)  # resolve `from __future__ import annotations`
+        except Exception:
+            sig = inspect.signature(self.factory)
         return {k: p for k, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
     def accepts_any(self) -> bool:

@@ -176,11 +176,23 @@ class Runner:
                 if outputs is None:
                     raise RuntimeError(f"cell {unit.model.label}|{unit.dataset.label}|{deg.condition} is not computed")
                 n = int(len(outputs["labels"])) if "labels" in outputs else int(outputs.get("n", np.array(0)))
+                if "index" in outputs and len(outputs["index"]) < len(unit.dataset_obj):
+                    self._note_skipped(unit, outputs["index"])
                 for label, metric in cell_metrics:
                     for name, value in metric_rows(label, metric, outputs, unit.dataset_obj):
                         rows.append((unit.model.label, unit.method.label, unit.dataset.label, deg.condition, name,
                                      value, n, unit.task.name))
         return pd.DataFrame(rows, columns=COLUMNS)
+
+    def _note_skipped(self, unit: Unit, index: np.ndarray) -> None:
+        """Items absent from a cell's outputs were undecodable when it was computed (maybe in an earlier run)."""
+        known = {(s["dataset"], s["index"]) for s in self.state.skipped}
+        ds = unit.dataset_obj
+        for i in sorted(set(range(len(ds))) - set(index.tolist())):
+            if (ds.name, i) not in known:
+                self.state.skipped.append({"dataset": ds.name, "index": i, "item": ds.item_id(i),
+                                           "error": "undecodable when its cell was computed"})
+                known.add((ds.name, i))
 
     def aggregates(self, plan: Plan) -> list[tuple[str, Any]]:
         items = self.resolved.metrics
