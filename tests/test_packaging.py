@@ -1,0 +1,90 @@
+"""Discovery through really installed distributions: build the core's and the example plugin's wheels, install them
+into a fresh virtual environment, and check `lrbench plugins --json` and a spec that uses the plugin."""
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(cmd, **kw):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pkg")
+    wheels = tmp / "wheels"
+    for src in (ROOT, ROOT / "examples" / "lrbench-plugin-example"):
+        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)])
+    env_dir = tmp / "venv"
+    venv.create(env_dir, with_pip=False)
+    py = env_dir / "bin" / "python"
+    # reuse this interpreter's heavy dependencies (torch, pandas, ...) without reinstalling them: a .pth line
+    # appends our site-packages after the fresh environment's own, so the wheels installed below win
+    purelib = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
+          *map(str, sorted(wheels.glob("*.whl")))])
+    return env_dir, tmp
+
+
+def test_installed_plugin_is_listed_with_version(fresh_env):
+    env_dir, tmp = fresh_env
+    env = dict(os.environ, LRBENCH_LOAD_PLUGINS="example")
+    out = _run([str(env_dir / "bin" / "lrbench"), "plugins", "--json"], env=env, cwd=tmp).stdout
+    plugins = {p["name"]: p for p in json.loads(out)}
+    assert plugins["example"]["distribution"] == "lrbench-plugin-example"
+    assert plugins["example"]["version"] == "0.1.0"
+    assert plugins["example"]["registered"] == {"models": ["colour-probe"]}
+    assert plugins["example"]["error"] is None
+    core = _run([str(env_dir / "bin" / "python"), "-c", "import lrbench; print(lrbench.__file__)"], cwd=tmp).stdout
+    assert str(env_dir) in core  # the wheel, not the source tree
+
+
+def test_spec_using_installed_plugin_runs(fresh_env):
+    env_dir, tmp = fresh_env
+    root = tmp / "swatches"
+    colours = {"red": (220, 40, 40), "blue": (40, 80, 220), "yellow": (235, 210, 40)}
+    for name, rgb in colours.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            noise = np.random.default_rng(i).integers(-20, 20, (30, 40, 3))
+            Image.fromarray(np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)).save(root / name / f"{i}.png")
+    spec = tmp / "spec.yaml"
+    spec.write_text(f"name: swatch\nmodels: [colour-probe]\ndatasets: [{{name: imagefolder, root: {root}}}]\n"
+                    "conditions: [hr, bicubic@4]\nmetrics: [top1]\n")
+    env = dict(os.environ, LRBENCH_LOAD_PLUGINS="example", LRBENCH_CACHE=str(tmp / "cache"))
+    _run([str(env_dir / "bin" / "lrbench"), "run", str(spec), "-o", str(tmp / "run"), "-q"], env=env, cwd=tmp)
+    import pandas as pd
+
+    results = pd.read_csv(tmp / "run" / "results.csv")
+    assert set(results["condition"]) == {"hr", "bicubic@4"}
+    assert (results["value"] == 1.0).all()  # mean colour survives any downsampling
+
+
+def test_broken_plugin_is_reported_and_others_still_load(tmp_path):
+    """A plugin whose import raises shows up with its error; the built-ins and other plugins still register."""
+    dist = tmp_path / "site" / "lrbench_broken-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lrbench-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[lrbench]\nbroken = lrbench_broken_mod\n")
+    (tmp_path / "site" / "lrbench_broken_mod.py").write_text("raise ImportError('needs libfoo 9')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), LRBENCH_LOAD_PLUGINS="broken,example")
+    out = _run([sys.executable, "-m", "lrbench.cli", "plugins", "--json"], env=env).stdout
+    plugins = {p["name"]: p for p in json.loads(out)}
+    assert "needs libfoo 9" in plugins["broken"]["error"]
+    assert plugins["broken"]["distribution"] == "lrbench-broken"
+    assert "bicubic" in plugins["lrbench.degradations"]["registered"]["degradations"]
