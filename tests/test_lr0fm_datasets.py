@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 from PIL import Image
@@ -234,3 +235,30 @@ def test_unknown_parameter_values_are_named():
         get_plugins().datasets.create("imagenet-v2", root="/x", variant="nope")
     with pytest.raises(ValueError, match="tstid|test"):
         get_plugins().datasets.create("flowers102", root="/x", split="nope")
+
+
+def test_end_to_end_run_on_a_lr0fm_root(plugins, tmp_path):
+    """run_spec with the conftest's tiny zero-shot model on a fake EuroSAT root: accuracies and aggregates."""
+    from lrbench.runner import run_spec
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "eurosat"
+    for k, c in enumerate(("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                           "PermanentCrop", "Residential", "River", "SeaLake")):
+        for j in range(2):
+            path = root / "eurosat" / "2750" / c / f"{c}_{j}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    spec = {"name": "e2e", "models": ["tiny"], "datasets": [{"name": "eurosat", "root": str(root), "limit": 15}],
+            "conditions": ["hr", "bicubic@16"], "metrics": ["top1", "gamma", "SAR", "WAR"], "batch_size": 8}
+    df = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "cache")
+    top1 = df[(df["metric"] == "top1")].set_index("condition")
+    assert set(top1.index) == {"hr", "bicubic@16"} and (top1["n"] == 15).all()
+    assert top1["value"].between(0, 1).all()
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    assert {"SAR", "WAR"} <= set(summary["metric"])
+    at16 = summary[summary["condition"] == "bicubic@16"].set_index("metric")["value"]
+    a_hr, a16 = top1.loc["hr", "value"], top1.loc["bicubic@16", "value"]
+    assert a_hr > 0  # the seeded images give the tiny model 2 of 15 at HR
+    assert at16["SAR"] == pytest.approx(a16 / a_hr)
+    assert at16["WAR"] == pytest.approx(a16 / a_hr * (1 - np.exp(-200 * (a_hr - 1 / 10) ** 2)))  # EuroSAT: C = 10
