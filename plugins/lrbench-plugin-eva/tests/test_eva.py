@@ -1,4 +1,4 @@
-"""Offline tests: a tiny EVA02 open_clip config (timm eva02_tiny tower) and a tiny Hub-style custom-code model."""
+"""Offline tests: a tiny EVA02 open_clip config (timm EVA02 tower, 2 blocks) and a tiny Hub-style custom-code model."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from timm.models import register_model
+from timm.models.eva import eva02_tiny_patch14_224
 
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.builtin.tasks import ZeroShotClassification
@@ -23,12 +25,18 @@ from lrbench_eva.plugin import eva
 TINY_ARCH = "EVA02-Tiny-lrbench-test"
 
 
+@register_model
+def eva02_lrbench_test(pretrained: bool = False, **kwargs):
+    """timm's EVA02 tiny (rope, SwiGLU) cut to 2 blocks at 28 px, so the test runs the real tower classes quickly."""
+    return eva02_tiny_patch14_224(pretrained=False, **dict(dict(img_size=28, depth=2, ref_feat_shape=(2, 2)), **kwargs))
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> str:
     """Registers a tiny EVA02 open_clip config and writes a random checkpoint for it."""
     folder = tmp_path_factory.mktemp("evacfg")
     cfg = {"embed_dim": 32,
-           "vision_cfg": {"image_size": 224, "timm_model_name": "eva02_tiny_patch14_224",
+           "vision_cfg": {"image_size": 28, "timm_model_name": "eva02_lrbench_test",
                           "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": None},
            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
            "custom_text": True}
@@ -67,7 +75,7 @@ def test_checkpoint_logits_match_open_clip(adapter, tiny_checkpoint):
     assert torch.allclose(x, x_ref, atol=1e-6), "preprocessing differs from open_clip's own transform"
     assert torch.allclose(got, expected, atol=1e-4)
     assert adapter.logit_scale == pytest.approx(1 / 0.07, rel=1e-5)  # open_clip's init: log(1/0.07)
-    assert adapter.preprocess.image_size == 224 and adapter.preprocess.interpolation == "bicubic"
+    assert adapter.preprocess.image_size == 28 and adapter.preprocess.interpolation == "bicubic"
 
 
 def test_identity_names_weights_by_content(adapter, tiny_checkpoint, tmp_path):
@@ -104,8 +112,10 @@ def test_errors_name_the_choices(tiny_checkpoint):
         eva(arch=TINY_ARCH, checkpoint=tiny_checkpoint, pretrained="x")
 
 
-def test_registered_as_family():
-    models = get_plugins(refresh=True).models
+def test_registered_as_family(monkeypatch):
+    monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "eva")  # this plugin alone with the core
+    monkeypatch.setattr("lrbench.plugins._cached", None)  # rebuilt, and dropped again after the test
+    models = get_plugins().models
     entry, implied = models.resolve("eva:EVA02-B-16/merged2b_s8b_b131k")
     assert entry.plugin == "eva" and implied == {"id": "EVA02-B-16/merged2b_s8b_b131k"}
     assert "EVA02-L-14-336/merged2b_s6b_b61k" in entry.info["open_clip"]
