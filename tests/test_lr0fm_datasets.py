@@ -179,6 +179,8 @@ def test_imagenet_variants_use_the_imagenet_names_of_their_wnids(roots):
 def test_partitions_and_splits_select_the_listed_items(roots):
     sun_all = get_plugins().datasets.create("sun397", root=str(roots["sun397"]), partition=None)
     assert len(sun_all) == 4
+    with pytest.raises(DatasetRootError, match="Testing_02.txt not found.*partition: null"):
+        get_plugins().datasets.create("sun397", root=str(roots["sun397"]), partition=2)
     ucf_all = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="all")
     ucf_train = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="train")
     assert len(ucf_all) == 4 and len(ucf_train) == 1

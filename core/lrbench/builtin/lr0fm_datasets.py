@@ -276,15 +276,16 @@ def sun397(root: str | None = None, partition: int | None = 1, download: bool = 
     name, base = "sun397", _default_root("sun397", root)
     if not download:
         _require(name, base, SUN397_LAYOUT, "SUN397/ClassName.txt")
+    ds = _torchvision(name, base, SUN397_LAYOUT, lambda: SUN397(str(base), download=download))
     partition_file = None
-    if partition is not None:
+    if partition is not None:  # checked after a download too: torchvision fetches the images, not the partitions
         candidates = [base / "SUN397" / "Partitions", base / "Partitions", base / "SUN397"]
         fname = f"Testing_{partition:02d}.txt"
         partition_file = next((d / fname for d in candidates if (d / fname).is_file()), None)
-        if partition_file is None and not download:
+        if partition_file is None:
             raise DatasetRootError(name, base, f"partition file {fname} not found in "
-                                   f"{[str(c.relative_to(base)) for c in candidates]}", SUN397_LAYOUT)
-    ds = _torchvision(name, base, SUN397_LAYOUT, lambda: SUN397(str(base), download=download))
+                                   f"{[str(c.relative_to(base)) for c in candidates]} (partition: null uses every "
+                                   "image)", SUN397_LAYOUT)
     data_dir = Path(ds._data_dir)
     files, labels = list(ds._image_files), list(ds._labels)
     if partition_file is not None:
