@@ -39,6 +39,14 @@ def center_square(x: torch.Tensor) -> torch.Tensor:
     return TF.center_crop(x, [side, side])
 
 
+def center_square_array(a: np.ndarray) -> np.ndarray:
+    """:func:`center_square` of an (H, W, C) array."""
+    h, w = a.shape[:2]
+    side = min(h, w)
+    top, left = int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
+    return a[top:top + side, left:left + side]
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(3, H, W) float [0, 1] -> (H, W, 3) uint8, rounding as ``to_pil_image`` of a quantized tensor."""
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -66,7 +74,7 @@ class SRWrapper(ModelWrapper):
         """PIL LR images -> PIL SR images (8-bit, as LR0.FM's ``to_pil_image``): grouped by size, batched, cached."""
         arrays = [np.asarray(im.convert("RGB")) for im in images]
         if self.center_crop:
-            arrays = [to_uint8(center_square(torch.from_numpy(a).permute(2, 0, 1)).float() / 255) for a in arrays]
+            arrays = [center_square_array(a) for a in arrays]
         out: list[np.ndarray | None] = [None] * len(arrays)
         keys = [self._key(a) for a in arrays] if self.sr_cache is not None else [None] * len(arrays)
         todo: dict[tuple[int, int], list[int]] = defaultdict(list)
