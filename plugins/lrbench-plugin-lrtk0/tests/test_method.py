@@ -1,0 +1,103 @@
+"""The lrtk0 method: train-or-load artifacts, token files, wrapper identity, and a full `lrbench run` cell grid."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TinyClipAdapter
+
+import lrbench_lrtk0.method as method_mod
+from lrbench import hookimpl
+from lrbench.builtin.toyworld import ToyWorld
+from lrbench.methods import ArtifactStore, MethodContext
+from lrbench.plugins import Plugins
+from lrbench_lrtk0.method import LRTokens, load_tokens, save_tokens, vpt
+
+TRAIN = {"data": {"name": "toyworld", "split": "train", "n": 8}, "steps": 2, "batch_size": 4, "lr": 0.05,
+         "buckets": [[4, 8], [8, 16], [16, 32]], "num_workers": 0}
+
+
+def _ctx(tmp_path) -> MethodContext:
+    return MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path / "artifacts"),
+                         dataset=lambda name, **p: ToyWorld(**p))
+
+
+def test_train_then_reuse_the_artifact(tmp_path, images, monkeypatch):
+    base = TinyClipAdapter()
+    ref = base.encode_image(images)
+    wrapped = LRTokens(train=TRAIN).apply(base, _ctx(tmp_path))
+    files = list((tmp_path / "artifacts" / "lrtk0").glob("*/tokens.safetensors"))
+    assert len(files) == 1 and not list(files[0].parent.glob("state.pt"))  # checkpoint dropped once done
+    out = wrapped.encode_image(images)
+    assert not torch.allclose(out, ref)
+    assert torch.equal(base.encode_image(images), ref)  # the baseline sharing the module is untouched
+    assert wrapped.identity()["base"] == base.identity() and wrapped.identity() != base.identity()
+    assert torch.equal(wrapped.encode_text(["a star"]), base.encode_text(["a star"]))  # text tower untouched
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again although the artifact exists")
+
+    monkeypatch.setattr(method_mod, "train_tokens", no_training)
+    again = LRTokens(train=TRAIN).apply(TinyClipAdapter(), _ctx(tmp_path))
+    assert torch.equal(again.encode_image(images), out)
+    # another base model is another key: it would train (and here must hit the guard)
+    with pytest.raises(AssertionError, match="trained again"):
+        LRTokens(train=TRAIN).apply(TinyClipAdapter(seed=1), _ctx(tmp_path))
+
+
+def test_token_file_round_trip_and_path_form(tmp_path, images):
+    base = TinyClipAdapter()
+    wrapped = LRTokens(train=TRAIN).apply(base, _ctx(tmp_path))
+    path = tmp_path / "mine.safetensors"
+    save_tokens(path, wrapped.tokens, {"note": "copy"})
+    tokens, meta = load_tokens(path)
+    assert meta["note"] == "copy" and meta["tokens"]["num_blocks"] == 3
+    loaded = LRTokens(path=str(path)).apply(TinyClipAdapter(), _ctx(tmp_path / "other"))
+    assert torch.equal(loaded.encode_image(images), wrapped.encode_image(images))
+    assert loaded.identity()["method"]["file_sha256"]
+
+
+def test_vpt_method_and_start_block_variants(tmp_path):
+    ctx = _ctx(tmp_path)
+    v = vpt(train=TRAIN).apply(TinyClipAdapter(), ctx)
+    assert v.tokens.prompts.shape == (50, 32) and v.identity()["method"]["name"] == "lrtk0-vpt"
+    late = LRTokens(train=TRAIN, start_block=1).apply(TinyClipAdapter(), ctx)
+    assert late.tokens.patch is None and late.tokens.blocks.shape == (2, 16, 32)
+
+
+def test_method_errors(tmp_path):
+    with pytest.raises(Exception, match="exactly one of 'train'"):
+        LRTokens()
+    with pytest.raises(Exception, match="unknown key.*'stepz'"):
+        LRTokens(train={"data": "toyworld", "stepz": 1})
+    with pytest.raises(Exception, match="mode must be one of add, vpt"):
+        LRTokens(path="x", mode="concat")
+    with pytest.raises(Exception, match="not found"):
+        LRTokens(path=str(tmp_path / "missing.safetensors")).apply(TinyClipAdapter(), _ctx(tmp_path))
+
+
+class _TinyModels:
+    @staticmethod
+    @hookimpl
+    def register_models(register):
+        def tiny_clip(seed: int = 0):
+            return TinyClipAdapter(seed)
+        register("tiny-clip", tiny_clip, "random-init 32 px open_clip ViT for tests")
+
+
+def test_lrbench_run_trains_then_evaluates(tmp_path, monkeypatch):
+    from lrbench.runner import run_spec
+    monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "lrtk0")  # this plugin alone, whatever else is installed
+    plugins = Plugins(extra=[(_TinyModels, "tiny-models")])
+    spec = {"models": ["tiny-clip"], "methods": ["none", {"name": "lrtk0", "label": "lrtk0", "train": TRAIN}],
+            "datasets": [{"name": "toyworld", "split": "test", "n": 12}], "conditions": ["hr", "bicubic@16"],
+            "metrics": ["top1"], "batch_size": 12}
+    df = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "cache", device="cpu")
+    top1 = df[df.metric == "top1"]
+    assert set(top1.method) == {"none", "lrtk0"} and set(top1.condition) == {"hr", "bicubic@16"}
+    assert (top1.n == 12).all()
+    assert len(list((tmp_path / "cache" / "artifacts" / "lrtk0").glob("*/tokens.safetensors"))) == 1
+    # a second run computes nothing: cells come from the cache, tokens from the artifact
+    again = run_spec(spec, tmp_path / "run2", plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
+                     cache_dir=tmp_path / "cache", device="cpu")
+    merged = top1.merge(again[again.metric == "top1"], on=["method", "condition"])
+    assert (merged.value_x == merged.value_y).all()
