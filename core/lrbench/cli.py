@@ -89,19 +89,22 @@ def validate_cmd(spec: str) -> None:
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory (default: spec 'output' or runs/NAME).")
 @click.option("--dry-run", is_flag=True, help="Show the plan (cached / to run) and stop.")
 @click.option("--device", type=str, default=None, help="cpu, cuda, cuda:N (default: the spec's, else auto).")
-@click.option("--executor", type=click.Choice(["local"]), default="local", help="Where cells run.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              help="local: this process; ray: one Ray task per model x method x dataset (see docs/scaling.md).")
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, executor: str, cache_dir: str | None,
-            quiet: bool) -> None:
+def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, executor: str, address: str | None,
+            cache_dir: str | None, quiet: bool) -> None:
     """Run SPEC: every model x method x dataset x condition cell, then results, summary and report."""
+    from .executors import distributed_env
     from .results import markdown_table, summary_pivot
     from .runner import Runner
 
-    runner = Runner(spec, output, device=device, plugins=_plugins(), progress=not quiet and sys.stderr.isatty() or None,
-                    echo=click.echo, cache_dir=cache_dir)
+    runner = Runner(spec, output, device=device, plugins=_plugins(), progress=not quiet,
+                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address)
     results = runner.run(dry_run=dry_run)
-    if dry_run:
+    if dry_run or results.empty and distributed_env():
         return
     import pandas as pd
 

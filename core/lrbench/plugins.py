@@ -63,6 +63,8 @@ class Plugins:
     """A plugin manager plus the registries its hooks filled; build one with :func:`get_plugins`."""
 
     def __init__(self, load_entry_points: bool = True, extra: list[tuple[object, str]] | None = None):
+        #: how this set was built, so executors can rebuild the same set in worker processes
+        self.load_entry_points, self.extra = load_entry_points, list(extra or [])
         self.pm = pluggy.PluginManager(NAMESPACE)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}

@@ -24,9 +24,11 @@ import yaml
 from . import __version__
 from .cache import Cache, atomic_write_text
 from .methods import ArtifactStore, MethodContext
+from .executors import distributed_env, run_ray, run_sharded
 from .models import ModelAdapter
 from .plan import Plan, Unit, build_plan
 from .plugins import Plugins, get_plugins
+from .registry import LrbenchError
 from .results import COLUMNS, metric_rows, split_aggregates, write_outputs
 from .spec import Item, ResolvedSpec, load_spec_file, validate
 from .tasks import RunContext
@@ -60,11 +62,16 @@ class RunState:
 class Runner:
     def __init__(self, spec: dict[str, Any] | str | Path, output: str | Path | None = None, *,
                  device: str | None = None, plugins: Plugins | None = None, progress: bool = True,
-                 echo: Callable[[str], None] = print, cache_dir: str | Path | None = None):
+                 echo: Callable[[str], None] = print, cache_dir: str | Path | None = None,
+                 executor: str = "local", address: str | None = None):
         self.plugins = plugins or get_plugins()
         source = str(spec) if isinstance(spec, (str, Path)) else "spec"
         data = load_spec_file(spec) if isinstance(spec, (str, Path)) else dict(spec)
+        self.spec_data = data
         self.resolved: ResolvedSpec = validate(data, self.plugins, source)
+        if executor not in ("local", "ray"):
+            raise LrbenchError(f"executor: bad value {executor!r}; choices: local, ray")
+        self.executor, self.address = executor, address
         s = self.resolved.spec
         self.run_dir = Path(output or s.output or Path("runs") / s.name)
         self.device = resolve_device(device or s.device)
@@ -144,10 +151,14 @@ class Runner:
         if not todo:
             self.echo("all cells cached: nothing to compute")
             return
+        if self.executor == "ray":
+            run_ray(self, plan, self.address)
+            return
         total = sum(len(u.dataset_obj) for u in todo)
         from tqdm.auto import tqdm
 
-        with tqdm(total=total, unit="img", desc="images", disable=not self.progress, dynamic_ncols=True) as bar:
+        with tqdm(total=total, unit="img", desc="images", disable=None if self.progress else True,
+                  dynamic_ncols=True) as bar:
             current: tuple[str, str] | None = None
             model: ModelAdapter | None = None
             for unit in todo:
@@ -220,7 +231,13 @@ class Runner:
         log.addHandler(handler)
         try:
             t1 = time.perf_counter()
-            self.execute(plan)
+            ranks = distributed_env()
+            if ranks is not None:
+                run_sharded(self, plan, *ranks)
+                if ranks[0] != 0:
+                    return pd.DataFrame(columns=COLUMNS)  # rank 0 scores and writes
+            else:
+                self.execute(plan)
             self.state.timings["compute_s"] = time.perf_counter() - t1
             results = self.score(plan)
             num_classes = {u.dataset.label: u.dataset_obj.num_classes for u in plan.units}
@@ -278,7 +295,9 @@ class Runner:
 
 def run_spec(spec: dict[str, Any] | str | Path, output: str | Path | None = None, *, device: str | None = None,
              dry_run: bool = False, plugins: Plugins | None = None, progress: bool = False,
-             echo: Callable[[str], None] = lambda s: None, cache_dir: str | Path | None = None) -> pd.DataFrame:
+             echo: Callable[[str], None] = lambda s: None, cache_dir: str | Path | None = None,
+             executor: str = "local", address: str | None = None) -> pd.DataFrame:
     """Run a spec (a mapping or a YAML path) and return the tidy results table (the plan table for ``dry_run``)."""
-    runner = Runner(spec, output, device=device, plugins=plugins, progress=progress, echo=echo, cache_dir=cache_dir)
+    runner = Runner(spec, output, device=device, plugins=plugins, progress=progress, echo=echo, cache_dir=cache_dir,
+                    executor=executor, address=address)
     return runner.run(dry_run=dry_run)

@@ -1,0 +1,4 @@
+"""``python -m lrbench`` (and ``torchrun -m lrbench run ...``)."""
+from .cli import main
+
+main()
