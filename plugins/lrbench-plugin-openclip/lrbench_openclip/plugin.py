@@ -1,0 +1,33 @@
+"""lrbench plugin: open_clip models (``openclip:ID``) and the toy CLIP (``toy-clip``)."""
+from __future__ import annotations
+
+from lrbench import hookimpl
+
+from .adapter import OpenClipAdapter, OpenClipError, load_openclip, parse_id
+from .toy import toy_clip
+
+
+def openclip(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
+             checkpoint: str | None = None, precision: str = "fp32", quick_gelu: bool | None = None, seed: int = 0,
+             cache_dir: str | None = None) -> OpenClipAdapter:
+    """An open_clip model: ``openclip:ARCH/TAG``, ``openclip:ARCH@/path/ckpt``, ``openclip:hf-hub:org/name``,
+    ``openclip:local-dir:/folder``, or the long form with ``arch`` / ``pretrained`` / ``checkpoint``."""
+    params = {"arch": arch, "pretrained": pretrained, "checkpoint": checkpoint}
+    if id is not None:
+        for key, value in parse_id(id).items():
+            if params[key] not in (None, value):
+                raise OpenClipError(f"openclip:{id} sets {key}={value!r} but the entry also gives {key}={params[key]!r}")
+            params[key] = value
+    if params["arch"] is None:
+        raise OpenClipError("openclip needs an architecture: openclip:ARCH/TAG or {name: openclip, arch: ..., "
+                            "pretrained: ...}")
+    return load_openclip(params["arch"], pretrained=params["pretrained"], checkpoint=params["checkpoint"],
+                         precision=precision, quick_gelu=quick_gelu, seed=seed, cache_dir=cache_dir)
+
+
+@hookimpl
+def register_models(register):
+    register("openclip", openclip, "open_clip zero-shot models: ARCH/TAG, ARCH@checkpoint, hf-hub:org/name, "
+             "local-dir:/folder", info={"kind": "zero-shot", "library": "open_clip_torch"}, accepts_id=True)
+    register("toy-clip", toy_clip, "Tiny CLIP (ViT 224/32, 128 wide) trained on the toy world; offline, shipped "
+             "weights", info={"kind": "zero-shot", "input_size": 224})

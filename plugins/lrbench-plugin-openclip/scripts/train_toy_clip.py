@@ -1,0 +1,190 @@
+"""Train the toy CLIP on the toy world's train split and write the shipped ``toy_clip/`` folder.
+
+Reproducible (seeded; the model is built, shuffled and trained from ``--seed``), CPU-only, a few minutes on 2 cores.
+Training sees full-resolution images only (no low-resolution copies): the benchmark must show the drop at 16 / 8 px.
+Captions are the toy world's own ("a large orange striped arrow on a grass background."), the loss is open_clip's
+ClipLoss. After training the weights are stored in fp16 safetensors and the STORED weights are evaluated zero-shot on
+the toy world test split (n=600) at hr and bicubic 64 / 32 / 16 / 8 through lrbench's own task.
+
+    python plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py            # writes lrbench_openclip/toy_clip/
+    python plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py --out /tmp/toy --epochs 1 --n-train 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from lrbench.builtin.toyworld import BACKGROUNDS, COLOURS, SHAPES, TEMPLATES, TEXTURES, ToyWorld, render
+from lrbench.models import OPENAI_MEAN, OPENAI_STD
+from safetensors.torch import save_file
+
+from lrbench_openclip.adapter import load_openclip
+from lrbench_openclip.toy import TOY_DIR, WEIGHTS_FILE, words_of, write_toy_folder
+
+CAPTION_WORDS = ("a", "an", "small", "large", "on", "background", ".")
+#: web-style caption openings mixed into half the captions (CLIP's own data has them); the caption keeps its content
+PREFIXES = ("a photo of ", "a drawing of ", "an image of ")
+
+
+_TRAIN: ToyWorld | None = None
+
+
+def _init_worker(n: int) -> None:
+    global _TRAIN
+    _TRAIN = ToyWorld(split="train", n=n)  # once per worker: building it labels all n items
+
+
+def _render(i: int) -> tuple[np.ndarray, str]:
+    assert _TRAIN is not None
+    image, _, caption = render(_TRAIN._seed(i))
+    return np.asarray(image, dtype=np.uint8), caption
+
+
+def render_train(n: int, workers: int, cache: Path | None) -> tuple[torch.Tensor, list[str]]:
+    """All train images as one uint8 (N, 3, 224, 224) tensor, rendered once (an epoch then costs no PIL work);
+    ``cache`` keeps the rendering in an .npz between runs (the toy world is deterministic, so it never goes stale)."""
+    if cache is not None and cache.is_file():
+        with np.load(cache) as npz:
+            return torch.from_numpy(npz["images"]), [str(c) for c in npz["captions"]]
+    with Pool(workers, initializer=_init_worker, initargs=(n,)) as pool:
+        items = pool.map(_render, range(n), chunksize=64)
+    images = np.stack([im for im, _ in items]).transpose(0, 3, 1, 2).copy()
+    captions = [c for _, c in items]
+    if cache is not None:
+        np.savez(cache, images=images, captions=np.array(captions))
+    return torch.from_numpy(images), captions
+
+
+def vary_captions(captions: list[str], seed: int) -> list[str]:
+    """Half the captions get a web-style opening ("a photo of a large red ..."), chosen by a seeded generator."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for caption in captions:
+        if rng.random() < 0.5:
+            caption = PREFIXES[int(rng.integers(len(PREFIXES)))] + caption
+        out.append(caption)
+    return out
+
+
+def vocabulary() -> list[str]:
+    """Every word of the toy world's captions and of its zero-shot prompts."""
+    texts = [*SHAPES, *COLOURS, *TEXTURES, *BACKGROUNDS, *CAPTION_WORDS, *PREFIXES]
+    texts += [t.replace("{c}", c) for t in TEMPLATES for c in SHAPES]
+    return words_of(texts)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on gains, biases, embeddings and the logit scale (the usual CLIP recipe)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "embedding" in name or "logit_scale" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def evaluate(folder: Path, n_test: int, batch_size: int) -> dict[str, float]:
+    """Zero-shot top-1 of the stored model in ``folder`` on the toy world test split, through lrbench's own task."""
+    from lrbench.builtin.degradations import HR, Resize
+    from lrbench.builtin.tasks import ZeroShotClassification
+    from lrbench.tasks import RunContext
+
+    model = load_openclip(f"local-dir:{folder.resolve()}")
+    conditions = [HR(), Resize(64), Resize(32), Resize(16), Resize(8)]
+    outputs = ZeroShotClassification().run(model, ToyWorld(split="test", n=n_test), conditions,
+                                           RunContext(batch_size=batch_size))
+    return {c: float((o["logits"].argmax(1) == o["labels"]).mean()) for c, o in outputs.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=TOY_DIR, help="folder to write (default: the package's toy_clip/)")
+    ap.add_argument("--n-train", type=int, default=4000)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--warmup", type=int, default=50, help="linear warm-up steps before the cosine decay")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", default="", help="npz file keeping the rendered train images between runs")
+    ap.add_argument("--n-test", type=int, default=600, help="test items to evaluate (0: skip)")
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out: Path = args.out
+    write_toy_folder(out, vocabulary())
+    (out / WEIGHTS_FILE).unlink(missing_ok=True)
+    started = time.time()
+
+    cache = Path(args.cache) if args.cache else None
+    images, captions = render_train(args.n_train, args.threads, cache)
+    captions = vary_captions(captions, args.seed)
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{out.resolve()}")
+    tokens = tokenizer(captions)
+    if (tokens == 1).any():  # [UNK]: the vocabulary missed a caption word
+        bad = sorted({w for c in captions for w in words_of([c]) if w not in set(vocabulary())})
+        raise SystemExit(f"captions use words outside the vocabulary: {bad}")
+    print(f"rendered {len(captions)} train images in {time.time() - started:.0f}s", flush=True)
+
+    model = open_clip.create_model(f"local-dir:{out.resolve()}", load_weights=False)
+    model.train()
+    loss_fn = open_clip.ClipLoss()
+    opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    steps_per_epoch = args.n_train // args.batch_size
+    total = steps_per_epoch * args.epochs
+
+    def lr_at(step: int) -> float:
+        if step < args.warmup:
+            return args.lr * (step + 1) / args.warmup
+        return 0.5 * args.lr * (1 + math.cos(math.pi * (step - args.warmup) / max(1, total - args.warmup)))
+
+    mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
+    gen = torch.Generator().manual_seed(args.seed)
+    log = []
+    step = 0
+    for epoch in range(args.epochs):
+        order = torch.randperm(args.n_train, generator=gen)
+        running = []
+        for b in range(steps_per_epoch):
+            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            x = (images[idx].float().div_(255) - mean) / std
+            flip = torch.rand(len(idx), generator=gen) < 0.5  # captions say nothing about left and right
+            x[flip] = x[flip].flip(-1)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            img_f, txt_f, scale = model(x, tokens[idx])
+            loss = loss_fn(img_f, txt_f, scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # CLIP clamps the learned temperature at 100
+                model.logit_scale.clamp_(0, math.log(100))
+            running.append(loss.item())
+            step += 1
+            if step % 20 == 0:
+                print(f"step {step}/{total} loss {np.mean(running[-20:]):.3f} {time.time() - started:.0f}s", flush=True)
+        entry = {"epoch": epoch + 1, "loss": float(np.mean(running)), "logit_scale": float(model.logit_scale.detach().exp()),
+                 "elapsed_s": round(time.time() - started, 1)}
+        log.append(entry)
+        print(json.dumps(entry), flush=True)
+
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"seed": str(args.seed), "n_train": str(args.n_train),
+                                                         "epochs": str(args.epochs)})
+    train_s = time.time() - started
+    print(f"trained in {train_s:.0f}s; weights {(out / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB", flush=True)
+    if args.n_test > 0:
+        top1 = evaluate(out, args.n_test, args.batch_size)
+        print(json.dumps({"zero_shot_top1_toyworld_test": top1, "n_test": args.n_test, "train_seconds": round(train_s)}))
+
+
+if __name__ == "__main__":
+    main()
