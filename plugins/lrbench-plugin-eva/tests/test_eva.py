@@ -16,7 +16,7 @@ from timm.models.eva import eva02_tiny_patch14_224
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.builtin.tasks import ZeroShotClassification
 from lrbench.builtin.toyworld import ToyWorld
-from lrbench.plugins import get_plugins
+from lrbench.plugins import Plugins, get_plugins
 from lrbench.registry import LrbenchError
 from lrbench.tasks import RunContext
 from lrbench_eva.adapter import EvaRemoteCode, preprocess_from_open_clip
@@ -197,3 +197,20 @@ def test_preprocess_cfg_conversion():
     assert p.image_size == 336 and p.mean == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="longest"):
         preprocess_from_open_clip({"size": 224, "resize_mode": "longest"})
+
+
+def test_run_spec_end_to_end(tiny_checkpoint, tmp_path, monkeypatch):
+    """The eva family through the core runner: spec -> plan -> zero-shot outputs -> top-1 per condition; a rerun is cached."""
+    from lrbench.runner import run_spec
+
+    monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "eva")
+    spec = {"models": [{"name": "eva", "arch": TINY_ARCH, "checkpoint": tiny_checkpoint}],
+            "datasets": [{"name": "toyworld", "split": "test", "n": 6}],
+            "conditions": ["hr", "bicubic@16"], "metrics": ["top1"], "batch_size": 6}
+    plugins = Plugins()
+    df = run_spec(spec, tmp_path / "out", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    top1 = df[df.metric == "top1"].set_index("condition")["value"]
+    assert set(top1.index) == {"hr", "bicubic@16"} and ((top1 >= 0) & (top1 <= 1)).all()
+    assert (df[df.metric == "top1"]["n"] == 6).all()
+    again = run_spec(spec, tmp_path / "out2", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    assert again[again.metric == "top1"].set_index("condition")["value"].equals(top1)
