@@ -1,0 +1,1 @@
+"""lrbench plugin for low-resolution face recognition (Knoche et al. 2022; the LogExp / MAug paper)."""

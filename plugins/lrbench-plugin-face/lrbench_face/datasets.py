@@ -1,0 +1,301 @@
+"""Face datasets: verification pairs (insightface .bin, LFW-style pairs.txt) and identification probe/gallery sets
+(SCface, TinyFace).
+
+Verification datasets (``task = "verification"``) are a list of images plus ``pairs`` (N x 2 image indices) and
+``issame`` (N bools), pairs kept in file order (the 10 folds are consecutive blocks of that order). Identification
+datasets (``task = "identification"``) are a list of images with ``labels`` (identity; -1 for distractors), ``roles``
+("gallery" / "probe") and ``groups`` (e.g. SCface distance d1/d2/d3; "" when there is no grouping).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from lrbench.datasets import IMAGE_EXTENSIONS, Dataset, DatasetRootError
+from lrbench.registry import LrbenchError
+from PIL import Image
+from torchvision.transforms import functional as TF
+from torchvision.transforms import InterpolationMode
+
+
+class VerificationDataset(Dataset):
+    task = "verification"
+    pairs: np.ndarray
+    issame: np.ndarray
+
+    def _set_pairs(self, pairs: Sequence[tuple[int, int]], issame: Sequence[bool]) -> None:
+        self.pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        self.issame = np.asarray(issame, dtype=bool)
+        self.labels = self.issame.astype(np.int64)  # per pair; hashed into the dataset identity
+
+    def identity(self) -> dict[str, Any]:
+        ident = super().identity()
+        ident["pairs"] = hashlib.sha256(self.pairs.tobytes()).hexdigest()
+        return ident
+
+
+class IdentificationDataset(Dataset):
+    task = "identification"
+    roles: np.ndarray
+    groups: np.ndarray
+
+    def identity(self) -> dict[str, Any]:
+        ident = super().identity()
+        ident["roles"] = hashlib.sha256("\0".join(map(str, self.roles)).encode()).hexdigest()
+        ident["groups"] = hashlib.sha256("\0".join(map(str, self.groups)).encode()).hexdigest()
+        return ident
+
+
+def _maybe_resize(image: Image.Image, size: int | None) -> Image.Image:
+    if size is None or image.size == (size, size):
+        return image
+    return TF.resize(image, [size, size], interpolation=InterpolationMode.BICUBIC)
+
+
+# ---------------------------------------------------------------------------------------------------- insightface .bin
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Accepts only what a verification .bin holds (tuples, lists, bytes, bools, numpy arrays): any other global, such
+    as a ``__reduce__`` payload naming ``os.system``, is refused before it can be called."""
+
+    ALLOWED = {
+        ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
+        ("builtins", "bytes"), ("builtins", "bytearray"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy", "bool_"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a verification .bin holds only images and "
+                                     f"booleans")
+
+
+def read_bin(path: str | Path) -> tuple[list[bytes], np.ndarray]:
+    """(encoded images, issame) of an insightface verification .bin (py2 files: bytes decoded with encoding='bytes')."""
+    with open(path, "rb") as fh:
+        data = RestrictedUnpickler(fh, encoding="bytes").load()
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise LrbenchError(f"{path}: expected a pickled (images, issame) pair")
+    bins, issame = data
+    images = [bytes(np.asarray(b, dtype=np.uint8).tobytes()) if isinstance(b, np.ndarray) else bytes(b) for b in bins]
+    issame = np.asarray(issame, dtype=bool).reshape(-1)
+    if len(images) != 2 * len(issame):
+        raise LrbenchError(f"{path}: {len(images)} images for {len(issame)} pairs (expected two per pair)")
+    return images, issame
+
+
+class BinVerification(VerificationDataset):
+    """An insightface verification .bin (lfw.bin, cfp_fp.bin, agedb_30.bin, ...): pairs are images (2i, 2i+1)."""
+
+    def __init__(self, path: str, name: str | None = None, limit: int | None = None):
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise DatasetRootError(name or "face-bin", p, "verification .bin file not found",
+                                   "  PATH/<set>.bin: insightface pickle of (list of encoded images, list of issame)")
+        self.path, self.name, self._limit = p, name or p.stem, limit
+        images, issame = read_bin(p)
+        if limit is not None:
+            images, issame = images[:2 * limit], issame[:limit]
+        self._images = images
+        self._set_pairs([(2 * i, 2 * i + 1) for i in range(len(issame))], issame)
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def item_id(self, index: int) -> str:
+        return f"{self.path.name}#{index}"
+
+    def load(self, index: int) -> Image.Image:
+        with Image.open(io.BytesIO(self._images[index])) as im:
+            return im.convert("RGB")
+
+    def params(self) -> dict[str, Any]:
+        return {"path": str(self.path), "limit": self._limit}
+
+
+def write_bin(path: str | Path, images: Sequence[Image.Image], issame: Sequence[bool]) -> None:
+    """Write images (PNG-encoded) and issame in the .bin layout; for tests and for packaging generated sets."""
+    encoded = []
+    for im in images:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        encoded.append(buf.getvalue())
+    with open(path, "wb") as fh:
+        pickle.dump((encoded, [bool(s) for s in issame]), fh, protocol=2)
+
+
+# ---------------------------------------------------------------------------------------------------- LFW-style pairs
+
+PAIRS_LAYOUT = ("  ROOT/<name>/<name>_<NNNN>.jpg       aligned face images (LFW / XQLFW naming)\n"
+                "  PAIRS FILE: optional header '<folds> <pairs per fold>', then lines\n"
+                "      '<name> <n1> <n2>' (same person) or '<name1> <n1> <name2> <n2>' (different people)")
+
+
+def parse_pairs(text: str, source: str = "pairs") -> list[tuple[str, int, str, int, bool]]:
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        tok = line.split()
+        if not tok:
+            continue
+        if len(tok) == 3:
+            out.append((tok[0], int(tok[1]), tok[0], int(tok[2]), True))
+        elif len(tok) == 4:
+            out.append((tok[0], int(tok[1]), tok[2], int(tok[3]), False))
+        elif len(tok) == 2 and lineno == 1 and all(t.isdigit() for t in tok):
+            continue  # header: folds, pairs per fold
+        else:
+            raise LrbenchError(f"{source}:{lineno}: expected 3 or 4 fields, got {line!r}")
+    return out
+
+
+class PairsVerification(VerificationDataset):
+    """LFW-style verification: a pairs.txt and a folder of aligned images (LFW, XQLFW, CALFW, ...)."""
+
+    def __init__(self, root: str, pairs: str = "pairs.txt", name: str = "face-pairs", image_size: int | None = None,
+                 limit: int | None = None):
+        base = Path(root).expanduser()
+        if not base.is_dir():
+            raise DatasetRootError(name, base, "image folder does not exist", PAIRS_LAYOUT)
+        pairs_path = Path(pairs).expanduser()
+        pairs_path = pairs_path if pairs_path.is_absolute() else base / pairs_path
+        if not pairs_path.is_file():
+            raise DatasetRootError(name, pairs_path, "pairs file not found", PAIRS_LAYOUT)
+        rows = parse_pairs(pairs_path.read_text(), str(pairs_path))[:limit]
+        self.root, self.name, self.image_size, self._limit = base, name, image_size, limit
+        self._pairs_file = str(pairs_path)
+        files: list[str] = []
+        index: dict[str, int] = {}
+
+        def item(person: str, number: int) -> int:
+            stem = f"{person}/{person}_{number:04d}"
+            if stem not in index:
+                found = [p for p in (base / person).glob(f"{person}_{number:04d}.*") if p.suffix.lower() in
+                         IMAGE_EXTENSIONS] if (base / person).is_dir() else []
+                if not found:
+                    raise DatasetRootError(name, base / person, f"image {stem}.* listed in {pairs_path.name} is "
+                                           "missing", PAIRS_LAYOUT)
+                index[stem] = len(files)
+                files.append(str(found[0].relative_to(base)))
+            return index[stem]
+
+        pair_idx = [(item(a, i), item(b, j)) for a, i, b, j, _ in rows]
+        self.files = files
+        self._set_pairs(pair_idx, [r[4] for r in rows])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def item_id(self, index: int) -> str:
+        return self.files[index]
+
+    def load(self, index: int) -> Image.Image:
+        with Image.open(self.root / self.files[index]) as im:
+            return _maybe_resize(im.convert("RGB"), self.image_size)
+
+    def params(self) -> dict[str, Any]:
+        return {"root": str(self.root), "pairs": self._pairs_file, "image_size": self.image_size,
+                "limit": self._limit}
+
+
+# ---------------------------------------------------------------------------------------------------- identification
+
+class FileIdentification(IdentificationDataset):
+    def __init__(self, name: str, root: Path, files: list[str], labels: list[int], roles: list[str],
+                 groups: list[str], image_size: int | None, params: dict[str, Any]):
+        self.name, self.root, self.files, self.image_size, self._params = name, root, files, image_size, params
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.roles, self.groups = np.asarray(roles), np.asarray(groups)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def item_id(self, index: int) -> str:
+        return self.files[index]
+
+    def load(self, index: int) -> Image.Image:
+        with Image.open(self.root / self.files[index]) as im:
+            return _maybe_resize(im.convert("RGB"), self.image_size)
+
+    def params(self) -> dict[str, Any]:
+        return self._params
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+SCFACE_LAYOUT = ("  ROOT/mugshot_frontal_cropped_all/<id>_frontal.jpg                      gallery (one per id)\n"
+                 "  ROOT/surveillance_cameras_distance_{1,2,3}/cam<k>/<id>_cam<k>_<d>.jpg  probes: d1 = 4.20 m, "
+                 "d2 = 2.60 m, d3 = 1.00 m")
+
+
+def scface(root: str, first_id: int = 1, last_id: int = 130, image_size: int | None = 112,
+           name: str = "scface") -> FileIdentification:
+    """SCface: surveillance probes at three distances (groups d1, d2, d3) against frontal mugshots; the usual test
+    protocol keeps ids 51-130 (first_id: 51) and fine-tunes on 1-50."""
+    base = Path(root).expanduser()
+    gallery_dir = base / "mugshot_frontal_cropped_all"
+    if not gallery_dir.is_dir():
+        raise DatasetRootError(name, gallery_dir, "gallery folder not found", SCFACE_LAYOUT)
+    files, labels, roles, groups = [], [], [], []
+
+    def add(path: Path, role: str, group: str) -> None:
+        m = re.match(r"(\d+)_", path.name)
+        if m and first_id <= int(m.group(1)) <= last_id:
+            files.append(str(path.relative_to(base)))
+            labels.append(int(m.group(1)))
+            roles.append(role)
+            groups.append(group)
+
+    for p in _images(gallery_dir):
+        add(p, "gallery", "")
+    for d in (1, 2, 3):
+        probe_dir = base / f"surveillance_cameras_distance_{d}"
+        if not probe_dir.is_dir():
+            raise DatasetRootError(name, probe_dir, f"probe folder for distance {d} not found", SCFACE_LAYOUT)
+        for p in _images(probe_dir):
+            add(p, "probe", f"d{d}")
+    if "probe" not in roles or "gallery" not in roles:
+        raise DatasetRootError(name, base, f"no gallery or probe images with ids {first_id}-{last_id}", SCFACE_LAYOUT)
+    return FileIdentification(name, base, files, labels, roles, groups, image_size,
+                              {"root": str(base), "first_id": first_id, "last_id": last_id, "image_size": image_size})
+
+
+TINYFACE_LAYOUT = ("  ROOT/Probe/<id>_<k>.jpg             probe faces\n"
+                   "  ROOT/Gallery_Match/<id>_<k>.jpg     gallery faces of the probe identities\n"
+                   "  ROOT/Gallery_Distractor/*.jpg       distractors (never a match)")
+
+
+def tinyface(root: str, image_size: int | None = 112, distractors: bool = True,
+             name: str = "tinyface") -> FileIdentification:
+    """TinyFace test set (ROOT = tinyface/Testing_Set): probes against matching gallery plus 153k distractors."""
+    base = Path(root).expanduser()
+    files, labels, roles, groups = [], [], [], []
+    folders = [("Probe", "probe"), ("Gallery_Match", "gallery")] + ([("Gallery_Distractor", "gallery")]
+                                                                    if distractors else [])
+    for folder, role in folders:
+        d = base / folder
+        if not d.is_dir():
+            raise DatasetRootError(name, d, f"{folder} folder not found", TINYFACE_LAYOUT)
+        for p in _images(d):
+            m = re.match(r"(\d+)_", p.name)
+            if folder == "Gallery_Distractor":
+                label = -1
+            elif m:
+                label = int(m.group(1))
+            else:
+                raise DatasetRootError(name, p, "file name does not start with '<id>_'", TINYFACE_LAYOUT)
+            files.append(str(p.relative_to(base)))
+            labels.append(label)
+            roles.append(role)
+            groups.append("")
+    return FileIdentification(name, base, files, labels, roles, groups, image_size,
+                              {"root": str(base), "image_size": image_size, "distractors": distractors})

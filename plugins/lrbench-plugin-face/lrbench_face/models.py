@@ -1,0 +1,173 @@
+"""Face embedder adapters: ArcFace-style IResNet, facenet-pytorch InceptionResnetV1 (+ MTCNN), any timm backbone.
+
+All are ``kind = "embedder"``: ``encode_image`` returns an (unnormalised) embedding; with ``flip=True`` it returns the
+sum of the embeddings of the image and its horizontal mirror (the usual "flip test").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from lrbench.cache import file_sha256
+from lrbench.models import ModelAdapter, Preprocess
+from lrbench.registry import LrbenchError
+from PIL import Image
+from torch import nn
+
+from .iresnet import DEPTHS, IResNet
+
+#: ArcFace / insightface convention: (x - 127.5) / 127.5 on 112 x 112 aligned crops
+ARCFACE_PREPROCESS = Preprocess(image_size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
+                                resize_mode="squash")
+#: facenet-pytorch's fixed_image_standardization: (x - 127.5) / 128 on 160 x 160 crops
+FACENET_PREPROCESS = Preprocess(image_size=160, mean=(0.5, 0.5, 0.5), std=(128 / 255,) * 3, interpolation="bicubic",
+                                resize_mode="squash")
+
+
+def flip_embed(encode: Any, x: torch.Tensor) -> torch.Tensor:
+    """Flip test: embedding of the image plus embedding of its mirror image."""
+    return encode(x) + encode(torch.flip(x, dims=[-1]))
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a .safetensors or a torch file (``weights_only=True``: no code runs); unwraps ``state_dict`` /
+    ``model`` / ``backbone`` wrappers and a ``module.`` prefix from DataParallel training."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LrbenchError(f"weights file {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "backbone"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise LrbenchError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+class FaceEmbedder(ModelAdapter):
+    """A face network mapping a normalised (B, 3, S, S) batch to embeddings."""
+
+    kind = "embedder"
+
+    def __init__(self, module: nn.Module, preprocess: Preprocess, identity: dict[str, Any], flip: bool = False,
+                 embedding_size: int = 512):
+        self.module = module.eval()
+        self.preprocess = preprocess
+        self._identity = identity
+        self.flip = bool(flip)
+        self.embedding_size = embedding_size
+        self.device = torch.device("cpu")
+
+    def identity(self) -> dict[str, Any]:
+        return {**self._identity, "flip": self.flip, "preprocess": self.preprocess.as_dict()}
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.module is not None
+        return flip_embed(self.module, x) if self.flip else self.module(x)
+
+
+def _weights_identity(weights: str | None) -> dict[str, Any]:
+    return {"weights_file": str(weights), "sha256": file_sha256(Path(weights).expanduser())} if weights else {}
+
+
+def face_iresnet(id: str = "r50", weights: str | None = None, embedding_size: int = 512, base_width: int = 64,
+                 image_size: int = 112, layers: list[int] | None = None, flip: bool = False) -> FaceEmbedder:
+    """ArcFace-style IResNet-18/34/50/100 (``face-iresnet:r50``); ``weights``: an insightface backbone.pth or a
+    .safetensors file (random init without it; ``base_width``, ``image_size`` and ``layers`` (blocks per stage,
+    replacing the depth of ``id``) make small variants for tests and toy runs)."""
+    if id not in DEPTHS:
+        raise LrbenchError(f"face-iresnet: unknown architecture {id!r}; choices: {', '.join(DEPTHS)}")
+    if layers is not None and (len(layers) != 4 or min(layers) < 1):
+        raise LrbenchError(f"face-iresnet: layers must be 4 positive block counts, got {layers}")
+    net = IResNet(tuple(layers) if layers else DEPTHS[id], embedding_size=embedding_size, base_width=base_width,
+                  image_size=image_size)
+    if weights:
+        net.load_state_dict(load_state_dict_file(weights), strict=True)
+    pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})
+    ident = {"family": "face-iresnet", "arch": id, "layers": list(layers) if layers else None, "embedding_size": embedding_size, "base_width": base_width,
+             "image_size": image_size, **(_weights_identity(weights) or {"weights": "random-init"})}
+    return FaceEmbedder(net, pre, ident, flip, embedding_size)
+
+
+class FacenetEmbedder(FaceEmbedder):
+    """InceptionResnetV1 with optional MTCNN alignment on the PIL reference path."""
+
+    def __init__(self, *args: Any, mtcnn: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.mtcnn = mtcnn
+
+    def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        if self.mtcnn is None:
+            return super().prepare(images)
+        out = []
+        for im in images:
+            # MTCNN returns the aligned crop already standardised; when it finds no face the whole image is used
+            face = self.mtcnn(im.convert("RGB"))
+            out.append(face if face is not None else self.preprocess.pil(im))
+        return torch.stack(out).to(self.device)
+
+
+def facenet(id: str = "vggface2", weights: str | None = None, align: bool = False, flip: bool = False,
+            num_classes: int | None = None) -> FacenetEmbedder:
+    """facenet-pytorch InceptionResnetV1 (``facenet:vggface2`` / ``facenet:casia-webface`` download their weights at
+    first use into torch's hub cache; ``facenet:file`` with ``weights`` loads a local state dict); ``align`` runs MTCNN
+    (its weights ship in the wheel) on the reference path."""
+    try:
+        from facenet_pytorch import MTCNN, InceptionResnetV1
+    except ImportError as exc:
+        raise LrbenchError("facenet models need facenet-pytorch: pip install facenet-pytorch") from exc
+    choices = ("vggface2", "casia-webface", "file")
+    if id not in choices:
+        raise LrbenchError(f"facenet: unknown weights {id!r}; choices: {', '.join(choices)}")
+    if id == "file":
+        if not weights:
+            raise LrbenchError("facenet:file needs weights: <path to a state dict>")
+        net = InceptionResnetV1(pretrained=None, classify=False, num_classes=num_classes)
+        net.load_state_dict(load_state_dict_file(weights), strict=False)
+        ident: dict[str, Any] = {"family": "facenet", **_weights_identity(weights)}
+    else:
+        net = InceptionResnetV1(pretrained=id, classify=False)
+        ident = {"family": "facenet", "weights": id}
+    mtcnn = MTCNN(image_size=160, margin=0, post_process=True) if align else None
+    ident["align"] = bool(align)
+    return FacenetEmbedder(net, FACENET_PREPROCESS, ident, flip, 512, mtcnn=mtcnn)
+
+
+class TimmEmbedding(nn.Module):
+    """A timm trunk (pooled features) followed by the ArcFace embedding head: Linear + BatchNorm1d."""
+
+    def __init__(self, trunk: nn.Module, embedding_size: int):
+        super().__init__()
+        self.trunk = trunk
+        self.fc = nn.Linear(trunk.num_features, embedding_size)
+        self.features = nn.BatchNorm1d(embedding_size, eps=1e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.fc(self.trunk(x)))
+
+
+def face_timm(id: str, pretrained: bool = False, weights: str | None = None, embedding_size: int = 512,
+              image_size: int = 112, flip: bool = False) -> FaceEmbedder:
+    """Any timm backbone with an embedding head (``face-timm:resnet50``); ``pretrained`` fetches timm's ImageNet weights
+    for the trunk (a download), ``weights`` loads a whole trained embedder (trunk + head)."""
+    try:
+        import timm
+    except ImportError as exc:
+        raise LrbenchError("face-timm models need timm: pip install timm") from exc
+    try:
+        trunk = timm.create_model(id, pretrained=pretrained, num_classes=0)
+    except RuntimeError as exc:  # timm's unknown-model error
+        raise LrbenchError(f"face-timm: {exc}") from exc
+    net = TimmEmbedding(trunk, embedding_size)
+    if weights:
+        net.load_state_dict(load_state_dict_file(weights), strict=True)
+    ident = {"family": "face-timm", "arch": id, "pretrained": pretrained, "embedding_size": embedding_size,
+             **_weights_identity(weights)}
+    pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})
+    return FaceEmbedder(net, pre, ident, flip, embedding_size)

@@ -1,0 +1,200 @@
+"""Face verification and identification tasks.
+
+Both load every image once and derive only the conditions it needs: in ``cross`` mode the first image of each pair
+(the gallery in identification) is embedded at full resolution and the second (the probe) under the condition; in
+``equal`` mode both are degraded. ``face_protocol`` conditions give each image its own resolution, so the task applies
+them itself (it knows the image index).
+
+Outputs per condition: verification ``dist`` (cosine distance per pair, NaN where an image failed to load),
+``issame``, ``res`` (resolution of the degraded second image; 0 for conditions without one); identification ``rank``
+(1-based rank of the first true match per probe, inf when the identity has no gallery image), ``label``, ``group``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lrbench.datasets import Dataset
+from lrbench.degradations import Degradation
+from lrbench.models import ModelAdapter
+from lrbench.registry import LrbenchError
+from lrbench.tasks import RunContext, Task
+from PIL import Image
+from torchvision.transforms import functional as TF
+
+from .evaluation import match_ranks
+from .lr import FaceProtocol, check_mode, lr_pil, lr_tensor
+from .models import flip_embed
+
+HR_KEY = "__hr__"
+
+
+def _condition_mode(deg: Degradation, default: str) -> str:
+    return getattr(deg, "mode", None) or default
+
+
+def _resolution(deg: Degradation | None, n: int) -> np.ndarray:
+    """Per-image resolution a condition applies (0: not a resolution condition or full resolution)."""
+    if isinstance(deg, FaceProtocol):
+        return deg.resolutions(n)
+    size = getattr(deg, "size", 0) if deg is not None else 0
+    return np.full(n, int(size or 0), dtype=np.int64)
+
+
+class _Embedder:
+    """Embeds chosen images of a dataset under chosen conditions, loading each image once."""
+
+    def __init__(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext, flip: bool):
+        self.model, self.dataset, self.ctx, self.flip = model, dataset, ctx, flip
+
+    def _encode(self, x: torch.Tensor) -> np.ndarray:
+        with self.ctx.autocast():
+            emb = flip_embed(self.model.encode_image, x) if self.flip else self.model.encode_image(x)
+        return emb.float().cpu().numpy()
+
+    def _inputs(self, deg: Degradation | None, images: list[Image.Image], idx: list[int],
+                per_image: np.ndarray | None) -> torch.Tensor:
+        if self.ctx.fast_path and len({im.size for im in images}) == 1:
+            x = torch.stack([TF.pil_to_tensor(im) for im in images]).to(self.ctx.device).float().div_(255)
+            if per_image is not None:
+                x = lr_tensor(x, torch.as_tensor(per_image[idx], device=x.device))
+            elif deg is not None:
+                x = deg.tensor(x)
+            return self.model.prepare_tensor(x)
+        if per_image is not None:
+            images = [lr_pil(im, int(per_image[i])) for im, i in zip(images, idx)]
+        elif deg is not None:
+            images = [deg.pil(im) for im in images]
+        return self.model.prepare(images)
+
+    def run(self, jobs: dict[str, tuple[Degradation | None, np.ndarray]]) -> dict[str, dict[int, np.ndarray]]:
+        """``jobs``: key -> (condition or None for full resolution, indices needed); returns key -> {index: emb}."""
+        n = len(self.dataset)
+        per_image = {k: (deg.resolutions(n) if isinstance(deg, FaceProtocol) else None) for k, (deg, _) in jobs.items()}
+        wanted = {k: set(map(int, ix)) for k, (_, ix) in jobs.items()}
+        order = sorted(set().union(*wanted.values())) if wanted else []
+        out: dict[str, dict[int, np.ndarray]] = {k: {} for k in jobs}
+        bs = self.ctx.batch_size
+        with torch.no_grad():
+            for start in range(0, len(order), bs):
+                loaded: dict[int, Image.Image] = {}
+                for i in order[start:start + bs]:
+                    try:
+                        loaded[i] = self.dataset.load(i)
+                    except Exception as exc:  # one corrupt file costs one item
+                        self.ctx.skipped.append({"dataset": self.dataset.name, "index": i,
+                                                 "item": self.dataset.item_id(i), "error": f"{type(exc).__name__}: {exc}"})
+                        self.ctx.log.warning("skipping %s item %s: %s", self.dataset.name, self.dataset.item_id(i), exc)
+                for key, (deg, _) in jobs.items():
+                    idx = [i for i in loaded if i in wanted[key]]
+                    if not idx:
+                        continue
+                    emb = self._encode(self._inputs(deg, [loaded[i] for i in idx], idx, per_image[key]))
+                    out[key].update(zip(idx, emb))
+                self.ctx.progress(len(loaded))
+        return out
+
+
+def _jobs(conditions: Sequence[Degradation], default_mode: str, first: np.ndarray, second: np.ndarray
+          ) -> tuple[dict[str, tuple[Degradation | None, np.ndarray]], dict[str, str]]:
+    modes = {d.condition: _condition_mode(d, default_mode) for d in conditions}
+    jobs: dict[str, tuple[Degradation | None, np.ndarray]] = {}
+    for d in conditions:
+        need = second if modes[d.condition] == "cross" else np.union1d(first, second)
+        jobs[d.condition] = (d, need)
+    if any(m == "cross" for m in modes.values()):
+        jobs[HR_KEY] = (None, first)
+    return jobs, modes
+
+
+def _stack(emb: dict[int, np.ndarray], idx: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.array([int(i) in emb for i in idx], dtype=bool)
+    out = np.full((len(idx), dim), np.nan, dtype=np.float32)
+    if ok.any():
+        out[ok] = np.stack([emb[int(i)] for i in idx[ok]])
+    return out, ok
+
+
+def _dim(embs: dict[str, dict[int, np.ndarray]]) -> int:
+    for d in embs.values():
+        for v in d.values():
+            return int(v.shape[-1])
+    return 1
+
+
+class Verification(Task):
+    """Face verification on pairs: cosine distance of embeddings per pair, cross- or equal-resolution."""
+
+    name = "verification"
+    dataset_task = "verification"
+    model_kinds = ("embedder",)
+    default_metrics = ("face_acc", "tar_far", "roc_auc")
+    version = "1"
+
+    def __init__(self, mode: str = "cross", flip: bool = False):
+        self.mode = check_mode(mode) or "cross"
+        self.flip = bool(flip)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "mode": self.mode, "flip": self.flip}
+
+    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+        pairs = getattr(dataset, "pairs", None)
+        if pairs is None:
+            raise LrbenchError(f"dataset {dataset.name!r} has no pairs: the verification task needs a verification "
+                               "dataset (face-bin, face-pairs, toyfaces-pairs)")
+        jobs, modes = _jobs(conditions, self.mode, pairs[:, 0], pairs[:, 1])
+        embs = _Embedder(model, dataset, ctx, self.flip).run(jobs)
+        dim = _dim(embs)
+        out = {}
+        for d in conditions:
+            c = d.condition
+            first_src = embs[HR_KEY] if modes[c] == "cross" else embs[c]
+            a, ok_a = _stack(first_src, pairs[:, 0], dim)
+            b, ok_b = _stack(embs[c], pairs[:, 1], dim)
+            a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
+            dist = (1 - F.cosine_similarity(a_t.double(), b_t.double(), dim=1)).numpy()
+            dist[~(ok_a & ok_b)] = np.nan
+            res = _resolution(d, len(dataset))[pairs[:, 1]]
+            out[c] = {"dist": dist, "issame": dataset.issame.copy(), "res": res}
+        return out
+
+
+class Identification(Task):
+    """Face identification: probes ranked against the gallery (with distractors) by cosine similarity."""
+
+    name = "identification"
+    dataset_task = "identification"
+    model_kinds = ("embedder",)
+    default_metrics = ("rank1", "rank5", "rank20")
+    version = "1"
+
+    def __init__(self, mode: str = "cross", flip: bool = False):
+        self.mode = check_mode(mode) or "cross"
+        self.flip = bool(flip)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "mode": self.mode, "flip": self.flip}
+
+    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
+            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+        roles = getattr(dataset, "roles", None)
+        if roles is None:
+            raise LrbenchError(f"dataset {dataset.name!r} has no probe/gallery roles: the identification task needs "
+                               "an identification dataset (scface, tinyface, toyfaces-id)")
+        gallery, probes = np.flatnonzero(roles == "gallery"), np.flatnonzero(roles == "probe")
+        jobs, modes = _jobs(conditions, self.mode, gallery, probes)
+        embs = _Embedder(model, dataset, ctx, self.flip).run(jobs)
+        dim = _dim(embs)
+        out = {}
+        for d in conditions:
+            c = d.condition
+            g, ok_g = _stack(embs[HR_KEY] if modes[c] == "cross" else embs[c], gallery, dim)
+            p, ok_p = _stack(embs[c], probes, dim)
+            ranks = np.full(len(probes), np.nan)
+            ranks[ok_p] = match_ranks(p[ok_p], dataset.labels[probes][ok_p], g[ok_g], dataset.labels[gallery][ok_g])
+            out[c] = {"rank": ranks, "label": dataset.labels[probes], "group": np.asarray(dataset.groups)[probes]}
+        return out
