@@ -479,4 +479,4 @@ def register_datasets(register):
         n_templates = len(meta.get("templates") or zeroshot_metadata("imagenet")["templates"])
         register(name, factory, (factory.__doc__ or "").strip().split("\n")[0],
                  info={"classes": CLASS_COUNTS[name], "templates": n_templates, "benchmark": "LR0.FM",
-                       "layout": layout.strip()})
+                       "layout": " ".join(layout.split())})
