@@ -12,11 +12,17 @@ from PIL import Image
 
 from lrbench.builtin.lr0fm_datasets import CLASS_COUNTS, LOADERS, zeroshot_metadata
 from lrbench.datasets import DatasetRootError
-from lrbench.plugins import get_plugins
+from lrbench.plugins import Plugins
 
 TEMPLATE_COUNTS = {"imagenet": 80, "imagenet-a": 80, "imagenet-v2": 80, "imagenet-r": 80, "imagenet-sketch": 80,
                    "caltech101": 34, "dtd": 8, "food101": 1, "sun397": 2, "stanford-cars": 8, "fgvc-aircraft": 2,
                    "oxford-pets": 1, "flowers102": 1, "eurosat": 3, "ucf101": 48}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """The built-in datasets only: these tests do not depend on which other plugins are installed."""
+    return Plugins(load_entry_points=False).datasets
 
 
 def _img(path: Path, value: int = 128) -> None:
@@ -148,8 +154,8 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", list(LOADERS))
-def test_loader_counts_labels_and_metadata(roots, name):
-    ds = get_plugins().datasets.create(name, root=str(roots[name]))
+def test_loader_counts_labels_and_metadata(registry, roots, name):
+    ds = registry.create(name, root=str(roots[name]))
     n, checks = EXPECTED[name]
     assert len(ds) == n and len(ds.labels) == n
     assert ds.num_classes == CLASS_COUNTS[name] == len(ds.classnames)
@@ -164,44 +170,44 @@ def test_loader_counts_labels_and_metadata(roots, name):
     assert ds.identity()["n"] == n
 
 
-def test_imagenet_variants_use_the_imagenet_names_of_their_wnids(roots):
+def test_imagenet_variants_use_the_imagenet_names_of_their_wnids(registry, roots):
     inet = zeroshot_metadata("imagenet")
-    a = get_plugins().datasets.create("imagenet-a", root=str(roots["imagenet-a"]))
+    a = registry.create("imagenet-a", root=str(roots["imagenet-a"]))
     wnids_a = zeroshot_metadata("imagenet-a")["wnids"]
     assert a.classnames == [inet["classnames"][inet["wnids"].index(w)] for w in wnids_a]
     assert sorted(set(a.labels.tolist())) == [0, 1, 2]
     assert a.templates == inet["templates"]
-    r = get_plugins().datasets.create("imagenet-r", root=str(roots["imagenet-r"]))
+    r = registry.create("imagenet-r", root=str(roots["imagenet-r"]))
     assert sorted(set(r.labels.tolist())) == [198, 199]
     assert r.classnames[199] == inet["classnames"][inet["wnids"].index(zeroshot_metadata("imagenet-r")["wnids"][-1])]
 
 
-def test_partitions_and_splits_select_the_listed_items(roots):
-    sun_all = get_plugins().datasets.create("sun397", root=str(roots["sun397"]), partition=None)
+def test_partitions_and_splits_select_the_listed_items(registry, roots):
+    sun_all = registry.create("sun397", root=str(roots["sun397"]), partition=None)
     assert len(sun_all) == 4
     with pytest.raises(DatasetRootError, match="Testing_02.txt not found.*partition: null"):
-        get_plugins().datasets.create("sun397", root=str(roots["sun397"]), partition=2)
-    ucf_all = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="all")
-    ucf_train = get_plugins().datasets.create("ucf101", root=str(roots["ucf101"]), split="train")
+        registry.create("sun397", root=str(roots["sun397"]), partition=2)
+    ucf_all = registry.create("ucf101", root=str(roots["ucf101"]), split="all")
+    ucf_train = registry.create("ucf101", root=str(roots["ucf101"]), split="train")
     assert len(ucf_all) == 4 and len(ucf_train) == 1
-    fl_train = get_plugins().datasets.create("flowers102", root=str(roots["flowers102"]), split="train")
+    fl_train = registry.create("flowers102", root=str(roots["flowers102"]), split="train")
     assert fl_train.item_id(0).endswith("image_00001.jpg") and fl_train.labels.tolist() == [0]
 
 
-def test_limit_is_a_stratified_subset_and_num_classes_overrides(roots):
-    food = get_plugins().datasets.create("food101", root=str(roots["food101"]), limit=101, num_classes=102)
+def test_limit_is_a_stratified_subset_and_num_classes_overrides(registry, roots):
+    food = registry.create("food101", root=str(roots["food101"]), limit=101, num_classes=102)
     assert len(food) == 101 and sorted(food.labels.tolist()) == list(range(101))
     assert food.num_classes == 102 and len(food.classnames) == 101
     assert food.params()["num_classes"] == 102 and food.params()["limit"] == 101
 
 
-def test_corrupt_image_fails_alone(roots, tmp_path):
+def test_corrupt_image_fails_alone(registry, roots, tmp_path):
     import shutil
 
     root = tmp_path / "eurosat"
     shutil.copytree(roots["eurosat"], root)
     (root / "eurosat" / "2750" / "Forest" / "Forest_1.jpg").write_bytes(b"not a jpeg")
-    ds = get_plugins().datasets.create("eurosat", root=str(root))
+    ds = registry.create("eurosat", root=str(root))
     bad = [i for i in range(len(ds)) if "Forest_1" in ds.item_id(i)][0]
     with pytest.raises(OSError):
         ds.load(bad)
@@ -209,34 +215,34 @@ def test_corrupt_image_fails_alone(roots, tmp_path):
 
 
 @pytest.mark.parametrize("name", list(LOADERS))
-def test_missing_root_names_path_and_layout(tmp_path, name):
+def test_missing_root_names_path_and_layout(registry, tmp_path, name):
     missing = tmp_path / "nowhere" / name
     with pytest.raises(DatasetRootError) as err:
-        get_plugins().datasets.create(name, root=str(missing))
+        registry.create(name, root=str(missing))
     msg = str(err.value)
     assert str(missing) in msg and "Expected layout" in msg and "ROOT/" in msg
     assert not missing.exists(), "a failed load must not create folders"
 
 
 @pytest.mark.parametrize("name", ["food101", "dtd", "caltech101", "stanford-cars", "imagenet", "ucf101", "sun397"])
-def test_malformed_root_says_what_is_missing(tmp_path, name):
+def test_malformed_root_says_what_is_missing(registry, tmp_path, name):
     (tmp_path / "stray").mkdir()
     _img(tmp_path / "stray" / "x.jpg")
     with pytest.raises(DatasetRootError) as err:
-        get_plugins().datasets.create(name, root=str(tmp_path))
+        registry.create(name, root=str(tmp_path))
     assert str(tmp_path) in str(err.value) and "Expected layout" in str(err.value)
 
 
-def test_default_root_comes_from_lrbench_data(monkeypatch, roots):
+def test_default_root_comes_from_lrbench_data(registry, monkeypatch, roots):
     monkeypatch.setenv("LRBENCH_DATA", str(roots["dtd"].parent))
-    assert len(get_plugins().datasets.create("dtd")) == 47
+    assert len(registry.create("dtd")) == 47
 
 
-def test_unknown_parameter_values_are_named():
+def test_unknown_parameter_values_are_named(registry):
     with pytest.raises(ValueError, match="matched-frequency"):
-        get_plugins().datasets.create("imagenet-v2", root="/x", variant="nope")
+        registry.create("imagenet-v2", root="/x", variant="nope")
     with pytest.raises(ValueError, match="tstid|test"):
-        get_plugins().datasets.create("flowers102", root="/x", split="nope")
+        registry.create("flowers102", root="/x", split="nope")
 
 
 def test_end_to_end_run_on_a_lr0fm_root(plugins, tmp_path):

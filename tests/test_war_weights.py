@@ -101,9 +101,9 @@ def test_errors_name_the_problem(matrix):
 
 def test_cli_writes_weights_json_and_csv(tmp_path):
     from lrbench.cli import cli
-    from lrbench.plugins import get_plugins
+    from lrbench.plugins import Plugins
 
-    get_plugins().register_commands(cli)
+    Plugins(load_entry_points=False).register_commands(cli)
     table = tmp_path / "results.csv"
     synthetic_table().to_csv(table, index=False)
     out = tmp_path / "w.json"
