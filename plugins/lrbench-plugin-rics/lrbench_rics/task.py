@@ -7,7 +7,9 @@ class" with ``same_class``). Conditions of one family (``shift@1 .. shift@9`` wi
 their views: the largest shift is evaluated once and the smaller ones are read from it.
 
 Outputs per condition: ``offsets`` (S, 2) with the reference (0, 0) first, ``pred`` and ``nn`` (N, S), ``knn``
-(N,) the k-NN vote at the reference view, ``labels`` and ``index`` (N,).
+(N,) the leave-one-out k-NN vote at the reference view, ``labels`` and ``index`` (N,). A classifier's class is the
+argmax of its logits, a zero-shot model's the nearest class text embedding, an embedder's the k-NN vote of each view
+over the reference views of the other images.
 """
 from __future__ import annotations
 
@@ -94,19 +96,20 @@ class ShiftTask(Task):
         valid = torch.isfinite(sims.gather(1, best[:, None]))[:, 0]
         return torch.where(valid, best, torch.full_like(best, -1)).numpy()
 
-    def _knn_vote(self, gallery: torch.Tensor, labels: np.ndarray, num_classes: int) -> np.ndarray:
-        """Leave-one-out k-NN majority vote (ties to the nearest neighbour's class) over all reference views."""
+    def _knn_vote(self, queries: torch.Tensor, gallery: torch.Tensor, labels: np.ndarray, exclude: np.ndarray,
+                  num_classes: int) -> np.ndarray:
+        """k-NN majority vote of each query over the gallery without position ``exclude[q]`` (leave-one-out);
+        ties go to the class of the nearest neighbour; -1 when the gallery has no other image."""
         n = len(gallery)
         if n < 2:
-            return np.full(n, -1, dtype=np.int64)
-        sims = gallery @ gallery.T
-        sims.fill_diagonal_(float("-inf"))
+            return np.full(len(queries), -1, dtype=np.int64)
+        sims = queries @ gallery.T
+        sims[torch.arange(len(queries)), torch.from_numpy(exclude)] = float("-inf")
         k = min(self.knn, n - 1)
-        order = sims.topk(k, dim=1).indices.numpy()
-        neigh = labels[order]  # (n, k), nearest first
-        votes = np.zeros((n, max(num_classes, int(labels.max()) + 1)), dtype=np.float64)
-        np.add.at(votes, (np.repeat(np.arange(n), k), neigh.ravel()), 1.0)
-        votes[np.arange(n), neigh[:, 0]] += 0.5  # tie-break towards the nearest neighbour
+        neigh = labels[sims.topk(k, dim=1).indices.numpy()]  # (q, k), nearest first
+        votes = np.zeros((len(queries), max(num_classes, int(labels.max()) + 1)), dtype=np.float64)
+        np.add.at(votes, (np.repeat(np.arange(len(queries)), k), neigh.ravel()), 1.0)
+        votes[np.arange(len(queries)), neigh[:, 0]] += 0.5
         return votes.argmax(axis=1).astype(np.int64)
 
     # ---- the pass -------------------------------------------------------------------------------------------------
@@ -148,12 +151,16 @@ class ShiftTask(Task):
         # pass 2: every allowed view
         pred = np.zeros((len(idx), len(offsets)), dtype=np.int64)
         nn = np.zeros_like(pred)
+        knn_classes = weights is None and model.kind != "classifier"
         for row, i in enumerate(idx.tolist()):
             p, e = self._run_views(model, rep, rep.base_pil(dataset.load(i)), offsets, weights, ctx)
-            pred[row] = p.numpy()
+            if knn_classes:  # an embedder's class is its k-NN vote (the paper's K-NN for open-CLIP and ViT)
+                p = self._knn_vote(e, gallery, labels, np.full(len(e), row), dataset.num_classes)
+            pred[row] = np.asarray(p)
             nn[row] = self._nearest(e, gallery, row, labels)
             ctx.progress(1)
-        knn = self._knn_vote(gallery, labels, dataset.num_classes) if len(idx) else np.zeros(0, np.int64)
+        knn = (self._knn_vote(gallery, gallery, labels, np.arange(len(idx)), dataset.num_classes) if len(idx)
+               else np.zeros(0, np.int64))
         out = {}
         for c in members:
             cols = _columns(offsets, shift_offsets(c.max_shift))

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny random-image dataset and tiny adapters, so every test runs offline in seconds."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +68,9 @@ class TinyZeroShot(TinyConvAdapter):
 @pytest.fixture
 def method_ctx(tmp_path):
     return MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path))
+
+
+@pytest.fixture
+def h():
+    """The helper classes (conftest is not importable under --import-mode=importlib)."""
+    return SimpleNamespace(NoiseImages=NoiseImages, TinyConvAdapter=TinyConvAdapter, TinyZeroShot=TinyZeroShot)

@@ -1,0 +1,92 @@
+"""The RICS wrapper: Theorem 2 on a random-init model, what the inner model receives, every adapter kind."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lrbench_rics.method import PAPER_FRACTION, RICS, crop_size, rics_cyclic, rics_mh, rics_rand
+from lrbench_rics.selection import extract_crops
+
+
+def _image(size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("score", ["rand", "mh"])
+def test_cyclic_rics_is_invariant_to_every_integer_cyclic_shift(h, score, method_ctx):
+    # Theorem 2: all n^2 cyclic shifts of a 24 x 24 input select the same content, so the output cannot change
+    n, k = 24, 15
+    base = h.TinyConvAdapter(size=n)
+    model = rics_cyclic(k=k, score=score).apply(base, method_ctx)
+    img = _image(n, seed=3)
+    shifts = list(itertools.product(range(n), repeat=2))
+    x = base.prepare([Image.fromarray(np.roll(img, s, axis=(0, 1))) for s in shifts])
+    with torch.no_grad():
+        logits = model.classify(x)
+        feats = model.encode_image(x)
+    crops = extract_crops(x, model.last_corners, k, cyclic=True)
+    assert (crops == crops[:1]).all()  # bit-identical content for all 576 shifts
+    assert (logits.argmax(1) == logits[0].argmax()).all()
+    assert torch.allclose(logits, logits[:1].expand_as(logits), atol=1e-5)
+    assert torch.allclose(feats, feats[:1].expand_as(feats), atol=1e-5)
+    # the base model alone is not invariant: the same shifts change its features
+    with torch.no_grad():
+        plain = base.encode_image(x)
+    assert not torch.allclose(plain, plain[:1].expand_as(plain), atol=1e-3)
+
+
+def test_wrapper_feeds_the_resized_selected_crop(h, method_ctx):
+    base = h.TinyConvAdapter(size=32)
+    model = rics_rand(k=20, seed=5).apply(base, method_ctx)
+    x = base.prepare([Image.fromarray(_image(32, seed=s)) for s in range(3)])
+    with torch.no_grad():
+        got = model.encode_image(x)
+        corners = model.last_corners
+        expect = base.encode_image(F.interpolate(extract_crops(x, corners, 20), size=(32, 32), mode="bicubic",
+                                                 align_corners=False))
+    assert torch.allclose(got, expect)
+    assert ((corners >= 1) & (corners <= 32 - 20 - 1)).all()
+
+
+def test_realistic_shift_keeps_the_output_when_the_same_crop_is_chosen(h, method_ctx):
+    n, k, d = 32, 20, 1
+    base = h.TinyConvAdapter(size=n)
+    model = rics_mh(k=k).apply(base, method_ctx)
+    agree = total = 0
+    for seed in range(6):
+        big = _image(n + 2 * d, seed=seed)
+        views = [Image.fromarray(big[d + dy:d + dy + n, d + dx:d + dx + n]) for dy, dx in
+                 itertools.product(range(-d, d + 1), repeat=2)]
+        with torch.no_grad():
+            out = model.encode_image(base.prepare(views))
+        absolute = model.last_corners + torch.tensor([[d + dy, d + dx] for dy, dx in
+                                                      itertools.product(range(-d, d + 1), repeat=2)])
+        same = (absolute == absolute[4]).all(dim=1)
+        assert torch.allclose(out[same], out[4].expand_as(out[same]), atol=1e-5)
+        agree += int(same.sum()) - 1
+        total += len(views) - 1
+    assert agree > 0 and total == 48
+
+
+def test_zero_shot_adapter_through_the_core_protocol(h, method_ctx):
+    inner = h.TinyZeroShot(size=32)
+    model = RICS(k=20, score="rand").apply(inner, method_ctx)
+    assert model.kind == "zero-shot"
+    assert torch.equal(model.encode_text(["a c0"]), inner.encode_text(["a c0"]))
+    x = inner.prepare([Image.fromarray(_image(32))])
+    assert model.encode_image(x).shape == (1, 16)
+    ident = model.identity()
+    assert ident["base"] == inner.identity()
+    assert ident["method"]["params"]["score"] == "rand" and ident["method"]["params"]["k"] == 20
+
+
+def test_crop_size_defaults_to_the_paper_ratio():
+    assert crop_size(224, None, PAPER_FRACTION) == 140
+    assert crop_size(64, None, PAPER_FRACTION) == 40
+    with pytest.raises(ValueError, match="k=224 must be between 1 and the model input size 224"):
+        crop_size(224, 224, PAPER_FRACTION)
+    with pytest.raises(ValueError, match="choices: rand, mh"):
+        RICS(score="edges")

@@ -1,0 +1,118 @@
+"""Shift conditions, the shift task and its metrics."""
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import functional as TF
+
+from lrbench.tasks import RunContext
+from lrbench_rics.method import rics_cyclic
+from lrbench_rics.metrics import (AdvRobustness, AdvRobustnessNN, Consistency, ConsistencyNN, KnnAccuracy,
+                                  ShiftAccuracy, adversarial_robustness, consistency)
+from lrbench_rics.shifts import CropShift, CyclicShift, shift_offsets
+from lrbench_rics.task import ShiftTask
+
+
+def test_metric_definitions_on_known_outputs():
+    pred = np.array([[1, 1, 1], [2, 3, 2], [0, 0, 0]])  # column 0: the reference view
+    assert consistency(pred) == pytest.approx(5 / 6)  # eq. (1): 5 of the 6 shifts keep the output
+    assert adversarial_robustness(pred) == pytest.approx(2 / 3)  # eq. (2): image 1 can be fooled
+
+
+def test_offsets_and_condition_labels():
+    off = shift_offsets(2)
+    assert off.shape == (25, 2) and off[0].tolist() == [0, 0] and len({tuple(o) for o in off.tolist()}) == 25
+    assert CropShift(1).condition == "shift@1"
+    assert CropShift(3, resize=73, crop=64).condition == "shift@3(resize=73,crop=64)"
+    assert CropShift(1, then="bicubic@16").condition == "shift@1(then=bicubic@16)"
+    assert CropShift(1, then={"name": "bicubic", "size": 16}).condition == "shift@1(then=bicubic@16)"
+    assert CyclicShift(2, size=32).condition == "cyclic@2(size=32)"
+    with pytest.raises(ValueError, match=r"\(resize - crop\) // 2 = 16"):
+        CropShift(17)
+
+
+def test_realistic_views_move_the_crop_window(h):
+    img = h.NoiseImages(size=50).load(0)
+    cond = CropShift(2, resize=48, crop=40)
+    base = cond.base_pil(img)
+    ref, right, down = [np.asarray(v) for v in cond.views_pil(base, [(0, 0), (0, 1), (1, 0)])]
+    assert ref.shape == (40, 40, 3)
+    assert np.array_equal(right[:, :-1], ref[:, 1:]) and not np.array_equal(right[:, -1], ref[:, -1])
+    assert np.array_equal(down[:-1], ref[1:])
+    fast = cond.views_tensor(base, np.array([[0, 0], [0, 1]]), torch.device("cpu"))
+    assert torch.equal((fast * 255).round().byte(), torch.stack([TF.pil_to_tensor(v) for v in
+                                                                 cond.views_pil(base, [(0, 0), (0, 1)])]))
+    assert np.array_equal(np.asarray(cond.pil(img)), ref)
+
+
+def test_then_applies_the_low_resolution_step_to_every_view(h):
+    cond = CropShift(1, resize=48, crop=40, then="bicubic@10")
+    views = cond.views_pil(cond.base_pil(h.NoiseImages(size=50).load(0)), [(0, 0), (1, 1)])
+    assert [v.size for v in views] == [(10, 10), (10, 10)]
+    with pytest.raises(Exception, match="shift condition"):
+        CropShift(1, then="shift@1")
+
+
+def test_cyclic_views_roll(h):
+    cond = CyclicShift(1, size=32)
+    base = cond.base_pil(h.NoiseImages(size=40).load(1))
+    ref, v = [np.asarray(x) for x in cond.views_pil(base, [(0, 0), (1, -1)])]
+    assert np.array_equal(v, np.roll(ref, (1, -1), axis=(0, 1)))
+
+
+def _run(h, model, conditions, fast=False, **task_args):
+    ds = h.NoiseImages(n=6, size=40, classes=3)
+    return ds, ShiftTask(**task_args).run(model, ds, conditions, RunContext(batch_size=16, fast_path=fast))
+
+
+def test_task_outputs_family_sharing_and_retrieval(h):
+    model = h.TinyConvAdapter(size=32)
+    conds = [CropShift(1, resize=40, crop=32), CropShift(2, resize=40, crop=32), CyclicShift(1, size=32)]
+    ds, out = _run(h, model, conds)
+    assert set(out) == {"shift@1(resize=40,crop=32)", "shift@2(resize=40,crop=32)", "cyclic@1(size=32)"}
+    one, two = out["shift@1(resize=40,crop=32)"], out["shift@2(resize=40,crop=32)"]
+    assert one["pred"].shape == (6, 9) and two["pred"].shape == (6, 25)
+    cols = [next(j for j, o in enumerate(two["offsets"].tolist()) if o == p) for p in one["offsets"].tolist()]
+    assert np.array_equal(one["pred"], two["pred"][:, cols]) and np.array_equal(one["nn"], two["nn"][:, cols])
+    # 1-NN: never the query itself, always another image of its class (the paper's retrieval set)
+    assert (two["nn"] != two["index"][:, None]).all()
+    assert (ds.labels[two["nn"]] == two["labels"][:, None]).all()
+    # the fast (tensor) path sees the same pixels when no resize is needed
+    _, fast = _run(h, model, conds[:1], fast=True)
+    assert np.array_equal(fast["shift@1(resize=40,crop=32)"]["pred"], one["pred"])
+    for metric in (ShiftAccuracy(), KnnAccuracy(), Consistency(), ConsistencyNN(), AdvRobustness(), AdvRobustnessNN()):
+        assert 0.0 <= metric.compute(two, ds) <= 1.0
+
+
+def test_task_measures_cyclic_rics_at_100_percent(h, method_ctx):
+    base = h.TinyConvAdapter(size=32)
+    conds = [CyclicShift(2, size=32)]
+    _, plain = _run(h, base, conds, same_class=False)
+    _, rics = _run(h, rics_cyclic(k=20, score="rand").apply(base, method_ctx), conds, same_class=False)
+    plain, rics = plain["cyclic@2(size=32)"], rics["cyclic@2(size=32)"]
+    assert consistency(rics["nn"]) == 1.0 and adversarial_robustness(rics["pred"]) == 1.0
+    assert consistency(plain["nn"]) < 1.0  # the padded conv net alone is not shift invariant
+
+
+def test_zero_shot_models_predict_with_text_weights(h):
+    model = h.TinyZeroShot(size=32)
+    ds, out = _run(h, model, [CropShift(1, resize=40, crop=32)], knn=3)
+    o = out["shift@1(resize=40,crop=32)"]
+    assert o["pred"].min() >= 0 and o["pred"].max() < 3
+    assert o["knn"].shape == (6,)
+
+
+def test_embedders_predict_classes_by_knn_vote(h):
+    class Embedder(h.TinyConvAdapter):
+        kind = "embedder"
+
+    ds, out = _run(h, Embedder(size=32), [CropShift(1, resize=40, crop=32)], knn=1)
+    o = out["shift@1(resize=40,crop=32)"]
+    # with k = 1 the vote is the class of the nearest other image; at the reference view that is the knn output
+    assert np.array_equal(o["pred"][:, 0], o["knn"]) and set(o["pred"].ravel()) <= {0, 1, 2}
+
+
+def test_task_rejects_other_conditions(h):
+    from lrbench.builtin.degradations import Resize
+
+    with pytest.raises(Exception, match="evaluates shift conditions"):
+        _run(h, h.TinyConvAdapter(size=32), [Resize(16)])
