@@ -60,7 +60,11 @@ def main() -> None:
     ap.add_argument("--test-identities", type=int, default=60)
     ap.add_argument("--strategies", default="baseline,bt-m,st-m1,maug")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", action="store_true", help="only combine the runs in the sub-folders of --out")
     args = ap.parse_args()
+    if args.merge:
+        merge(Path(args.out))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -96,16 +100,33 @@ def main() -> None:
             if cond in ("hr", "face_lr@28", "face_lr@14", "face_lr@7"):
                 dists[f"{strategy}\n{cond}"] = (o["dist"], o["issame"])
         print(pd.DataFrame([r for r in rows if r["strategy"] == strategy]).to_string(index=False), flush=True)
-    df = pd.DataFrame(rows)
-    df.to_csv(out / "results.csv", index=False)
-    table = df.pivot(index="condition", columns="strategy", values="acc").reindex(
-        [c.condition for c in conditions])[args.strategies.split(",")]
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    np.savez(out / "distances.npz", **{k.replace("\n", "|"): np.stack([d, s.astype(float)])
+                                        for k, (d, s) in dists.items()})
+    print(f"total {time.time() - t0:.0f} s", flush=True)
+
+
+def merge(root: Path) -> None:
+    """Combine runs written to root/<name>/ (one process per strategy) into root/results.{csv,md}, distances.png."""
+    frames = [pd.read_csv(p) for p in sorted(root.glob("*/results.csv"))]
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(root / "results.csv", index=False)
+    order = list(dict.fromkeys(df["condition"]))
+    strategies = [s for s in ("baseline", "bt-m", "st-m1", "maug") if s in set(df["strategy"])]
+    strategies += sorted(set(df["strategy"]) - set(strategies))
+    table = df.pivot(index="condition", columns="strategy", values="acc").reindex(order)[strategies]
     pct = (table * 100).round(1)
     md = ["| condition | " + " | ".join(pct.columns) + " |", "|---" * (len(pct.columns) + 1) + "|"]
     md += [f"| {c} | " + " | ".join(f"{v:.1f}" for v in pct.loc[c]) + " |" for c in pct.index]
-    (out / "results.md").write_text("\n".join(md) + "\n")
-    plot_distance_distributions(dists, out / "distances.png")
-    print(table.to_string(), f"\ntotal {time.time() - t0:.0f} s", flush=True)
+    train_s = df.groupby("strategy")["train_s"].first().reindex(strategies)
+    md.append("| training time (s) | " + " | ".join(str(int(v)) for v in train_s) + " |")
+    (root / "results.md").write_text("\n".join(md) + "\n")
+    dists = {}
+    for p in sorted(root.glob("*/distances.npz")):
+        with np.load(p) as z:
+            dists.update({k.replace("|", "\n"): (z[k][0], z[k][1].astype(bool)) for k in z.files})
+    plot_distance_distributions(dists, root / "distances.png")
+    print("\n".join(md))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""Embedder adapters: IResNet key layout, weight files, flip test, facenet and timm adapters (random init, offline)."""
+import numpy as np
+import pytest
+import torch
+from lrbench.registry import LrbenchError
+from PIL import Image
+from safetensors.torch import save_file
+
+from lrbench_face.iresnet import DEPTHS
+from lrbench_face.models import face_iresnet, face_timm, facenet, load_state_dict_file
+
+
+def test_iresnet_layout_matches_insightface_names():
+    net = face_iresnet("r18").module
+    keys = set(net.state_dict())
+    for k in ("conv1.weight", "bn1.running_var", "prelu.weight", "layer1.0.bn1.weight", "layer1.0.conv1.weight",
+              "layer1.0.bn2.bias", "layer1.0.prelu.weight", "layer1.0.conv2.weight", "layer1.0.bn3.weight",
+              "layer1.0.downsample.0.weight", "layer1.0.downsample.1.running_mean", "layer4.1.conv2.weight",
+              "bn2.weight", "fc.weight", "features.weight", "features.running_var"):
+        assert k in keys, k
+    assert "layer1.1.downsample.0.weight" not in keys
+    assert net.fc.weight.shape == (512, 512 * 7 * 7)
+    # parameter count of IResNet-18 with a 512-d embedding (insightface's r18: 24.0 M)
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(24.0e6, rel=0.01)
+    assert DEPTHS["r100"] == (3, 13, 30, 3)
+
+
+def test_weight_files_roundtrip(tmp_path):
+    model = face_iresnet("r18", base_width=4, image_size=32, embedding_size=16, layers=[1, 1, 1, 1])
+    state = model.module.state_dict()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "b.pth")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "b.safetensors"))
+    x = torch.rand(2, 3, 32, 32)
+    for f in ("b.pth", "b.safetensors"):
+        loaded = face_iresnet("r18", weights=str(tmp_path / f), base_width=4, image_size=32, embedding_size=16,
+                              layers=[1, 1, 1, 1])
+        with torch.no_grad():
+            assert torch.allclose(loaded.encode_image(x), model.encode_image(x))
+        assert loaded.identity()["sha256"] and loaded.identity() != model.identity()
+    with pytest.raises(LrbenchError, match="not found"):
+        load_state_dict_file(tmp_path / "none.pth")
+    with pytest.raises(LrbenchError, match="choices: r18"):
+        face_iresnet("r19")
+
+
+def test_flip_test_is_sum_of_mirror_embeddings():
+    model = face_iresnet("r18", base_width=4, image_size=32, embedding_size=16, layers=[1, 1, 1, 1], flip=True)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.module(x) + model.module(torch.flip(x, dims=[-1]))
+        assert torch.allclose(model.encode_image(x), expected)
+    assert model.kind == "embedder" and model.identity()["flip"] is True
+
+
+def test_facenet_file_and_mtcnn_fallback(tmp_path):
+    from facenet_pytorch import InceptionResnetV1
+
+    torch.save(InceptionResnetV1(pretrained=None).state_dict(), tmp_path / "fn.pt")
+    model = facenet("file", weights=str(tmp_path / "fn.pt"), align=True)
+    blank = Image.new("RGB", (112, 112), (128, 128, 128))  # no face: MTCNN finds none, the whole image is used
+    x = model.prepare([blank])
+    assert x.shape == (1, 3, 160, 160) and x.abs().max() < 1e-2  # 128 maps to ~0 under (x - 127.5) / 128
+    assert model.identity()["align"] is True and model.kind == "embedder"
+    with pytest.raises(LrbenchError, match="choices: vggface2"):
+        facenet("webface")
+
+
+def test_timm_embedder():
+    model = face_timm("resnet10t", embedding_size=32, image_size=64)
+    with torch.no_grad():
+        e = model.eval().encode_image(model.prepare_tensor(torch.rand(2, 3, 112, 112)))
+    assert e.shape == (2, 32)
+    with pytest.raises(LrbenchError, match="face-timm"):
+        face_timm("no-such-net")

@@ -1,0 +1,28 @@
+"""End to end through the core runner: a tiny IResNet on generated pairs, cross and equal resolution, cached rerun."""
+import numpy as np
+from lrbench.plugins import Plugins
+from lrbench.runner import run_spec
+
+from lrbench_face import plugin
+
+SPEC = {
+    "models": [{"name": "face-iresnet:r18", "label": "tiny", "base_width": 4, "image_size": 16, "embedding_size": 16,
+                "layers": [1, 1, 1, 1]}],
+    "methods": ["none"],
+    "datasets": [{"name": "toyfaces-pairs", "identities": 6, "pairs": 20}],
+    "conditions": ["hr", "face_lr@8", {"name": "face_lr", "size": 8, "mode": "equal"}, "face_protocol@low"],
+    "metrics": ["face_acc", "roc_auc", "face_dist"],
+}
+
+
+def test_run_spec_verification(tmp_path):
+    plugins = Plugins(load_entry_points=False, extra=[(plugin, "face")])
+    df = run_spec(SPEC, tmp_path / "out", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    conds = set(df["condition"])
+    assert {"hr", "face_lr@8", "face_lr@8(mode=equal)", "face_protocol@low"} <= conds
+    acc = df[df["metric"] == "face_acc"].set_index("condition")["value"]
+    assert ((acc >= 0) & (acc <= 1)).all() and len(acc) == 4
+    assert {"face_acc.std", "face_acc.threshold", "face_dist.genuine", "roc_auc"} <= set(df["metric"])
+    again = run_spec(SPEC, tmp_path / "out2", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(again.sort_values(["condition", "metric"])["value"].to_numpy(),
+                               df.sort_values(["condition", "metric"])["value"].to_numpy())
