@@ -95,15 +95,6 @@ def roc_auc(dist: np.ndarray, issame: np.ndarray) -> float:
     return float(u / (n_gen * n_imp))
 
 
-def roc_curve(dist: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(FAR, TAR) over every distinct threshold, for plots."""
-    issame = np.asarray(issame, dtype=bool)
-    t = _candidate_thresholds(np.asarray(dist, dtype=np.float64))
-    far = np.array([np.mean(dist[~issame] < x) for x in t])
-    tar = np.array([np.mean(dist[issame] < x) for x in t])
-    return far, tar
-
-
 def match_ranks(probe: np.ndarray, probe_labels: np.ndarray, gallery: np.ndarray,
                 gallery_labels: np.ndarray) -> np.ndarray:
     """1-based rank of the first gallery item of the probe's identity by cosine similarity (ties count against the

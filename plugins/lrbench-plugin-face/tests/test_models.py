@@ -1,5 +1,4 @@
 """Embedder adapters: IResNet key layout, weight files, flip test, facenet and timm adapters (random init, offline)."""
-import numpy as np
 import pytest
 import torch
 from lrbench.registry import LrbenchError
