@@ -163,25 +163,28 @@ def extract_crops(x: torch.Tensor, corners: torch.Tensor, k: int, cyclic: bool =
     return x[bi, ci, rows.view(b, 1, k, 1), cols.view(b, 1, 1, k)]
 
 
-def _check_bound_args(n: int, k: int, shift: int) -> int:
+def _check_bound_args(n: int, k: int, shift: int, axes: int) -> int:
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got n={n}, k={k}")
     if shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift}")
+    if axes not in (1, 2):
+        raise ValueError(f"axes must be 1 (shifts along one axis) or 2, got {axes}")
     return n - k + 1
 
 
-def adversarial_bound(n: int, k: int, shift: int, exclude_edge: bool = False) -> float:
+def adversarial_bound(n: int, k: int, shift: int, exclude_edge: bool = False, axes: int = 2) -> float:
     """Theorem 1: adversarial robustness >= ((n - k + 1 - 2D) / (n - k + 1 + 2D))^2 for shifts |dx|, |dy| <= D.
 
     ``exclude_edge``: the same counting over the (n - k - 1)^2 interior positions that Algorithm 1 may select (its
     local maxima are never on the score map's edge), which is what a pseudo-random score attains exactly.
+    ``axes=1``: shifts along one axis only; the same count gives the ratio to the power 1.
     """
-    m = _check_bound_args(n, k, shift) - (2 if exclude_edge else 0)
-    return max(0.0, (m - 2 * shift) / (m + 2 * shift)) ** 2 if m > 0 else 0.0
+    m = _check_bound_args(n, k, shift, axes) - (2 if exclude_edge else 0)
+    return max(0.0, (m - 2 * shift) / (m + 2 * shift)) ** axes if m > 0 else 0.0
 
 
-def consistency_bound(n: int, k: int, shift: int, exclude_edge: bool = False) -> float:
+def consistency_bound(n: int, k: int, shift: int, exclude_edge: bool = False, axes: int = 2) -> float:
     """Eq. (4): consistency >= ((n - k + 1 - D) / (n - k + 1 + D))^2 (worst single shift with |dx|, |dy| <= D)."""
-    m = _check_bound_args(n, k, shift) - (2 if exclude_edge else 0)
-    return max(0.0, (m - shift) / (m + shift)) ** 2 if m > 0 else 0.0
+    m = _check_bound_args(n, k, shift, axes) - (2 if exclude_edge else 0)
+    return max(0.0, (m - shift) / (m + shift)) ** axes if m > 0 else 0.0

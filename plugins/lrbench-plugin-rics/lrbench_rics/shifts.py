@@ -4,6 +4,7 @@ low-resolution step.
 ``shift@D`` (realistic, paper section 2): the image is resized to ``resize`` x ``resize`` (256), the reference view is
 the centred ``crop`` x ``crop`` (224) crop, and the allowed shifts are every crop whose centre moves by
 ``|dx|, |dy| <= D`` pixels: a column of pixels leaves the view on one side and a new one enters on the other.
+``axes: x`` (or ``y``) restricts the shifts to one axis: 2D+1 views instead of (2D+1)^2, for CPU budgets.
 ``cyclic@D``: the image is resized (shorter side) and centre-cropped to ``size``; views are ``torch.roll`` of it.
 
 ``then`` composes a low-resolution degradation applied to every view after the shift (``then: bicubic@32``): the
@@ -53,10 +54,20 @@ def build_then(then: str | dict[str, Any] | None) -> Degradation | None:
     return deg
 
 
-def shift_offsets(max_shift: int) -> np.ndarray:
-    """(S, 2) integer offsets (dy, dx) with |dy|, |dx| <= max_shift, the reference (0, 0) first, then raster order."""
+AXES = ("xy", "x", "y")
+
+
+def shift_offsets(max_shift: int, axes: str = "xy") -> np.ndarray:
+    """(S, 2) integer offsets (dy, dx) with |dy|, |dx| <= max_shift, the reference (0, 0) first, then raster order.
+
+    ``axes``: ``xy`` every 2-D shift ((2D+1)^2 views), ``x`` horizontal only, ``y`` vertical only (2D+1 views).
+    """
+    if axes not in AXES:
+        raise ValueError(f"axes must be one of {', '.join(AXES)}, got {axes!r}")
     r = np.arange(-max_shift, max_shift + 1)
-    grid = np.stack(np.meshgrid(r, r, indexing="ij"), axis=-1).reshape(-1, 2)
+    ry = r if "y" in axes else np.zeros(1, dtype=r.dtype)
+    rx = r if "x" in axes else np.zeros(1, dtype=r.dtype)
+    grid = np.stack(np.meshgrid(ry, rx, indexing="ij"), axis=-1).reshape(-1, 2)
     rest = grid[np.any(grid != 0, axis=1)]
     return np.concatenate([np.zeros((1, 2), dtype=np.int64), rest.astype(np.int64)])
 
@@ -65,14 +76,17 @@ class ShiftCondition(Degradation):
     """Common part of the shift conditions: offsets, the ``then`` step, views in both pixel paths."""
 
     max_shift: int
+    axes: str
     _then: Degradation | None
 
     def _init_then(self, then: str | dict[str, Any] | None) -> None:
+        if self.axes not in AXES:
+            raise ValueError(f"{self.name}: axes must be one of {', '.join(AXES)}, got {self.axes!r}")
         self._then = build_then(then)
         self.then = None if self._then is None else self._then.condition
 
     def offsets(self) -> np.ndarray:
-        return shift_offsets(self.max_shift)
+        return shift_offsets(self.max_shift, self.axes)
 
     def family(self) -> dict[str, Any]:
         """Everything but ``max_shift``: conditions of one family share their views (shift@1 is part of shift@9)."""
@@ -106,8 +120,9 @@ class CropShift(ShiftCondition):
 
     name = "shift"
 
-    def __init__(self, max_shift: int, resize: int = 256, crop: int = 224, then: str | dict[str, Any] | None = None):
-        self.max_shift, self.resize, self.crop = int(max_shift), int(resize), int(crop)
+    def __init__(self, max_shift: int, resize: int = 256, crop: int = 224, then: str | dict[str, Any] | None = None,
+                 axes: str = "xy"):
+        self.max_shift, self.resize, self.crop, self.axes = int(max_shift), int(resize), int(crop), axes
         margin = (self.resize - self.crop) // 2
         if self.max_shift < 0 or self.crop < 1 or self.max_shift > margin:
             raise ValueError(f"shift: max_shift={max_shift} must be between 0 and (resize - crop) // 2 = {margin} "
@@ -139,8 +154,8 @@ class CyclicShift(ShiftCondition):
 
     name = "cyclic"
 
-    def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None):
-        self.max_shift, self.size = int(max_shift), int(size)
+    def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None, axes: str = "xy"):
+        self.max_shift, self.size, self.axes = int(max_shift), int(size), axes
         if self.max_shift < 0 or self.size < 1:
             raise ValueError(f"cyclic: need max_shift >= 0 and size >= 1, got max_shift={max_shift}, size={size}")
         self._init_then(then)

@@ -26,7 +26,7 @@ from lrbench.models import ModelAdapter
 from lrbench.registry import LrbenchError
 from lrbench.tasks import RunContext, Task
 
-from .shifts import ShiftCondition, shift_offsets
+from .shifts import ShiftCondition
 
 METRICS = ("shift_acc", "adv_robustness", "adv_robustness_nn", "consistency", "consistency_nn")
 
@@ -163,7 +163,7 @@ class ShiftTask(Task):
                else np.zeros(0, np.int64))
         out = {}
         for c in members:
-            cols = _columns(offsets, shift_offsets(c.max_shift))
+            cols = _columns(offsets, c.offsets())
             out[c.condition] = {"offsets": offsets[cols], "pred": pred[:, cols],
                                 "nn": np.where(nn[:, cols] >= 0, idx[np.maximum(nn[:, cols], 0)], -1),
                                 "knn": knn, "labels": labels, "index": idx}

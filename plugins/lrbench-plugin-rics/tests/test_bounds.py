@@ -26,6 +26,13 @@ def test_edge_excluded_count_is_the_bound_on_the_interior_map():
     assert adversarial_bound(224, 140, 1, exclude_edge=True) < adversarial_bound(224, 140, 1)
 
 
+def test_one_axis_shifts_count_one_dimension():
+    assert adversarial_bound(224, 140, 1, axes=1) == pytest.approx(83 / 87)
+    assert consistency_bound(224, 140, 3, axes=1) == pytest.approx(82 / 88)
+    with pytest.raises(ValueError, match="axes must be 1"):
+        adversarial_bound(224, 140, 1, axes=3)
+
+
 def test_bounds_monotone_and_degenerate():
     assert adversarial_bound(224, 140, 0) == 1.0
     assert adversarial_bound(224, 224, 1) == 0.0  # one crop: any shift moves it

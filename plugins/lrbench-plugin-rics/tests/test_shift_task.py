@@ -21,7 +21,10 @@ def test_metric_definitions_on_known_outputs():
 def test_offsets_and_condition_labels():
     off = shift_offsets(2)
     assert off.shape == (25, 2) and off[0].tolist() == [0, 0] and len({tuple(o) for o in off.tolist()}) == 25
+    horizontal = shift_offsets(2, "x")
+    assert horizontal.tolist() == [[0, 0], [0, -2], [0, -1], [0, 1], [0, 2]]
     assert CropShift(1).condition == "shift@1"
+    assert CropShift(3, axes="y").offsets().shape == (7, 2) and CropShift(3, axes="y").condition == "shift@3(axes=y)"
     assert CropShift(3, resize=73, crop=64).condition == "shift@3(resize=73,crop=64)"
     assert CropShift(1, then="bicubic@16").condition == "shift@1(then=bicubic@16)"
     assert CropShift(1, then={"name": "bicubic", "size": 16}).condition == "shift@1(then=bicubic@16)"
