@@ -174,6 +174,7 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
                                 "open_clip_model.safetensors)")
         arch = f"local-dir:{folder.resolve()}"
         identity["arch"] = "local-dir"
+        identity["config"] = file_sha256(folder / "open_clip_config.json")[:16]
 
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()

@@ -105,13 +105,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=TOY_DIR, help="folder to write (default: the package's toy_clip/)")
     ap.add_argument("--n-train", type=int, default=4000)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=50, help="linear warm-up steps before the cosine decay")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1 is fastest on a shared 2-core machine)")
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering the train images")
     ap.add_argument("--cache", default="", help="npz file keeping the rendered train images between runs")
     ap.add_argument("--n-test", type=int, default=600, help="test items to evaluate (0: skip)")
     args = ap.parse_args()
@@ -124,7 +126,7 @@ def main() -> None:
     started = time.time()
 
     cache = Path(args.cache) if args.cache else None
-    images, captions = render_train(args.n_train, args.threads, cache)
+    images, captions = render_train(args.n_train, args.workers, cache)
     captions = vary_captions(captions, args.seed)
     tokenizer = open_clip.get_tokenizer(f"local-dir:{out.resolve()}")
     tokens = tokenizer(captions)

@@ -63,3 +63,22 @@ def _seeded_model(arch: str, seed: int) -> torch.nn.Module:
 def seeded_model():
     """What ``pretrained: random, seed: N`` must build: open_clip's init under torch.manual_seed(N)."""
     return _seeded_model
+
+
+@pytest.fixture(scope="session")
+def openclip_plugins():
+    """lrbench's plugins with only this distribution's entry point loaded (the others are not under test here)."""
+    from lrbench.plugins import Plugins
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LRBENCH_LOAD_PLUGINS", "openclip")
+        return Plugins()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine threads cost 2-4x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

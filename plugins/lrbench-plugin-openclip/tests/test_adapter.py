@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.builtin.tasks import ZeroShotClassification
 from lrbench.builtin.toyworld import ToyWorld
-from lrbench.plugins import Plugins
 from lrbench.tasks import RunContext
 from PIL import Image
 from safetensors.torch import save_file
@@ -44,11 +43,8 @@ def test_parse_id_forms():
 
 
 @pytest.fixture(scope="module")
-def models():
-    """The model registry with only this plugin's entry point loaded (the others are not under test here)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LRBENCH_LOAD_PLUGINS", "openclip")
-        return Plugins().models
+def models(openclip_plugins):
+    return openclip_plugins.models
 
 
 def test_registered_through_entry_point(models):
