@@ -137,7 +137,7 @@ class Jpeg(Degradation):
 
 
 class Noise(Degradation):
-    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale; seeded by image content so both paths are deterministic."""
+    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale; deterministic (reference path seeded by image content)."""
 
     name = "noise"
 
