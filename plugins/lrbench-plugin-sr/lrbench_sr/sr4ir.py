@@ -188,18 +188,18 @@ class SR4IRTrainer:
         set_trainable(self.sr, True)
         sr = self.super_resolve(lr)
         loss = F.l1_loss(sr, hr)
-        parts = {"pixel": float(loss)}
+        parts = {"pixel": loss.item()}
         if tdp:
             f_sr = self.task.features(sr)
             with torch.no_grad():
                 f_hr = self.task.features(hr)
             tdp_loss = self.cfg.tdp_weight * F.l1_loss(f_sr, f_hr)
             loss = loss + tdp_loss
-            parts["tdp"] = float(tdp_loss)
+            parts["tdp"] = tdp_loss.item()
         if labels is not None:
             ce = F.cross_entropy(self.task(sr), labels)
             loss = loss + ce
-            parts["ce"] = float(ce)
+            parts["ce"] = ce.item()
         self.sr_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.sr_opt.step()
@@ -227,8 +227,8 @@ class SR4IRTrainer:
         self.task_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.task_opt.step()
-        self.history.append({"phase": "task", "inputs": inputs, "ce": float(loss)})
-        return {"ce": float(loss)}
+        self.history.append({"phase": "task", "inputs": inputs, "ce": loss.item()})
+        return {"ce": loss.item()}
 
     def joint_step(self, hr: torch.Tensor, lr: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         """S+T baseline: both networks updated with L1(SR, HR) + CE(T(SR))."""
@@ -241,8 +241,8 @@ class SR4IRTrainer:
         (pixel + ce).backward()
         self.sr_opt.step()
         self.task_opt.step()
-        self.history.append({"phase": "joint", "pixel": float(pixel), "ce": float(ce)})
-        return {"pixel": float(pixel), "ce": float(ce)}
+        self.history.append({"phase": "joint", "pixel": pixel.item(), "ce": ce.item()})
+        return {"pixel": pixel.item(), "ce": ce.item()}
 
     # ------------------------------------------------------------------ schedules
     def _batches(self, images: torch.Tensor, labels: torch.Tensor):
