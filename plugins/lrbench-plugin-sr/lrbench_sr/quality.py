@@ -90,7 +90,8 @@ class SRQuality(Task):
 
     name = "sr"
     dataset_task = "classification"
-    model_kinds = ("zero-shot", "classifier", "embedder")
+    #: empty: never chosen automatically (it would shadow the recognition tasks); name it with ``task: sr``
+    model_kinds = ()
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
 
     def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16):
