@@ -36,14 +36,14 @@ def test_run_spec_table1_shape(tmp_path):
         "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32, "label": "r10t"}],
         "methods": ["none", {"name": "rics/cyclic", "k": 20, "score": "rand"}],
         "datasets": [{"name": "toyworld", "split": "test", "n": 4}],
-        "conditions": [{"name": "shift", "max_shift": 1, "resize": 37, "crop": 32},
-                       {"name": "cyclic", "max_shift": 1, "size": 32}],
+        "conditions": [{"name": "shift", "max_shift": 1, "resize": 37, "crop": 32, "axes": "x"},
+                       {"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
         "task": "shift",
     }
     df = run_spec(spec, tmp_path / "run", device="cpu", cache_dir=tmp_path / "cache")
     assert set(df.metric) >= {"consistency", "adv_robustness", "consistency_nn", "adv_robustness_nn", "shift_acc"}
     assert len(df) == 2 * 2 * 5  # methods x conditions x default metrics
-    cell = df[(df.condition == "cyclic@1(size=32)") & df.method.str.contains("cyclic")]
+    cell = df[(df.condition == "cyclic@1(size=32,axes=x)") & df.method.str.contains("cyclic")]
     assert set(cell.set_index("metric").loc[["consistency", "adv_robustness", "consistency_nn",
                                              "adv_robustness_nn"], "value"]) == {1.0}
     assert (df.n == 4).all()
