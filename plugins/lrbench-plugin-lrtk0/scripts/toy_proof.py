@@ -29,8 +29,9 @@ def paper_table(results: pd.DataFrame, num_classes: int, alpha: float = 200.0) -
     """SAR / WAR / ACC (x100) as LR0.FM Table 2 computes them for a method: gamma against the VANILLA model's HR accuracy
     (its 224 column for +LR-TK0 reads 99.1, i.e. 69.0 / 69.6), Gamma's E from the vanilla HR accuracy too.
     One dataset here, so SAR = gamma and WAR = Gamma (the weights cancel)."""
-    order = ["bicubic@16", "bicubic@32", "bicubic@64", "bicubic@128", "hr"]
     top1 = results[results.metric == "top1"].set_index(["method", "condition"])["value"]
+    present = set(results.condition)
+    order = [c for c in ("bicubic@8", "bicubic@16", "bicubic@32", "bicubic@64", "bicubic@128", "hr") if c in present]
     a_hr = float(top1[("none", "hr")])
     easiness = 1 - math.exp(-alpha * (a_hr - 1 / num_classes) ** 2)
     methods = list(dict.fromkeys(results.method))
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--model", default=None, help="replace the spec's model (e.g. openclip:local-dir:/folder)")
     ap.add_argument("--test-n", type=int, default=None, help="replace the number of test images")
+    ap.add_argument("--conditions", default=None, help="replace the conditions, comma-separated (hr,bicubic@16,...)")
     ap.add_argument("--with-vpt", action="store_true", help="add the VPT baseline trained like the LR tokens")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = ap.parse_args()
@@ -70,6 +72,8 @@ def main() -> None:
                 m["train"] = {**m["train"], "steps": args.steps}
     if args.model is not None:
         spec["models"] = [{"name": args.model, "label": "model"}]
+    if args.conditions is not None:
+        spec["conditions"] = args.conditions.split(",")
     if args.test_n is not None:
         spec["datasets"][0]["n"] = args.test_n
     results = run_spec(spec, args.out, device=args.device, progress=True, echo=print, cache_dir=args.cache_dir)
