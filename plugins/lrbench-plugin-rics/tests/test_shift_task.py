@@ -69,11 +69,12 @@ def _run(h, model, conditions, fast=False, **task_args):
 
 def test_task_outputs_family_sharing_and_retrieval(h):
     model = h.TinyConvAdapter(size=32)
-    conds = [CropShift(1, resize=40, crop=32), CropShift(2, resize=40, crop=32), CyclicShift(1, size=32)]
+    conds = [CropShift(1, resize=40, crop=32, axes="x"), CropShift(2, resize=40, crop=32, axes="x"),
+             CyclicShift(1, size=32)]
     ds, out = _run(h, model, conds)
-    assert set(out) == {"shift@1(resize=40,crop=32)", "shift@2(resize=40,crop=32)", "cyclic@1(size=32)"}
-    one, two = out["shift@1(resize=40,crop=32)"], out["shift@2(resize=40,crop=32)"]
-    assert one["pred"].shape == (6, 9) and two["pred"].shape == (6, 25)
+    assert set(out) == {"shift@1(resize=40,crop=32,axes=x)", "shift@2(resize=40,crop=32,axes=x)", "cyclic@1(size=32)"}
+    one, two = out["shift@1(resize=40,crop=32,axes=x)"], out["shift@2(resize=40,crop=32,axes=x)"]
+    assert one["pred"].shape == (6, 3) and two["pred"].shape == (6, 5) and out["cyclic@1(size=32)"]["nn"].shape == (6, 9)
     cols = [next(j for j, o in enumerate(two["offsets"].tolist()) if o == p) for p in one["offsets"].tolist()]
     assert np.array_equal(one["pred"], two["pred"][:, cols]) and np.array_equal(one["nn"], two["nn"][:, cols])
     # 1-NN: never the query itself, always another image of its class (the paper's retrieval set)
@@ -81,7 +82,7 @@ def test_task_outputs_family_sharing_and_retrieval(h):
     assert (ds.labels[two["nn"]] == two["labels"][:, None]).all()
     # the fast (tensor) path sees the same pixels when no resize is needed
     _, fast = _run(h, model, conds[:1], fast=True)
-    assert np.array_equal(fast["shift@1(resize=40,crop=32)"]["pred"], one["pred"])
+    assert np.array_equal(fast["shift@1(resize=40,crop=32,axes=x)"]["pred"], one["pred"])
     for metric in (ShiftAccuracy(), KnnAccuracy(), Consistency(), ConsistencyNN(), AdvRobustness(), AdvRobustnessNN()):
         assert 0.0 <= metric.compute(two, ds) <= 1.0
 
