@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -59,9 +60,12 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=400)
     ap.add_argument("--test-identities", type=int, default=60)
     ap.add_argument("--strategies", default="baseline,bt-m,st-m1,maug")
+    ap.add_argument("--s", type=float, default=16.0, help="CosFace scale, the same for every strategy")
+    ap.add_argument("--m", type=float, default=0.1, help="CosFace margin, the same for every strategy")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--merge", action="store_true", help="only combine the runs in the sub-folders of --out")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.merge:
         merge(Path(args.out))
         return
@@ -85,7 +89,7 @@ def main() -> None:
         model = face_iresnet("r18", layers=[1, 1, 1, 1], base_width=8, image_size=32, embedding_size=64)
         # the same margin head for every strategy, so that only the LR handling differs
         cfg = TrainConfig(strategy=strategy, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          head="cosface", s=32.0, m=0.2, warmup_steps=20, seed=args.seed, amp=False)
+                          head="cosface", s=args.s, m=args.m, warmup_steps=20, seed=args.seed, amp=False)
         t1 = time.time()
         history = FaceTrainer(model.module, model.preprocess.tensor, 64, args.identities, cfg).fit(train)
         train_s = time.time() - t1
