@@ -52,7 +52,7 @@ def parse_id(ident: str) -> dict[str, str]:
 
 
 def preprocess_from_cfg(cfg: dict[str, Any]) -> Preprocess:
-    """lrbench's :class:`Preprocess` from open_clip's preprocess config (what ``image_transform`` would build at eval)."""
+    """lrbench's :class:`Preprocess` from open_clip's preprocess config (what ``image_transform`` builds at eval)."""
     size = cfg.get("size", 224)
     if isinstance(size, (tuple, list)):
         if len(set(size)) != 1:
@@ -119,7 +119,8 @@ def _tokenizer_factory(name: str, cache_dir: str | None) -> Callable[[], Callabl
             if not name.startswith(SCHEMAS):
                 hf_name = ((open_clip.get_model_config(name) or {}).get("text_cfg") or {}).get("hf_tokenizer_name", "")
             hint = (f" It needs the Hugging Face tokenizer {hf_name!r}: download it once while online "
-                    f"(huggingface-cli download {hf_name}) or point HF_HOME at a cache that holds it." if hf_name else "")
+                    f"(huggingface-cli download {hf_name}) or point HF_HOME at a cache that holds it."
+                    if hf_name else "")
             raise OpenClipError(f"could not build the tokenizer of open_clip model {name!r}: "
                                 f"{type(exc).__name__}: {exc}.{hint}") from exc
     return build
@@ -140,8 +141,8 @@ def _check_arch(arch: str) -> dict[str, Any]:
     if cfg is None:
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise OpenClipError(f"unknown open_clip architecture {arch!r}.{hint} See open_clip.list_models() for all names; "
-                            "ids may also be hf-hub:org/name or local-dir:/path/to/folder")
+        raise OpenClipError(f"unknown open_clip architecture {arch!r}.{hint} See open_clip.list_models() for all "
+                            "names; ids may also be hf-hub:org/name or local-dir:/path/to/folder")
     return cfg
 
 

@@ -1,6 +1,4 @@
 """lrbench plugin: open_clip models (``openclip:ID``) and the toy CLIP (``toy-clip``)."""
-from __future__ import annotations
-
 from lrbench import hookimpl
 
 from .adapter import OpenClipAdapter, OpenClipError, load_openclip, parse_id
@@ -16,7 +14,8 @@ def openclip(id: str | None = None, arch: str | None = None, pretrained: str | N
     if id is not None:
         for key, value in parse_id(id).items():
             if params[key] not in (None, value):
-                raise OpenClipError(f"openclip:{id} sets {key}={value!r} but the entry also gives {key}={params[key]!r}")
+                raise OpenClipError(f"openclip:{id} sets {key}={value!r} but the entry also gives "
+                                    f"{key}={params[key]!r}")
             params[key] = value
     if params["arch"] is None:
         raise OpenClipError("openclip needs an architecture: openclip:ARCH/TAG or {name: openclip, arch: ..., "

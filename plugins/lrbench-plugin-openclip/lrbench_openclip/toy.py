@@ -6,8 +6,6 @@ The folder ``toy_clip/`` holds ``open_clip_config.json`` (model and preprocess c
 ``open_clip.create_model("local-dir:<folder>")`` and ``open_clip.get_tokenizer("local-dir:<folder>")``.
 ``scripts/train_toy_clip.py`` rebuilds all three files.
 """
-from __future__ import annotations
-
 import json
 import re
 from pathlib import Path

@@ -35,7 +35,7 @@ def word_tokenizer(folder: Path, words: list[str]) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_configs(tmp_path_factory) -> dict[str, str]:
-    """Registers a tiny CLIP (SimpleTokenizer) and a tiny SigLIP-shaped model (bias, HF tokenizer from a local folder)."""
+    """Registers a tiny CLIP (SimpleTokenizer) and a tiny SigLIP-shaped model (bias, HF tokenizer in a local folder)."""
     from lrbench.builtin.toyworld import SHAPES, TEMPLATES
 
     root = tmp_path_factory.mktemp("open_clip_configs")

@@ -108,7 +108,8 @@ def test_identity_follows_weights(tiny_configs, tmp_path, seeded_model):
         torch.save(seeded_model(arch, seed).state_dict(), tmp_path / name)
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "a.pt").write_bytes((tmp_path / "a.pt").read_bytes())
-    ids = [openclip(id=f"{arch}@{p}").identity() for p in (tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "copy/a.pt")]
+    paths = (tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "copy/a.pt")
+    ids = [openclip(id=f"{arch}@{p}").identity() for p in paths]
     assert ids[0] != ids[1] and ids[0] == ids[2]  # content, not path
     assert len(ids[0]["checkpoint_sha256"]) == 64
 
