@@ -30,7 +30,7 @@ def test_pil_and_tensor_paths_agree_and_antialias_matters():
     im = render_image(0, "test", 3, 0)
     x = torch.from_numpy(np.array(im)).permute(2, 0, 1)[None].float() / 255
     for r in (7, 14, 28):
-        ref = torch.from_numpy(np.asarray(lr_pil(im, r))).permute(2, 0, 1)[None].float() / 255
+        ref = torch.from_numpy(np.array(lr_pil(im, r))).permute(2, 0, 1)[None].float() / 255
         fast = lr_tensor(x, r)
         aliased = F.interpolate(F.interpolate(x, size=(r, r), mode="bicubic"), size=(112, 112), mode="bicubic")
         err = (fast - ref).abs().mean().item()
