@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TinyClipAdapter
+from lrtk0_testing import TinyClipAdapter
 
 import lrbench_lrtk0.method as method_mod
 from lrbench import hookimpl

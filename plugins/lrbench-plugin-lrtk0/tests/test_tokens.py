@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import IMAGE_SIZE, LAYERS, PATCH, WIDTH, tiny_clip
+from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, tiny_clip
 from torch import nn
 
 from lrbench_lrtk0.tokens import TokenInjector, UnsupportedModelError, find_vit, make_tokens

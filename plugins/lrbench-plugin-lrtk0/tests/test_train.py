@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import IMAGE_SIZE
+from lrtk0_testing import IMAGE_SIZE
 from PIL import Image
 from torchvision.transforms import functional as TF
 

@@ -1,22 +1,9 @@
-"""Tiny configurations of every backbone: same code paths as the published ones, CPU-sized."""
-from __future__ import annotations
+"""pytest runs with --import-mode=importlib (one session over every distribution's tests), so this folder is put on
+sys.path for the tests to import their shared helpers, and the helpers' fixtures are re-exported here."""
+import sys
+from pathlib import Path
 
-import pytest
-import torch
+sys.path.insert(0, str(Path(__file__).parent))
 
-TINY = {
-    ("edsr", "baseline"): {"num_feat": 8, "num_block": 2},
-    ("edsr", "large"): {"num_feat": 8, "num_block": 2},
-    ("swinir", "classical"): {"embed_dim": 12, "depths": (2,), "num_heads": (2,)},
-    ("swinir", "lightweight"): {"embed_dim": 12, "depths": (2,), "num_heads": (2,)},
-    ("swinir", "real"): {"embed_dim": 12, "depths": (2,), "num_heads": (2,)},
-    ("swinir", "real-large"): {"embed_dim": 16, "depths": (2,), "num_heads": (2,)},
-    ("rrdbnet", "esrgan"): {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
-    ("rrdbnet", "bsrgan"): {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
-    ("rrdbnet", "realesrgan"): {"num_feat": 8, "num_block": 1, "num_grow_ch": 4},
-}
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+from sr_testing import *  # noqa: E402,F401,F403
+from sr_testing import _seed  # noqa: E402,F401  (autouse fixture; import * skips private names)

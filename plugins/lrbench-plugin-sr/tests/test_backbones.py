@@ -5,7 +5,7 @@ import re
 
 import pytest
 import torch
-from conftest import TINY
+from sr_testing import TINY
 from lrbench_sr import backbones
 from lrbench_sr.backbones import SRCheckpointError, build, load_weights
 from lrbench_sr.inference import SRInference, pad_to_multiple

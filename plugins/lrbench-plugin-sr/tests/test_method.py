@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from sr_testing import TINY
 from lrbench.cache import Cache
 from lrbench.methods import ArtifactStore, MethodContext
 from lrbench.models import ModelAdapter, Preprocess

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY
+from sr_testing import TINY
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.builtin.toyworld import ToyWorld
 from lrbench.methods import ArtifactStore, MethodContext
