@@ -5,8 +5,9 @@
 - ACC-n = mean top-1 over datasets; SAR-n = mean gamma over datasets;
 - WAR-n = sum_d w_d Gamma_d / sum_d w_d with the paper's WAR-16 weights (Table 11) unless others are given.
 
-A_HR for E comes from the baseline (method ``none``) when the table has it: the paper measures every method's accuracy
-gap against the vanilla model. Datasets the weight set does not name get the mean weight of those it does (a user's own
+A_HR comes from the baseline (method ``none``) when the table has it, for gamma and for E alike: the paper measures a
+method against the vanilla model (LR-TK0's 224 px gamma of 99.1% in Table 2 is 69.0 / 69.6, its HR accuracy over the
+vanilla one), so a method that lowers HR accuracy cannot look more robust by it. Datasets the weight set does not name get the mean weight of those it does (a user's own
 dataset is neither ignored nor dominant); pass ``weights`` to choose otherwise.
 """
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _accuracy_frame(table: pd.DataFrame, metric: str, hr: str) -> pd.DataFrame:
         t["method"] = "none"
     hr_rows = t[t["condition"] == hr][KEYS + ["value"]].rename(columns={"value": "a_hr"})
     base = hr_rows[hr_rows["method"] == "none"][["model", "dataset", "a_hr"]].rename(columns={"a_hr": "a_hr_base"})
-    out = t[t["condition"] != hr].merge(hr_rows, on=KEYS, how="inner").merge(base, on=["model", "dataset"], how="left")
+    # every condition, HR included: a method's gamma at HR is its HR accuracy over the baseline's
+    out = t[(t["condition"] != hr) | (t["method"] != "none")].merge(hr_rows, on=KEYS, how="inner")
+    out = out.merge(base, on=["model", "dataset"], how="left")
     out["a_hr_base"] = out["a_hr_base"].fillna(out["a_hr"])
     return out
 
@@ -55,7 +58,8 @@ class Gamma(AggregateMetric):
 
     def values(self, table: pd.DataFrame) -> pd.DataFrame:
         f = _accuracy_frame(table, self.metric, self.hr)
-        f["value"] = np.where(f["a_hr"] > 0, f["value"] / f["a_hr"].where(f["a_hr"] > 0, 1), np.nan)
+        base = f["a_hr_base"]
+        f["value"] = np.where(base > 0, f["value"] / base.where(base > 0, 1), np.nan)
         return f
 
     def aggregate(self, table, num_classes):
