@@ -12,8 +12,13 @@ $PIP install -q --upgrade pip wheel setuptools
 # torch first: basicsr's setup imports torch at build time (hence --no-build-isolation below)
 $PIP install -q torch==2.14.1 torchvision==0.29.1
 $PIP install -q --no-build-isolation basicsr==1.4.2
-args=(-e .)
+# every local distribution, with the optional extras their tests exercise (Ray executor, facenet-pytorch, timm)
+args=(-e ".[ray]")
 for p in plugins/lrbench-plugin-*/ examples/lrbench-plugin-example/; do
-  [ -f "$p/setup.cfg" ] && args+=(-e "$p")
+  p=${p%/}
+  case "$p" in
+    *lrbench-plugin-face) args+=(-e "$p[facenet,timm]") ;;
+    *) [ -f "$p/setup.cfg" ] && args+=(-e "$p") ;;
+  esac
 done
 $PIP install -q "${args[@]}" "pytest>=7" pytest-xdist
