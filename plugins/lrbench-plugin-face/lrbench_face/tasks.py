@@ -124,13 +124,10 @@ def _dim(embs: dict[str, dict[int, np.ndarray]]) -> int:
     return 1
 
 
-class Verification(Task):
-    """Face verification on pairs: cosine distance of embeddings per pair, cross- or equal-resolution."""
+class _FaceTask(Task):
+    """Shared by both face tasks: the pair mode (cross- or equal-resolution) and the flip test are part of the key."""
 
-    name = "verification"
-    dataset_task = "verification"
     model_kinds = ("embedder",)
-    default_metrics = ("face_acc", "tar_far", "roc_auc")
     version = "1"
 
     def __init__(self, mode: str = "cross", flip: bool = False):
@@ -139,6 +136,14 @@ class Verification(Task):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "mode": self.mode, "flip": self.flip}
+
+
+class Verification(_FaceTask):
+    """Face verification on pairs: cosine distance of embeddings per pair, cross- or equal-resolution."""
+
+    name = "verification"
+    dataset_task = "verification"
+    default_metrics = ("face_acc", "tar_far", "roc_auc")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
@@ -163,21 +168,12 @@ class Verification(Task):
         return out
 
 
-class Identification(Task):
+class Identification(_FaceTask):
     """Face identification: probes ranked against the gallery (with distractors) by cosine similarity."""
 
     name = "identification"
     dataset_task = "identification"
-    model_kinds = ("embedder",)
     default_metrics = ("rank1", "rank5", "rank20")
-    version = "1"
-
-    def __init__(self, mode: str = "cross", flip: bool = False):
-        self.mode = check_mode(mode) or "cross"
-        self.flip = bool(flip)
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "mode": self.mode, "flip": self.flip}
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
