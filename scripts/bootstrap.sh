@@ -12,8 +12,8 @@ $PIP install -q --upgrade pip wheel setuptools
 # torch first: basicsr's setup imports torch at build time (hence --no-build-isolation below)
 $PIP install -q torch==2.14.1 torchvision==0.29.1
 $PIP install -q --no-build-isolation basicsr==1.4.2
-# every local distribution, with the optional extras their tests exercise (Ray executor, facenet-pytorch, timm)
-args=(-e ".[ray]")
+# every local distribution, with the optional extras their tests exercise (Ray executor, optuna, facenet-pytorch, timm)
+args=(-e ".[ray,optuna]")
 for p in plugins/lrbench-plugin-*/ examples/lrbench-plugin-example/; do
   p=${p%/}
   case "$p" in

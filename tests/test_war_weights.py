@@ -73,6 +73,7 @@ def test_optimised_weights_raise_the_odd_dataset_and_never_lower_the_objective(m
 
 
 def test_optuna_improves_but_differential_evolution_does_better_per_evaluation(matrix):
+    pytest.importorskip("optuna", reason="optional: pip install 'lrbench[optuna]'")
     tpe = optimize_war_weights(matrix, {"odd": 1.0}, optimizer="optuna", maxiter=60)
     de = optimize_war_weights(matrix, {"odd": 1.0}, maxiter=20)
     assert tpe.objective_optimized > tpe.objective_uniform + 0.05
