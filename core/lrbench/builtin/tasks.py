@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import hookimpl
-from ..cache import content_key
 from ..datasets import Dataset
 from ..degradations import Degradation
 from ..models import ModelAdapter

@@ -11,7 +11,6 @@ Spec forms (the id shape is the openclip plugin's ``ARCH/TAG``):
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from packaging.version import Version
 

@@ -4,7 +4,8 @@ Reproducible (seeded; the model is built, shuffled and trained from ``--seed``),
 Training sees full-resolution images only (no low-resolution copies): the benchmark must show the drop at 16 / 8 px.
 Captions are drawn every epoch from the toy world's own ("a large orange striped arrow on a grass background."):
 the shape always, each other attribute with probability 1/2 (see ``sample_caption``); the loss is open_clip's
-ClipLoss. After training the weights are stored in fp16 safetensors and the STORED weights are evaluated zero-shot on
+ClipLoss plus a prompt-classification term (``--shape-loss``: the image embedding must pick its shape among the class
+prompts, the question zero-shot evaluation asks). After training the weights are stored in fp16 safetensors and the STORED weights are evaluated zero-shot on
 the toy world test split (n=600) at hr and bicubic 64 / 32 / 16 / 8 through lrbench's own task.
 
     python plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py            # writes lrbench_openclip/toy_clip/
@@ -120,6 +121,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=50, help="linear warm-up steps before the cosine decay")
+    ap.add_argument("--shape-loss", type=float, default=1.0,
+                    help="weight of the prompt-classification term (0: captions only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a shared 2-core machine)")
@@ -157,6 +160,10 @@ def main() -> None:
             return args.lr * (step + 1) / args.warmup
         return 0.5 * args.lr * (1 + math.cos(math.pi * (step - args.warmup) / max(1, total - args.warmup)))
 
+    # prompt classification: the image embedding must also pick its shape among "a {shape}." prompts, the way
+    # zero-shot evaluation will ask; contrastive captions alone teach colour long before shape on this budget
+    shape_tokens = tokenizer([t.replace("{c}", s) for s in SHAPES for t in TEMPLATES])
+    shape_labels = torch.tensor([SHAPES.index(p["shape"]) for p in parts])
     mean = torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
     gen = torch.Generator().manual_seed(args.seed)
@@ -174,6 +181,11 @@ def main() -> None:
                 group["lr"] = lr_at(step)
             img_f, txt_f, scale = model(x, tokens[idx])
             loss = loss_fn(img_f, txt_f, scale)
+            if args.shape_loss > 0:
+                cls = model.encode_text(shape_tokens, normalize=True).view(len(SHAPES), len(TEMPLATES), -1).mean(1)
+                cls = torch.nn.functional.normalize(cls, dim=-1)
+                loss = loss + args.shape_loss * torch.nn.functional.cross_entropy(scale * img_f @ cls.T,
+                                                                                   shape_labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

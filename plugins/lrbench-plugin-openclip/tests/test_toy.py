@@ -10,9 +10,8 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
-from lrbench.builtin.toyworld import COLOURS, SHAPES, TEMPLATES, ToyWorld
+from lrbench.builtin.toyworld import SHAPES, TEMPLATES, ToyWorld
 from lrbench.cache import file_sha256
 from lrbench.models import OPENAI_MEAN, OPENAI_STD
 from lrbench.runner import run_spec
@@ -53,16 +52,18 @@ def test_tokenizer_knows_every_toy_world_word(toy):
     assert (tokens.argmax(-1) == (tokens != 0).sum(-1) - 1).all()  # [EOS] is the highest id: argmax pooling finds it
 
 
-def test_shipped_weights_are_trained_text_image_alignment(toy):
-    """The shipped weights align images with caption words: zero-shot *colour* recognition (8 colours, chance 1/8) on
-    unseen test images, measured 0.94 on these 96. (Shape top-1 is still at chance: docs/openclip.md.)"""
-    ds = ToyWorld(split="test", n=96)
-    colours = list(COLOURS)
-    labels = np.array([colours.index(ds.caption(i).split()[2]) for i in range(len(ds))])
-    with torch.no_grad():
-        text = F.normalize(toy.encode_text([f"a {c} star." for c in colours]), dim=-1)
-        image = F.normalize(toy.encode_image(toy.prepare([ds.load(i) for i in range(len(ds))])), dim=-1)
-    assert ((image @ text.T).argmax(1).numpy() == labels).mean() > 0.8
+def test_shipped_weights_recognise_shapes_and_lose_it_at_8px(toy):
+    """Zero-shot shape top-1 (12 classes, chance 0.083) on unseen test images through the core's task: measured 0.27
+    at HR and 0.17 at 8 px on 600 images (docs/openclip.md); on these 240 the same weights must stay well above chance
+    at HR and lose accuracy at 8 px."""
+    from lrbench.builtin.degradations import HR, Resize
+    from lrbench.builtin.tasks import ZeroShotClassification
+    from lrbench.tasks import RunContext
+
+    out = ZeroShotClassification().run(toy, ToyWorld(split="test", n=240), [HR(), Resize(8)], RunContext(batch_size=60))
+    top1 = {c: float((o["logits"].argmax(1) == o["labels"]).mean()) for c, o in out.items()}
+    assert top1["hr"] > 0.2
+    assert top1["bicubic@8"] < top1["hr"] - 0.05
 
 
 def test_checkpoint_loads_other_weights(toy, tmp_path):
