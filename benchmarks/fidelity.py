@@ -30,10 +30,8 @@ def main() -> None:
     plugins = get_plugins()
     model = plugins.models.create(args.model).to(args.device).eval()
     dataset = plugins.datasets.create(args.dataset, **({"n": args.n} if args.dataset == "toyworld" else {"limit": args.n}))
-    conds = []
-    for c in args.conditions.split(","):
-        name, _, v = c.partition("@")
-        conds.append(plugins.degradations.create(name, *([int(v)] if v else [])))
+    conds = [plugins.degradations.create(c) if "@" not in c else
+             plugins.degradations.create(c.split("@")[0], size=int(c.split("@")[1])) for c in args.conditions.split(",")]
     weights = ZeroShotClassification().text_weights(model, dataset, RunContext(device=torch.device(args.device)))
     stats = {d.condition: {"abs": [], "max": 0.0, "agree": 0, "n": 0, "acc_ref": 0, "acc_fast": 0} for d in conds}
     ref_ctx = RunContext(device=torch.device(args.device), batch_size=50)
