@@ -224,6 +224,8 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
 
     if check_datasets and not problems:
         for item in groups["datasets"]:
+            if item.params.get("download"):
+                continue  # its root is filled by the run; validating must never start a download
             try:
                 plugins.registries["datasets"].create(item.name, **item.params)
             except DatasetRootError as exc:
