@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=50, help="linear warm-up steps before the cosine decay")
     ap.add_argument("--shape-loss", type=float, default=1.0,
                     help="weight of the prompt-classification term (0: captions only)")
+    ap.add_argument("--init", default="", help="safetensors weights to continue from (e.g. the shipped ones)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a shared 2-core machine)")
@@ -149,6 +150,10 @@ def main() -> None:
     print(f"rendered {len(captions)} train images in {time.time() - started:.0f}s", flush=True)
 
     model = open_clip.create_model(f"local-dir:{out.resolve()}", load_weights=False)
+    if args.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
     model.train()
     loss_fn = open_clip.ClipLoss()
     opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
