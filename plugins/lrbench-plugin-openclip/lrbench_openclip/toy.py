@@ -27,11 +27,12 @@ def words_of(texts: Iterable[str]) -> list[str]:
 
 
 def toy_model_cfg(vocab_size: int) -> dict[str, Any]:
-    """A small ViT-B/32-shaped CLIP: 224 px input, 7 x 7 patches of 32 px (so LR tokens apply), 64 wide (small
-    enough to train on a 2-core CPU in minutes)."""
+    """A small CLIP with a ViT image tower: 64 px input in 8 x 8 tokens of 8 px (patch tokens, so LR tokens apply),
+    128 wide, 4 layers. The input is small so a 2-core CPU can train it to recognise shapes; the toy world's 224 px
+    images reach it through its own preprocessing (bicubic resize), like a 224 px CLIP meets a 500 px photo."""
     return {
         "embed_dim": 64,
-        "vision_cfg": {"image_size": 224, "patch_size": 32, "width": 64, "layers": 4, "head_width": 32,
+        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32,
                        "mlp_ratio": 4.0},
         "text_cfg": {"context_length": CONTEXT_LENGTH, "vocab_size": vocab_size, "width": 64, "heads": 2,
                      "layers": 2, "hf_tokenizer_name": "toy-clip (tokenizer.json in this folder)", "pad_id": 0},

@@ -26,6 +26,8 @@ import torch
 from lrbench.builtin.toyworld import BACKGROUNDS, COLOURS, SHAPES, TEMPLATES, TEXTURES, ToyWorld, render
 from lrbench.models import OPENAI_MEAN, OPENAI_STD
 from safetensors.torch import save_file
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
 from lrbench_openclip.adapter import load_openclip
 from lrbench_openclip.toy import TOY_DIR, WEIGHTS_FILE, words_of, write_toy_folder
@@ -36,26 +38,31 @@ PREFIXES = ("a photo of ", "a drawing of ", "an image of ")
 
 
 _TRAIN: ToyWorld | None = None
+_SIZE = 0
 
 
-def _init_worker(n: int) -> None:
-    global _TRAIN
-    _TRAIN = ToyWorld(split="train", n=n)  # once per worker: building it labels all n items
+def _init_worker(n: int, size: int) -> None:
+    global _TRAIN, _SIZE
+    _TRAIN, _SIZE = ToyWorld(split="train", n=n), size  # once per worker: building it labels all n items
 
 
 def _render(i: int) -> tuple[np.ndarray, str]:
     assert _TRAIN is not None
     image, _, caption = render(_TRAIN._seed(i))
+    # the model's own preprocessing resize (PIL bicubic, shorter side; toy images are square so no crop), done once
+    image = TF.resize(image, _SIZE, interpolation=InterpolationMode.BICUBIC)
     return np.asarray(image, dtype=np.uint8), caption
 
 
-def render_train(n: int, workers: int, cache: Path | None) -> tuple[torch.Tensor, list[str]]:
-    """All train images as one uint8 (N, 3, 224, 224) tensor, rendered once (an epoch then costs no PIL work);
-    ``cache`` keeps the rendering in an .npz between runs (the toy world is deterministic, so it never goes stale)."""
+def render_train(n: int, size: int, workers: int, cache: Path | None) -> tuple[torch.Tensor, list[str]]:
+    """All train images at the model's input size as one uint8 (N, 3, size, size) tensor, rendered once (an epoch
+    then costs no PIL work); ``cache`` keeps them in an .npz between runs (the toy world is deterministic)."""
     if cache is not None and cache.is_file():
         with np.load(cache) as npz:
-            return torch.from_numpy(npz["images"]), [str(c) for c in npz["captions"]]
-    with Pool(workers, initializer=_init_worker, initargs=(n,)) as pool:
+            if npz["images"].shape[0] >= n and npz["images"].shape[-1] == size:
+                return torch.from_numpy(npz["images"][:n]), [str(c) for c in npz["captions"][:n]]
+        print(f"{cache} holds other images (count or size); rendering afresh", flush=True)
+    with Pool(workers, initializer=_init_worker, initargs=(n, size)) as pool:
         items = pool.map(_render, range(n), chunksize=64)
     images = np.stack([im for im, _ in items]).transpose(0, 3, 1, 2).copy()
     captions = [c for _, c in items]
@@ -135,12 +142,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     out: Path = args.out
-    write_toy_folder(out, vocabulary())
+    cfg = write_toy_folder(out, vocabulary())
     (out / WEIGHTS_FILE).unlink(missing_ok=True)
     started = time.time()
 
     cache = Path(args.cache) if args.cache else None
-    images, captions = render_train(args.n_train, args.workers, cache)
+    images, captions = render_train(args.n_train, cfg["vision_cfg"]["image_size"], args.workers, cache)
     parts = [caption_parts(c) for c in captions]
     tokenizer = open_clip.get_tokenizer(f"local-dir:{out.resolve()}")
     if (tokenizer(captions) == 1).any():  # [UNK]: the vocabulary missed a caption word
