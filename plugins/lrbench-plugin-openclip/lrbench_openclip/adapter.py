@@ -5,6 +5,9 @@ The adapter takes everything the LR0.FM protocol needs from the loaded model its
 interpolation and resize mode from open_clip's preprocess config (``model.visual.preprocess_cfg``), the logit scale
 (``exp`` of the learned parameter) and, for SigLIP-style models, the logit bias. The tokenizer is built on first use,
 so models whose tokenizer lives in the Hugging Face cache (SigLIP, CLIPA) can still be loaded and inspected offline.
+
+open_clip is imported inside the functions that use it: importing it pulls in timm and transformers (seconds), and every
+``lrbench`` command imports this module when it loads the plugins.
 """
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
-import open_clip
 import torch
 from lrbench.cache import content_key, file_sha256
 from lrbench.models import ModelAdapter, Preprocess
@@ -53,6 +55,8 @@ def parse_id(ident: str) -> dict[str, str]:
 
 def preprocess_from_cfg(cfg: dict[str, Any]) -> Preprocess:
     """lrbench's :class:`Preprocess` from open_clip's preprocess config (what ``image_transform`` builds at eval)."""
+    import open_clip
+
     size = cfg.get("size", 224)
     if isinstance(size, (tuple, list)):
         if len(set(size)) != 1:
@@ -78,6 +82,8 @@ class OpenClipAdapter(ModelAdapter):
 
     def __init__(self, model: torch.nn.Module, tokenizer_factory: Callable[[], Callable[[list[str]], torch.Tensor]],
                  identity: dict[str, Any], precision: str = "fp32"):
+        import open_clip
+
         self.module = model.eval()
         self._tokenizer_factory = tokenizer_factory
         self._tokenizer: Callable[[list[str]], torch.Tensor] | None = None
@@ -112,6 +118,8 @@ class OpenClipAdapter(ModelAdapter):
 
 def _tokenizer_factory(name: str, cache_dir: str | None) -> Callable[[], Callable[[list[str]], torch.Tensor]]:
     def build() -> Callable[[list[str]], torch.Tensor]:
+        import open_clip
+
         try:
             return open_clip.get_tokenizer(name, cache_dir=cache_dir)
         except Exception as exc:
@@ -137,6 +145,8 @@ def _dir_sha256(folder: Path) -> str:
 
 
 def _check_arch(arch: str) -> dict[str, Any]:
+    import open_clip
+
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=3, cutoff=0.6)
@@ -153,6 +163,8 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
 
     ``label`` replaces the architecture name in the identity (a local-dir model known by a short name).
     """
+    import open_clip
+
     if precision not in PRECISIONS:
         raise OpenClipError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if pretrained is not None and checkpoint is not None:
