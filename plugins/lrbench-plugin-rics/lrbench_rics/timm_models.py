@@ -4,13 +4,15 @@
 hub), ``checkpoint`` a local file (safetensors or a weights-only torch state dict), otherwise the network is
 random-initialised from ``seed`` (offline tests). ``kind: classifier`` uses the head (``classify``) and the pooled
 pre-logits features (``encode_image``); ``kind: embedder`` drops the head (DINOv2-style features for 1-NN retrieval).
+
+timm is imported when a model is built, not with this module: it costs seconds and every ``lrbench`` command loads the
+plugins.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 
 from lrbench.cache import file_sha256
@@ -41,6 +43,8 @@ class TimmAdapter(ModelAdapter):
     def __init__(self, arch: str, pretrained: bool = False, checkpoint: str | None = None,
                  num_classes: int | None = None, image_size: int | None = None, kind: str = "classifier",
                  seed: int = 0, model_args: dict[str, Any] | None = None):
+        import timm
+
         if kind not in KINDS:
             raise ValueError(f"timm: unknown kind {kind!r}; choices: {', '.join(KINDS)}")
         if pretrained and checkpoint:
