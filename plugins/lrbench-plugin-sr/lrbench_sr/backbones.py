@@ -20,8 +20,6 @@ import torch
 from lrbench.registry import LrbenchError
 from torch import nn
 
-from ._basicsr import EDSR, RRDBNet, SwinIR
-
 #: where published checkpoints are looked up by file name when a spec names no ``checkpoint``
 WEIGHTS_ENV = "LRBENCH_SR_WEIGHTS"
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/lrbench/sr")
@@ -108,11 +106,17 @@ ALIASES: dict[str, tuple[str, str]] = {
     "realesrgan": ("rrdbnet", "realesrgan"),
 }
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "edsr": lambda scale, **kw: EDSR(3, 3, upscale=scale, img_range=255.0, **kw),
-    "swinir": lambda scale, **kw: SwinIR(upscale=scale, in_chans=3, img_size=64, img_range=1.0, **kw),
-    "rrdbnet": lambda scale, **kw: RRDBNet(3, 3, scale=scale, **kw),
-}
+
+def _builders() -> dict[str, Callable[..., nn.Module]]:
+    # basicsr (and the cv2 it imports) takes seconds to import; only building a network needs it, loading plugins not
+    from ._basicsr import EDSR, RRDBNet, SwinIR
+
+    return {
+        "edsr": lambda scale, **kw: EDSR(3, 3, upscale=scale, img_range=255.0, **kw),
+        "swinir": lambda scale, **kw: SwinIR(upscale=scale, in_chans=3, img_size=64, img_range=1.0, **kw),
+        "rrdbnet": lambda scale, **kw: RRDBNet(3, 3, scale=scale, **kw),
+    }
+
 
 #: buffers recomputed from the configuration (SwinIR's masks depend on the training patch size): never compared
 _DERIVED = re.compile(r"(attn_mask|relative_position_index)$")
@@ -155,7 +159,7 @@ def build(arch: str, variant_name: str, scale: int, options: dict[str, Any] | No
     for key in ("depths", "num_heads"):
         if key in kwargs:
             kwargs[key] = list(kwargs[key])
-    module = _BUILDERS[arch](scale, **kwargs)
+    module = _builders()[arch](scale, **kwargs)
     pad = kwargs.get("window_size", 1) if arch == "swinir" else (2 if arch == "rrdbnet" and scale == 2 else 1)
     return Backbone(module.eval(), arch, variant_name, scale, int(pad))
 

@@ -23,8 +23,6 @@ from lrbench.tasks import RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from ._basicsr import calculate_psnr, calculate_ssim
-
 log = logging.getLogger("lrbench.sr")
 
 OUTPUTS = ("psnr", "psnr_y", "ssim", "ssim_y", "lpips")
@@ -32,12 +30,16 @@ OUTPUTS = ("psnr", "psnr_y", "ssim", "ssim_y", "lpips")
 
 def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = False) -> float:
     """PSNR of two (H, W, 3) RGB uint8 images on the 0-255 scale (basicsr's implementation, which expects BGR)."""
+    from ._basicsr import calculate_psnr  # basicsr takes seconds to import: not at plugin load
+
     return float(calculate_psnr(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC",
                                 test_y_channel=y_channel))
 
 
 def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = False) -> float:
     """SSIM (Gaussian 11x11 window, sigma 1.5, per channel then averaged) of two RGB uint8 images on 0-255."""
+    from ._basicsr import calculate_ssim  # basicsr takes seconds to import: not at plugin load
+
     return float(calculate_ssim(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC",
                                 test_y_channel=y_channel))
 
