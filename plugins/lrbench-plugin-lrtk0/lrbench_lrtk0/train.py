@@ -17,12 +17,11 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from open_clip.loss import ClipLoss
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms import functional as TF
@@ -34,6 +33,9 @@ from lrbench.models import ModelAdapter, interpolation_mode
 from lrbench.registry import LrbenchError
 
 from .tokens import TokenInjector, TokenSet
+
+if TYPE_CHECKING:
+    from open_clip.loss import ClipLoss
 
 log = logging.getLogger("lrbench.lrtk0")
 
@@ -203,6 +205,8 @@ def distill_loss(model: ModelAdapter, injector: TokenInjector, hr: torch.Tensor,
 
     ``hr`` is a float [0, 1] batch at the model's input size; the teacher is the same model with the tokens off. All
     student views go through the network in one batch."""
+    from open_clip.loss import ClipLoss  # open_clip takes seconds to import: not when the plugins load
+
     loss_fn = loss_fn or ClipLoss()
     device = hr.device
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -274,6 +278,8 @@ def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig,
     frozen = [(p, p.requires_grad) for p in module.parameters()] if module is not None else []
     for p, _ in frozen:
         p.requires_grad_(False)  # no weight gradients: faster, and the backbone cannot change
+    from open_clip.loss import ClipLoss  # open_clip takes seconds to import: not when the plugins load
+
     loss_fn = ClipLoss()
     pre = model.preprocess
     data = _HRImages(source, n, image_size, pre.interpolation, pre.resize_mode)
