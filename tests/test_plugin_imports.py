@@ -1,9 +1,9 @@
 """Loading the plugins stays cheap: no heavy third-party library is imported until a model or method is built.
 
-Every ``lrbench`` command (``plugins``, ``list``, ``validate``) loads all installed plugins, so a plugin module that imports
-open_clip, timm, transformers or basicsr at the top costs every command seconds. The check runs in a fresh interpreter
-(the test session itself has imported them long ago) and also evaluates every factory signature the way spec validation
-does (``inspect.signature(eval_str=True)``), so annotations naming heavy types must not need those imports either.
+Every ``lrbench`` command (``plugins``, ``list``, ``validate``) loads all installed plugins, so a plugin module that
+imports open_clip, timm, transformers or basicsr at the top costs every command seconds. The check runs in a fresh
+interpreter (the test session itself has imported them long ago) and also evaluates every factory signature the way
+spec validation does (``inspect.signature(eval_str=True)``), so annotations naming heavy types need no import either.
 """
 from __future__ import annotations
 
