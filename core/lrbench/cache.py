@@ -39,6 +39,23 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_sha256_memo: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def file_sha256_memo(path: str | Path) -> str:
+    """:func:`file_sha256`, remembered for this process by (resolved path, device, inode, size, mtime_ns).
+
+    Cache keys hash the same checkpoints at every planning and method construction; a file rewritten or replaced gets
+    a new mtime or inode and is hashed again. (Cache entries are verified with :func:`file_sha256` itself.)
+    """
+    resolved = Path(path).expanduser().resolve()
+    st = resolved.stat()
+    key = (str(resolved), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _sha256_memo:
+        _sha256_memo[key] = file_sha256(resolved)
+    return _sha256_memo[key]
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target: readers see old or new, never half."""
     path = Path(path)
