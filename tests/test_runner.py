@@ -14,8 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lrbench.cache import Cache, atomic_write_text
+from lrbench import hookimpl
+from lrbench.cache import Cache, atomic_write_text, file_sha256
+from lrbench.methods import Method
+from lrbench.models import ModelWrapper
+from lrbench.plan import build_plan, entry_identity
+from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
+from lrbench.spec import validate
 
 SPEC = {"name": "t", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 24}],
         "conditions": ["hr", "bicubic@32", "bicubic@8"], "batch_size": 8}
@@ -45,6 +51,54 @@ def test_rerun_computes_nothing_and_new_condition_only_new_cells(plugins, calls,
     # changing metrics reuses raw outputs
     run_spec(dict(SPEC, metrics=["top1", "mean_per_class", "SAR"]), tmp_path / "d", plugins=plugins, cache_dir=cache_dir)
     assert calls["images"] == 24 * 4
+
+
+class _Brighten(Method):
+    """Adds to every input pixel a value read from $LRBENCH_TEST_BRIGHTEN: a file its parameters do not name, as an SR
+    method finds its weights by a short name."""
+
+    name = "brighten"
+
+    def inputs_identity(self, dataset=None):
+        return {"offset": file_sha256(os.environ["LRBENCH_TEST_BRIGHTEN"])}
+
+    def apply(self, model, ctx):
+        offset = float(Path(os.environ["LRBENCH_TEST_BRIGHTEN"]).read_text())
+
+        class Brightened(ModelWrapper):
+            def encode_image(self, x):
+                return self.inner.encode_image(x + offset)
+
+        return Brightened(model, self.identity())
+
+
+class _BrightenPlugin:
+    @hookimpl
+    def register_methods(self, register):
+        register("brighten", _Brighten, "adds a file's value to the input")
+
+
+def test_what_a_method_reads_beyond_its_entry_keys_its_cells(plugins, calls, cache_dir, tmp_path, monkeypatch):
+    """An unchanged re-run computes nothing; a change in a file the method reads without naming it recomputes that
+    method's cells only; a method that reads nothing beyond its entry keeps the key of its entry alone."""
+    offset = tmp_path / "offset.txt"
+    offset.write_text("0.25")
+    monkeypatch.setenv("LRBENCH_TEST_BRIGHTEN", str(offset))
+    plugins = Plugins(load_entry_points=False, extra=[*plugins.extra, (_BrightenPlugin(), "brighten")])
+    spec = dict(SPEC, methods=["none", "brighten"])
+    first = run_spec(spec, tmp_path / "a", plugins=plugins, cache_dir=cache_dir)
+    assert len(first.attrs["computed"]) == 6 and calls["images"] == 2 * 24 * 3
+    again = run_spec(spec, tmp_path / "b", plugins=plugins, cache_dir=cache_dir)
+    assert again.attrs["computed"] == [] and calls["images"] == 2 * 24 * 3 and calls["loads"] == 2
+    offset.write_text("0.5")
+    changed = run_spec(spec, tmp_path / "c", plugins=plugins, cache_dir=cache_dir)
+    assert sorted(changed.attrs["computed"]) == [f"tiny|brighten|toyworld|{c}" for c in ("bicubic@32", "bicubic@8",
+                                                                                          "hr")]
+    plan = build_plan(validate(spec, plugins), plugins, Cache(cache_dir))
+    none = next(u for u in plan.units if u.method.name == "none")
+    methods = {u.method.name: u.descriptions["hr"]["method"] for u in plan.units}
+    assert methods["none"] == entry_identity(plugins, none.method, 0)  # no "inputs": the key it had before
+    assert methods["brighten"]["inputs"] == {"offset": file_sha256(offset)}
 
 
 def test_outputs_written(plugins, cache_dir, tmp_path):

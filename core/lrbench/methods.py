@@ -42,6 +42,17 @@ class Method:
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params()}
 
+    def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """What this method's outputs depend on beyond its spec entry, for the cell cache keys (empty: nothing).
+
+        Every cell key holds the method's spec entry already, a parameter that names a file by that file's sha256. A
+        method that reads more returns it here: the sha256 of a weights file it finds by a short name
+        (``{"weights": ...}``), the identity of the data it trains on (``{"data": ...}``), built with ``dataset``
+        (``dataset("toyworld", split="train")``, the run's dataset factory, as ``MethodContext.dataset``). Called when
+        a run is planned, on a freshly constructed method: hash files and list folders, never load a model or train.
+        """
+        return {}
+
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         raise NotImplementedError
 

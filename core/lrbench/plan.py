@@ -2,8 +2,10 @@
 
 Cells sharing (model, method, dataset) form a *unit*: one pass over the dataset serves all of its conditions. Each
 cell's cache key hashes what determines its raw outputs: the task and its version, the model and method entries
-(registry name, parameters with every file parameter replaced by its sha256, providing plugin and its version), the
-dataset's identity (item list and labels), the condition, the pixel path (reference or fast), and the run seed.
+(registry name, parameters with every file parameter replaced by its sha256, providing plugin and its version), what the
+method reads beyond its entry (:meth:`lrbench.methods.Method.inputs_identity`: weights found by a short name, training
+data), the dataset's identity (item list and labels), the condition, the pixel path (reference or fast), and the run
+seed.
 """
 from __future__ import annotations
 
@@ -11,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, content_key, file_sha256
+from .cache import Cache, content_key, file_sha256_memo
 from .datasets import Dataset
 from .degradations import Degradation
 from .registry import LrbenchError
 from .spec import Item, ResolvedSpec
 from .tasks import Task
-
-_file_hashes: dict[tuple[str, float, int], str] = {}
 
 
 def _hash_files(value: Any) -> Any:
@@ -31,11 +31,7 @@ def _hash_files(value: Any) -> Any:
         p = Path(value).expanduser()
         try:
             if p.is_file():
-                st = p.stat()
-                k = (str(p.resolve()), st.st_mtime, st.st_size)
-                if k not in _file_hashes:
-                    _file_hashes[k] = file_sha256(p)
-                return {"file": value, "sha256": _file_hashes[k]}
+                return {"file": value, "sha256": file_sha256_memo(p)}
         except OSError:
             pass
     return value
@@ -48,6 +44,17 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
              "version": info.version if info else None}
     if seed is not None:
         ident["seed"] = seed
+    return ident
+
+
+def method_identity(plugins: Any, item: Item, seed: int) -> dict[str, Any]:
+    """The method entry's identity plus what the constructed method reads beyond it (weights found by a short name,
+    training data); entries that read nothing more keep the key they had without it."""
+    ident = entry_identity(plugins, item, seed)
+    method = plugins.registries["methods"].create(item.name, **item.params)
+    inputs = method.inputs_identity(plugins.registries["datasets"].create)
+    if inputs:
+        ident["inputs"] = inputs
     return ident
 
 
@@ -125,10 +132,10 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
     path = "fast" if resolved.spec.fast_path else "reference"
     units = []
     datasets = [(item, plugins.registries["datasets"].create(item.name, **item.params)) for item in resolved.datasets]
+    method_ids = [method_identity(plugins, method, seed) for method in resolved.methods]
     for model in resolved.models:
         model_id = entry_identity(plugins, model)
-        for method in resolved.methods:
-            method_id = entry_identity(plugins, method, seed)
+        for method, method_id in zip(resolved.methods, method_ids):
             for ds_item, ds in datasets:
                 task, task_item = choose_task(plugins, resolved, model, ds)
                 ds_id = ds.identity()
