@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from lrbench.cache import Cache, content_key, file_sha256
+from lrbench.cache import Cache, content_key, file_sha256_memo
 from lrbench.methods import Method, MethodContext
 from lrbench.models import ModelAdapter, ModelWrapper
 from lrbench.registry import LrbenchError
@@ -161,9 +161,17 @@ class SRMethod(_SRMethodBase):
 
     def identity(self) -> dict[str, Any]:
         path = self.weights_path()
-        weights = f"random-init(seed={self.seed})" if path is None else file_sha256(path)
+        weights = f"random-init(seed={self.seed})" if path is None else file_sha256_memo(path)
         params = {k: v for k, v in self.params().items() if k != "checkpoint"}
         return {"name": self.name, "params": params, "weights": weights}
+
+    def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """The sha256 of the published checkpoint found in the weights folder when the entry names no ``checkpoint``
+        (``sr/swinir-x4``): another file there makes other cells. A ``checkpoint`` parameter is hashed with the
+        entry."""
+        if self.checkpoint or self.random_init:
+            return {}
+        return {"weights": file_sha256_memo(self.weights_path())}
 
     def network(self) -> tuple[nn.Module, int, int]:
         path = self.weights_path()
@@ -191,7 +199,7 @@ class SpandrelSRMethod(_SRMethodBase):
 
     def identity(self) -> dict[str, Any]:
         params = {k: v for k, v in self.params().items() if k != "path"}
-        return {"name": self.name, "params": params, "weights": file_sha256(self.path)}
+        return {"name": self.name, "params": params, "weights": file_sha256_memo(self.path)}
 
     def network(self) -> tuple[nn.Module, int, int]:
         import spandrel

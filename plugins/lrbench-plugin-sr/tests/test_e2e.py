@@ -44,3 +44,45 @@ def test_sr_quality_spec(tmp_path):
         assert math.isfinite(value)
     # bicubic upsampling of the toy world's smooth shapes: a sane PSNR range
     assert 18 < cells[("none", "srdown@4", "psnr")] < 40
+
+
+def test_short_name_weights_key_the_cells(tmp_path, monkeypatch):
+    """``sr/edsr-baseline-x4`` finds its checkpoint in $LRBENCH_SR_WEIGHTS: the file's content is part of the SR cells'
+    keys, so an unchanged re-run computes nothing and another file behind the same name recomputes the SR cells only."""
+    from lrbench_sr.backbones import build
+
+    from sr_testing import TINY
+
+    opts = TINY[("edsr", "baseline")]
+    weights = tmp_path / "weights" / "edsr_baseline_x4-6b446fab.pt"  # the published file name the short name looks for
+    weights.parent.mkdir()
+    monkeypatch.setenv("LRBENCH_SR_WEIGHTS", str(weights.parent))
+
+    def publish(seed: int) -> None:
+        torch.manual_seed(seed)
+        torch.save({"params": build("edsr", "baseline", 4, opts).module.state_dict()}, weights)
+
+    plugins = Plugins(load_entry_points=False, extra=[(sr_plugin, "sr"), (probe_plugin, "probe")])
+    spec = {
+        "models": ["probe"],
+        "methods": ["none", {"name": "sr/edsr-baseline-x4", "label": "sr", "options": opts}],
+        "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
+        "conditions": ["srdown@4", "bicubic@56"],
+        "task": {"name": "sr", "lpips": "none"},
+        "metrics": ["psnr"],
+    }
+
+    def run(name: str):
+        return run_spec(spec, tmp_path / name, device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+
+    publish(0)
+    first = run("a")
+    assert len(first.attrs["computed"]) == 4
+    assert run("b").attrs["computed"] == []  # nothing changed: nothing computed
+    publish(1)  # another checkpoint under the same file name
+    swapped = run("c")
+    assert sorted(swapped.attrs["computed"]) == ["probe|sr|toyworld|bicubic@56", "probe|sr|toyworld|srdown@4"]
+    psnr = [df.set_index(["method", "condition"])["value"] for df in (first, swapped)]
+    assert psnr[0][("none", "srdown@4")] == psnr[1][("none", "srdown@4")]
+    assert psnr[0][("sr", "srdown@4")] != psnr[1][("sr", "srdown@4")]  # the new weights were used
+    assert run("d").attrs["computed"] == []
