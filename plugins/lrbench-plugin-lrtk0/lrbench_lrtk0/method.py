@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from filelock import FileLock
@@ -97,6 +97,13 @@ class LRTokens(Method):
     def params(self) -> dict[str, Any]:
         return {"train": self.train.as_dict() if self.train else None, "path": self.path, "mode": self.mode,
                 "start_block": self.start_block, "patch_token": self.patch_token, "num_prompts": self.num_prompts}
+
+    def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """The training data's identity (as in the artifact key): other images make other tokens, so other cells. A
+        token file (``path``) is hashed with the spec entry."""
+        if self.train is None:
+            return {}
+        return {"data": resolve_data(self.train.data, dataset)[1]}
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if model.module is None:

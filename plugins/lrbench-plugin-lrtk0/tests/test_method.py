@@ -101,3 +101,30 @@ def test_lrbench_run_trains_then_evaluates(tmp_path, monkeypatch):
                      cache_dir=tmp_path / "cache", device="cpu")
     merged = top1.merge(again[again.metric == "top1"], on=["method", "condition"])
     assert (merged.value_x == merged.value_y).all()
+
+
+def test_training_data_keys_the_cells(tmp_path, monkeypatch):
+    """The lrtk0 cells are keyed by the data the tokens train on: another image in the training folder means other
+    tokens, so other cells; the baseline's cells keep their keys (planned only: nothing trains)."""
+    from lrbench.builtin.toyworld import render
+    from lrbench.runner import run_spec
+    monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "lrtk0")
+    folder = tmp_path / "train-images"
+    folder.mkdir()
+    for i in range(4):
+        render(i)[0].save(folder / f"{i}.png")
+    spec = {"models": ["tiny-clip"], "methods": ["none", {"name": "lrtk0", "label": "lrtk0",
+                                                          "train": {**TRAIN, "data": str(folder)}}],
+            "datasets": [{"name": "toyworld", "split": "test", "n": 4}], "conditions": ["hr", "bicubic@16"]}
+
+    def keys() -> dict[str, str]:
+        plan = run_spec(spec, tmp_path / "run", plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
+                        cache_dir=tmp_path / "cache", device="cpu", dry_run=True)
+        return {f"{r.method}|{r.condition}": r.key for r in plan.itertuples()}
+
+    before = keys()
+    assert keys() == before
+    render(4)[0].save(folder / "4.png")
+    after = keys()
+    assert {k: after[k] == before[k] for k in before} == {"none|hr": True, "none|bicubic@16": True,
+                                                         "lrtk0|hr": False, "lrtk0|bicubic@16": False}
