@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from lrbench.cache import content_key, file_sha256
@@ -88,15 +88,22 @@ class FaceTrainingMethod(Method):
             return {"name": self.name, "checkpoint": str(path), "sha256": file_sha256(path) if path.is_file() else None}
         return {"name": self.name, "train": self.train}
 
-    def _training_data(self, ctx: MethodContext):
+    def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """The training data's identity (as in the artifact key): other images make another backbone, so other cells.
+        A ``checkpoint`` is hashed with the spec entry."""
+        if self.checkpoint is not None:
+            return {}
+        return {"data": self._training_data(dataset).identity()}
+
+    def _training_data(self, dataset: Callable[..., Any] | None):
         if "data" in self.train:
             return imagefolder(str(self.train["data"]), name="face-train")
         spec = self.train["dataset"]
         name, params = (spec, {}) if isinstance(spec, str) else (spec["name"], {k: v for k, v in spec.items()
                                                                                  if k != "name"})
-        if ctx.dataset is None:
+        if dataset is None:
             raise LrbenchError(f"{self.name}: this run offers no dataset factory; use train.data (a folder) instead")
-        return ctx.dataset(name, **params)
+        return dataset(name, **params)
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if model.kind != "embedder" or model.module is None:
@@ -105,7 +112,7 @@ class FaceTrainingMethod(Method):
         if self.checkpoint is not None:
             net.load_state_dict(load_state_dict_file(self.checkpoint), strict=True)
             return TrainedFaceModel(model, self.identity(), net).to(ctx.device)
-        data = self._training_data(ctx)
+        data = self._training_data(ctx.dataset)
         key = content_key({"method": self.identity(), "model": model.identity(), "data": data.identity()})
         workdir = ctx.artifacts.path(self.name.replace("/", "-"), key)
         final = workdir / "backbone.safetensors"

@@ -26,3 +26,33 @@ def test_run_spec_verification(tmp_path):
     again = run_spec(SPEC, tmp_path / "out2", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(again.sort_values(["condition", "metric"])["value"].to_numpy(),
                                df.sort_values(["condition", "metric"])["value"].to_numpy())
+
+
+def test_training_data_keys_the_cells(tmp_path):
+    """A face training method's cells are keyed by its training data: another identity in the training folder means
+    another backbone, so other cells; the baseline's cells keep their keys (planned only: nothing trains)."""
+    from PIL import Image
+
+    def add_identity(i: int) -> None:
+        (folder / f"id{i}").mkdir()
+        for j in range(2):
+            Image.new("RGB", (16, 16), (40 * i, 20 * j, 0)).save(folder / f"id{i}" / f"{j}.png")
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(2):
+        add_identity(i)
+    spec = dict(SPEC, conditions=["hr"], methods=["none", {"name": "face/maug", "label": "maug",
+                                                           "train": {"data": str(folder), "epochs": 1}}])
+    plugins = Plugins(load_entry_points=False, extra=[(plugin, "face")])
+
+    def keys() -> dict[str, str]:
+        plan = run_spec(spec, tmp_path / "run", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache",
+                        dry_run=True)
+        return dict(zip(plan["method"], plan["key"]))
+
+    before = keys()
+    assert keys() == before
+    add_identity(2)
+    after = keys()
+    assert after["none"] == before["none"] and after["maug"] != before["maug"]
