@@ -18,7 +18,7 @@ import io
 import logging
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -443,6 +443,19 @@ class SR4IRMethod(Method):
         self.checkpoint = checkpoint
         self._cfg = SR4IRConfig.from_dict(self.train)
 
+    def _training_set(self, dataset: Callable[..., Any] | None) -> Any:
+        if dataset is None:
+            raise LrbenchError("sr4ir needs a training dataset but the run context provides none")
+        params = {k: v for k, v in self._cfg.dataset.items() if k != "name"}
+        return dataset(self._cfg.dataset["name"], **params)
+
+    def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
+        """The training set's identity (as in the artifact key): other training images make another pair, so other
+        cells. ``checkpoint`` and ``train.sr_checkpoint`` are hashed with the spec entry."""
+        if self.checkpoint:
+            return {}
+        return {"data": self._training_set(dataset).identity()}
+
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if self.checkpoint:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -450,10 +463,7 @@ class SR4IRMethod(Method):
             key = None
         else:
             cfg = self._cfg
-            if ctx.dataset is None:
-                raise LrbenchError("sr4ir needs a training dataset but the run context provides none")
-            params = {k: v for k, v in cfg.dataset.items() if k != "name"}
-            dataset = ctx.dataset(cfg.dataset["name"], **params)
+            dataset = self._training_set(ctx.dataset)
             key = content_key({"method": self.name, "config": asdict(cfg), "dataset": dataset.identity()})
             state = self._train_or_load(cfg, dataset, key, ctx)
         # the weights come from the state: no pretrained download, no SR checkpoint to read again

@@ -169,3 +169,22 @@ def test_method_trains_once_then_loads_artifact(tmp_path):
     assert torch.allclose(again.classify(again.prepare(lr_images)), logits, atol=1e-5)
     from_file = SR4IRMethod(checkpoint=str(files[0])).apply(Placeholder(), ctx)
     assert torch.allclose(from_file.classify(from_file.prepare(lr_images)), logits, atol=1e-5)
+
+
+def test_training_set_keys_the_cells(tmp_path):
+    """The cells of a trained pair follow its training images: another image in an imagefolder training set (same spec
+    entry) gives another inputs identity; a checkpoint brings its own (hashed with the spec entry)."""
+    from lrbench.builtin.datasets import imagefolder
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (20, 20), (200, 10, 10)).save(tmp_path / cls / "0.png")
+    method = SR4IRMethod(train={**TINY, "dataset": {"name": "imagefolder", "root": str(tmp_path)}})
+    dataset = lambda name, **params: imagefolder(**params)  # noqa: E731 (the run's dataset factory)
+    before = method.inputs_identity(dataset)
+    assert method.inputs_identity(dataset) == before
+    Image.new("RGB", (20, 20), (10, 10, 200)).save(tmp_path / "b" / "1.png")
+    assert method.inputs_identity(dataset) != before
+    assert SR4IRMethod(checkpoint=str(tmp_path / "pair.pt")).inputs_identity(dataset) == {}
+    with pytest.raises(LrbenchError, match="training dataset"):
+        method.inputs_identity(None)
