@@ -28,5 +28,5 @@ def openclip(id: str | None = None, arch: str | None = None, pretrained: str | N
 def register_models(register):
     register("openclip", openclip, "open_clip zero-shot models: ARCH/TAG, ARCH@checkpoint, hf-hub:org/name, "
              "local-dir:/folder", info={"kind": "zero-shot", "library": "open_clip_torch"}, accepts_id=True)
-    register("toy-clip", toy_clip, "Tiny CLIP (ViT 224/32, 128 wide) trained on the toy world; offline, shipped "
-             "weights", info={"kind": "zero-shot", "input_size": 224})
+    register("toy-clip", toy_clip, "Tiny CLIP (ViT 64/8, 128 wide) trained on the toy world; offline, shipped "
+             "weights", info={"kind": "zero-shot", "input_size": 64})

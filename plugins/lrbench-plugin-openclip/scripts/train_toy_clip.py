@@ -106,6 +106,15 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def save_weights(model: torch.nn.Module, path: Path, args: argparse.Namespace, epochs_done: int) -> None:
+    """fp16 safetensors, written to a temporary file and renamed so a stopped run never leaves half a file."""
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"seed": str(args.seed), "n_train": str(args.n_train),
+                                         "epochs": str(epochs_done), "batch_size": str(args.batch_size)})
+    tmp.replace(path)
+
+
 def evaluate(folder: Path, n_test: int, batch_size: int) -> dict[str, float]:
     """Zero-shot top-1 of the stored model in ``folder`` on the toy world test split, through lrbench's own task."""
     from lrbench.builtin.degradations import HR, Resize
@@ -193,27 +202,30 @@ def main() -> None:
                 group["lr"] = lr_at(step)
             img_f, txt_f, scale = model(x, tokens[idx])
             loss = loss_fn(img_f, txt_f, scale)
+            shape_acc = float("nan")
             if args.shape_loss > 0:
                 cls = model.encode_text(shape_tokens, normalize=True).view(len(SHAPES), len(TEMPLATES), -1).mean(1)
                 cls = torch.nn.functional.normalize(cls, dim=-1)
-                loss = loss + args.shape_loss * torch.nn.functional.cross_entropy(scale * img_f @ cls.T,
-                                                                                   shape_labels[idx])
+                shape_logits = scale * img_f @ cls.T
+                loss = loss + args.shape_loss * torch.nn.functional.cross_entropy(shape_logits, shape_labels[idx])
+                shape_acc = (shape_logits.argmax(1) == shape_labels[idx]).float().mean().item()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             with torch.no_grad():  # CLIP clamps the learned temperature at 100
                 model.logit_scale.clamp_(0, math.log(100))
-            running.append(loss.item())
+            running.append((loss.item(), shape_acc))
             step += 1
             if step % 20 == 0:
-                print(f"step {step}/{total} loss {np.mean(running[-20:]):.3f} {time.time() - started:.0f}s", flush=True)
-        print(json.dumps({"epoch": epoch + 1, "loss": float(np.mean(running)),
+                recent = np.array(running[-20:])
+                print(f"step {step}/{total} loss {recent[:, 0].mean():.3f} train shape top-1 {recent[:, 1].mean():.3f} "
+                      f"{time.time() - started:.0f}s", flush=True)
+        print(json.dumps({"epoch": epoch + 1, "loss": float(np.mean([r[0] for r in running])),
                           "logit_scale": float(model.logit_scale.detach().exp()),
                           "elapsed_s": round(time.time() - started, 1)}), flush=True)
 
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"seed": str(args.seed), "n_train": str(args.n_train),
-                                                         "epochs": str(args.epochs)})
+        save_weights(model, out / WEIGHTS_FILE, args, epoch + 1)  # every epoch: a stopped run keeps its last epoch
+
     train_s = time.time() - started
     print(f"trained in {train_s:.0f}s; weights {(out / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB", flush=True)
     if args.n_test > 0:
