@@ -38,12 +38,18 @@ def _hash_files(value: Any) -> Any:
 
 
 def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[str, Any]:
-    entry, _ = plugins.registries[item.kind].resolve(item.name)
+    """Name, parameters (files replaced by their sha256), plugin and version; plus, for entries registered with
+    ``inputs=``, what they read beyond their parameters (e.g. weights shipped inside the plugin)."""
+    entry, implied = plugins.registries[item.kind].resolve(item.name)
     info = plugins.info.get(entry.plugin)
     ident = {"name": item.name, "params": _hash_files(item.params), "plugin": entry.plugin,
              "version": info.version if info else None}
     if seed is not None:
         ident["seed"] = seed
+    if entry.inputs is not None:
+        inputs = entry.inputs(**implied, **item.params)
+        if inputs:
+            ident["inputs"] = inputs
     return ident
 
 

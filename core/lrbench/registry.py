@@ -47,6 +47,9 @@ class Entry:
     info: dict[str, Any] = field(default_factory=dict)
     #: True when the name accepts ``name:id`` forms (families such as ``openclip:ViT-B-32/openai``)
     accepts_id: bool = False
+    #: what an entry reads beyond its parameters (weights shipped in a package, a folder named by an id), called with
+    #: the factory's parameters without building anything; its result is part of every cell key of the entry
+    inputs: Callable[..., dict[str, Any]] | None = None
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         """The factory's keyword parameters: the schema a spec entry is checked against."""

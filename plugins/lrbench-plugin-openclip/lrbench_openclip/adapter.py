@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench.cache import content_key, file_sha256
+from lrbench.cache import content_key, file_sha256, file_sha256_memo
 from lrbench.models import ModelAdapter, Preprocess
 from lrbench.registry import LrbenchError
 
@@ -140,8 +140,17 @@ def _dir_sha256(folder: Path) -> str:
     for path in sorted(folder.iterdir()):
         if path.name == "open_clip_config.json" or path.suffix in WEIGHT_SUFFIXES or path.name.startswith("tokenizer"):
             h.update(path.name.encode())
-            h.update(file_sha256(path).encode())
+            h.update(file_sha256_memo(path).encode())
     return h.hexdigest()
+
+
+def local_dir_inputs(arch: str | None) -> dict[str, Any]:
+    """What a ``local-dir:`` model reads beyond its spec entry (config, tokenizer, weights in the folder), for cell keys;
+    nothing for other forms (tags and hub ids are names: their bytes are not hashed)."""
+    if arch is None or not arch.startswith("local-dir:"):
+        return {}
+    folder = Path(arch[len("local-dir:"):]).expanduser()
+    return {"local_dir_sha256": _dir_sha256(folder)} if folder.is_dir() else {}
 
 
 def _check_arch(arch: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """lrbench plugin: open_clip models (``openclip:ID``) and the toy CLIP (``toy-clip``)."""
 from lrbench import hookimpl
 
-from .adapter import OpenClipAdapter, OpenClipError, load_openclip, parse_id
-from .toy import toy_clip
+from .adapter import OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id
+from .toy import TOY_DIR, toy_clip
 
 
 def openclip(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
@@ -24,9 +24,20 @@ def openclip(id: str | None = None, arch: str | None = None, pretrained: str | N
                          precision=precision, quick_gelu=quick_gelu, seed=seed, cache_dir=cache_dir)
 
 
+def openclip_inputs(id: str | None = None, arch: str | None = None, **_: object) -> dict[str, object]:
+    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model."""
+    return local_dir_inputs(parse_id(id)["arch"] if id is not None else arch)
+
+
+def toy_clip_inputs(**_: object) -> dict[str, object]:
+    """Cell-key inputs of ``toy-clip``: the shipped folder (retrained weights give new cells, not stale ones)."""
+    return local_dir_inputs(f"local-dir:{TOY_DIR}")
+
+
 @hookimpl
 def register_models(register):
     register("openclip", openclip, "open_clip zero-shot models: ARCH/TAG, ARCH@checkpoint, hf-hub:org/name, "
-             "local-dir:/folder", info={"kind": "zero-shot", "library": "open_clip_torch"}, accepts_id=True)
+             "local-dir:/folder", info={"kind": "zero-shot", "library": "open_clip_torch"}, accepts_id=True,
+             inputs=openclip_inputs)
     register("toy-clip", toy_clip, "Tiny CLIP (ViT 64/8, 128 wide) trained on the toy world; offline, shipped "
-             "weights", info={"kind": "zero-shot", "input_size": 64})
+             "weights", info={"kind": "zero-shot", "input_size": 64}, inputs=toy_clip_inputs)

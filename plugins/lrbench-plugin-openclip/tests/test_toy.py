@@ -91,3 +91,26 @@ def test_quickstart_runs_end_to_end(tmp_path, openclip_plugins):
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     sar8 = summary[(summary.metric == "SAR") & (summary.condition == "bicubic@8")]["value"].item()
     assert sar8 == pytest.approx(top1["bicubic@8"] / top1["hr"])
+
+
+def test_shipped_and_local_dir_weights_key_the_cells(tmp_path, openclip_plugins):
+    """Cell keys see the bytes a model entry reads without naming them: the toy CLIP's shipped folder and a local-dir
+    folder. Retrained weights under the same spec entry must give new cells, never a cached result of the old ones."""
+    import shutil
+
+    from lrbench.plan import entry_identity
+    from lrbench.spec import Item
+
+    toy_id = entry_identity(openclip_plugins, Item("models", "toy-clip"))
+    folder = tmp_path / "toy"
+    shutil.copytree(TOY_DIR, folder)
+    local = Item("models", f"openclip:local-dir:{folder}")
+    before = entry_identity(openclip_plugins, local)
+    assert before["inputs"] == toy_id["inputs"]  # same bytes, same inputs
+    assert entry_identity(openclip_plugins, local) == before
+    state = load_file(str(folder / WEIGHTS_FILE))
+    state["logit_scale"] = state["logit_scale"] + 0.5
+    save_file(state, str(folder / WEIGHTS_FILE))
+    assert entry_identity(openclip_plugins, local)["inputs"] != before["inputs"]
+    tagged = entry_identity(openclip_plugins, Item("models", "openclip:ViT-B-32/openai"))
+    assert "inputs" not in tagged  # a pretrained tag is a name: downloaded bytes are not hashed (docs/results.md)
