@@ -71,3 +71,24 @@ def test_preprocess_tensor_matches_pil_on_upsampling():
     fast = pre.tensor(T.functional.to_tensor(lr)[None])[0]
     std = torch.tensor(pre.std).view(3, 1, 1)
     assert ((ref - fast) * std * 255).abs().mean().item() < 1.5
+
+
+def test_fast_path_makes_conditions_above_the_model_input_from_the_full_image():
+    """A 64 px model evaluated at bicubic@128: the fast path must shrink the decode to 128, not to 64 and back up
+    (which cost 1.2 levels mean / 35 max and 9 % of predictions before the fix; docs/benchmarks.md)."""
+    from lrbench.builtin.toyworld import ToyWorld
+    from lrbench.models import ModelAdapter
+    from lrbench.tasks import RunContext, iter_condition_batches
+
+    class Input64(ModelAdapter):
+        preprocess = Preprocess(64)
+
+    conditions = [HR(), Resize(128), Resize(16)]
+    ds = ToyWorld("test", n=6)
+    batches = {fast: next(iter_condition_batches(Input64(), ds, conditions, RunContext(batch_size=6, fast_path=fast)))[1]
+               for fast in (False, True)}
+    std = torch.tensor(Input64.preprocess.std).view(1, 3, 1, 1)
+    for cond in ("hr", "bicubic@128", "bicubic@16"):
+        levels = ((batches[True][cond] - batches[False][cond]) * std * 255).abs()
+        assert levels.shape[-1] == 64
+        assert levels.mean() < 0.6 and levels.max() < 12, cond

@@ -95,7 +95,11 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
                            ctx: RunContext, indices: Sequence[int] | None = None
                            ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Yield ``(item indices, {condition: model input batch})``; undecodable items are skipped and recorded."""
-    fast_size = model.preprocess.image_size if ctx.fast_path else None
+    fast_size = None
+    if ctx.fast_path:
+        # the one decode is shrunk to the largest size any condition or the model needs: a condition above the model's
+        # input (bicubic@128 for a 64 px model) must not be made by upsampling an already shrunk image
+        fast_size = max([model.preprocess.image_size] + [int(getattr(c, "size", 0)) for c in conditions])
     source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size)
     if indices is not None:
         source = torch.utils.data.Subset(source, list(indices))
