@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 import yaml
 
-from lrbench.runner import default_cache_dir, run_spec
+from lrbench.runner import Runner, default_cache_dir, run_spec
+from scipy.stats import binomtest
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,27 @@ def paper_table(summary: pd.DataFrame) -> str:
         cells = [f"{100 * value[(method, c, m)]:.1f}" if (method, c, m) in value.index else "-"
                  for c in order for m in ("SAR", "WAR", "ACC")]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_table(runner: Runner) -> str:
+    """Per condition, each trained method against the baseline on the SAME test images: images it fixed / broke and the
+    exact McNemar p-value (two-sided binomial test on the discordant pairs), from the run's cached cells."""
+    correct: dict[tuple[str, str], np.ndarray] = {}
+    for unit in runner.plan().units:
+        for cond, key in unit.keys.items():
+            out = runner.cache.get("cells", key)
+            if out is not None and "logits" in out:
+                correct[(unit.method.label, cond)] = out["logits"].argmax(1) == out["labels"]
+    lines = ["| method | condition | top-1 none -> method | fixed | broke | McNemar p |", "|---|---|---|---|---|---|"]
+    for (method, cond), ok in correct.items():
+        base = correct.get(("none", cond))
+        if method == "none" or base is None:
+            continue
+        fixed, broke = int((~base & ok).sum()), int((base & ~ok).sum())
+        p = binomtest(fixed, fixed + broke).pvalue if fixed + broke else 1.0
+        lines.append(f"| {method} | {cond} | {100 * base.mean():.1f} -> {100 * ok.mean():.1f} | {fixed} | {broke} | "
+                     f"{p:.3f} |")
     return "\n".join(lines)
 
 
@@ -71,7 +93,8 @@ def main() -> None:
         spec["datasets"][0]["n"] = args.test_n
     results = run_spec(spec, args.out, device=args.device, progress=True, echo=print, cache_dir=args.cache_dir)
     out = Path(results.attrs.get("run_dir", args.out))
-    text = [paper_table(pd.read_csv(out / "summary.csv")), ""]
+    text = [paper_table(pd.read_csv(out / "summary.csv")), "",
+            paired_table(Runner(spec, out, cache_dir=args.cache_dir)), ""]
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     trained = [m["train"] for m in spec["methods"] if isinstance(m, dict) and "train" in m]
     for log_file in sorted((cache / "artifacts").glob("lrtk0*/*/train_log.json")):
