@@ -59,8 +59,8 @@ def method_identity(plugins: Any, item: Item, seed: int) -> dict[str, Any]:
     ident = entry_identity(plugins, item, seed)
     method = plugins.registries["methods"].create(item.name, **item.params)
     inputs = method.inputs_identity(plugins.registries["datasets"].create)
-    if inputs:
-        ident["inputs"] = inputs
+    if inputs:  # merged with what the entry's ``inputs=`` callback (if any) put there, never replacing it
+        ident["inputs"] = {**ident.get("inputs", {}), **inputs}
     return ident
 
 
