@@ -75,12 +75,23 @@ def list_cmd(kind: str, as_json: bool) -> None:
 @cli.command("validate")
 @click.argument("spec", type=click.Path(dir_okay=False))
 def validate_cmd(spec: str) -> None:
-    """Check SPEC without running anything (exit status 2 on problems)."""
+    """Check SPEC without running or downloading anything: names, parameters, dataset roots, plugin load errors,
+    catalogue presets, checkpoint files, weights present / to download / missing offline (exit status 2 on problems)."""
+    from .preflight import preflight
     from .spec import load_spec_file, validate
 
-    resolved = validate(load_spec_file(spec), _plugins(), source=spec)
+    plugins = _plugins()
+    resolved = validate(load_spec_file(spec), plugins, source=spec)
+    problems = preflight(resolved, plugins)
+    for p in problems:
+        click.echo(f"{'error' if p.finding.level == 'error' else p.finding.level}: {p}", err=p.finding.level == "error")
     n = len(resolved.models) * len(resolved.methods) * len(resolved.datasets) * len(resolved.conditions)
-    click.echo(f"{spec}: ok ({n} cells)")
+    errors = sum(p.finding.level == "error" for p in problems)
+    if errors:
+        click.echo(f"{spec}: {errors} problem{'s' * (errors != 1)} a run would fail on", err=True)
+        raise SystemExit(2)
+    downloads = sum(p.finding.level == "download" for p in problems)
+    click.echo(f"{spec}: ok ({n} cells" + (f"; {downloads} download{'s' * (downloads != 1)} first)" if downloads else ")"))
 
 
 @cli.command("run")

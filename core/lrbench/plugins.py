@@ -113,9 +113,10 @@ class Plugins:
                 info = self.info.setdefault(plugin_name, PluginInfo(plugin_name))
 
                 def register(name: str, factory: Any, description: str = "", *, info: dict | None = None,
-                             accepts_id: bool = False, inputs: Any = None, _kind=kind, _plugin=plugin_name) -> None:
+                             accepts_id: bool = False, inputs: Any = None, check: Any = None, _kind=kind,
+                             _plugin=plugin_name) -> None:
                     registry.add(Entry(_kind, name, factory, description or (factory.__doc__ or "").strip().split("\n")[0],
-                                       _plugin, info or {}, accepts_id, inputs))
+                                       _plugin, info or {}, accepts_id, inputs, check))
                     self.info[_plugin].registered.setdefault(_kind, []).append(name)
 
                 try:

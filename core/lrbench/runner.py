@@ -225,12 +225,33 @@ class Runner:
         return out
 
     # ---- the whole run --------------------------------------------------------------------------------------------
+    def dry_run(self) -> pd.DataFrame:
+        """The plan and what the run would meet (weights to fetch or missing, files absent), fetching nothing:
+        ``download: true`` datasets that are not there yet are listed, not planned."""
+        from dataclasses import replace
+
+        from .preflight import datasets_to_download, preflight
+
+        problems = preflight(self.resolved, self.plugins)
+        absent = datasets_to_download(self.resolved, self.plugins)
+        resolved = replace(self.resolved, datasets=[d for d in self.resolved.datasets if d.label not in absent])
+        table = pd.DataFrame(columns=["model", "method", "dataset", "condition", "cached"])
+        if resolved.datasets:
+            plan = build_plan(resolved, self.plugins, self.cache)
+            self.echo(self.describe(plan))
+            table = pd.DataFrame(plan.table())
+        for p in problems:
+            self.echo(f"{p.finding.level}: {p}")
+        if any(p.finding.level == "error" for p in problems):
+            self.echo("the run would fail on the errors above")
+        return table
+
     def run(self, dry_run: bool = False) -> pd.DataFrame:
+        if dry_run:
+            return self.dry_run()
         t0 = time.perf_counter()
         plan = self.plan()
         self.echo(self.describe(plan))
-        if dry_run:
-            return pd.DataFrame(plan.table())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.run_dir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
