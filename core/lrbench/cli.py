@@ -8,21 +8,55 @@ import click
 
 from . import __version__
 from .registry import KINDS, LrbenchError
-from .spec import SpecError
+
+#: the core's own commands; the rest come from plugins, loaded only when one of them is called
+_PLUGINS_LOADED = False
 
 
 class _Group(click.Group):
-    """Turns errors a user can act on into a message and an exit status instead of a traceback."""
+    """Turns errors a user can act on into a message and an exit status, and loads plugins only when needed.
+
+    ``lrbench --help`` lists plugin commands from the saved registry index (lrbench.listing) without importing any
+    plugin; calling a command the core does not define loads the plugins and their commands.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except SpecError as exc:
-            click.echo(str(exc), err=True)
-            ctx.exit(2)
         except LrbenchError as exc:
+            if hasattr(exc, "problems"):  # a SpecError: its message is the list of problems
+                click.echo(str(exc), err=True)
+                ctx.exit(2)
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and not _PLUGINS_LOADED:
+            _plugins()
+        return self.commands.get(name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(_indexed_commands()))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        indexed = _indexed_commands()
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            rows.append((name, cmd.get_short_help_str(60) if cmd is not None else indexed.get(name, "")))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+        if not indexed and not _PLUGINS_LOADED:
+            formatter.write_paragraph()
+            formatter.write_text("Plugins may add commands: `lrbench plugins` lists them.")
+
+
+def _indexed_commands() -> dict[str, str]:
+    from .listing import load_index
+
+    index = load_index()
+    return dict(index.get("commands", {})) if index else {}
 
 
 @click.group(cls=_Group)
@@ -32,9 +66,19 @@ def cli() -> None:
 
 
 def _plugins():
+    """The process-wide plugins, with their commands added to the CLI and the registry index refreshed."""
+    global _PLUGINS_LOADED
     from .plugins import get_plugins
 
-    return get_plugins()
+    plugins = get_plugins()
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        before = set(cli.commands)
+        plugins.register_commands(cli)
+        from .listing import build_index
+
+        build_index(plugins, {n: cli.commands[n].get_short_help_str(60) for n in sorted(set(cli.commands) - before)})
+    return plugins
 
 
 @cli.command("plugins")
@@ -56,20 +100,59 @@ def plugins_cmd(as_json: bool) -> None:
 
 @cli.command("list")
 @click.argument("kind", type=click.Choice(KINDS))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_cmd(kind: str, as_json: bool) -> None:
-    """List every registered name of KIND with its description and plugin."""
-    registry = _plugins().registries[kind]
-    rows = [{"name": e.name, "description": e.description, "plugin": e.plugin, **({"info": e.info} if e.info else {})}
-            for e in registry]
+@click.option("--family", default=None, help="Only names whose family or name prefix contains this (case-insensitive).")
+@click.option("--available", is_flag=True, help="Only what an installed plugin can load (catalogue presets).")
+@click.option("--refresh", is_flag=True, help="Rebuild the saved registry index (normally automatic).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output with every fact.")
+def list_cmd(kind: str, family: str | None, available: bool, refresh: bool, as_json: bool) -> None:
+    """List the registered names of KIND: one line each (name, family, input size, available, plugin)."""
+    from .listing import load_index
+
+    index = None if refresh else load_index()
+    if index is None:
+        _plugins()
+        index = load_index()
+    rows = _filter_rows(index["registries"][kind], family, available)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    width = max((len(r["name"]) for r in rows), default=10)
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['description']}  [{r['plugin']}]")
-        for k, v in (r.get("info") or {}).items():
-            click.echo(f"{'':<{width}}    {k}: {v}")
+    click.echo(_compact_table(kind, rows))
+    click.echo(f"({len(rows)} {kind}; --json for every fact" + (", --family / --available to filter)"
+                                                                 if kind == "models" else ")"))
+
+
+def _family(row: dict) -> str:
+    return str((row.get("info") or {}).get("family") or row["name"].split(":", 1)[0])
+
+
+def _filter_rows(rows: list[dict], family: str | None, available: bool) -> list[dict]:
+    if family:
+        f = family.lower()
+        rows = [r for r in rows if f in _family(r).lower() or r["name"].lower().startswith(f)]
+    if available:
+        rows = [r for r in rows if (r.get("info") or {}).get("available", True) is not False]
+    return rows
+
+
+def _compact_table(kind: str, rows: list[dict]) -> str:
+    """One line per name, cut to the terminal's width."""
+    import shutil
+
+    width = shutil.get_terminal_size((120, 24)).columns
+    if kind == "models":
+        cols = [(r["name"], _family(r), str((r.get("info") or {}).get("input_size") or ""),
+                 {True: "yes", False: "no"}.get((r.get("info") or {}).get("available", True), "?"), r["plugin"],
+                 r["description"]) for r in rows]
+        head = ("name", "family", "px", "available", "plugin", "description")
+    else:
+        cols = [(r["name"], r["plugin"], r["description"]) for r in rows]
+        head = ("name", "plugin", "description")
+    widths = [max([len(head[i])] + [len(c[i]) for c in cols]) for i in range(len(head) - 1)]
+    lines = []
+    for c in [head, *cols]:
+        line = "  ".join(f"{v:<{w}}" for v, w in zip(c[:-1], widths)) + "  " + c[-1]
+        lines.append(line if len(line) <= width else line[: width - 3] + "...")
+    return "\n".join(lines)
 
 
 @cli.command("validate")
@@ -177,9 +260,6 @@ def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
 
 
 def main() -> None:
-    from .plugins import get_plugins
-
-    get_plugins().register_commands(cli)
     cli()
 
 

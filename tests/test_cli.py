@@ -1,0 +1,42 @@
+"""CLI start-up: --help and list read the saved registry index and import no plugin (nor torch)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from lrbench.cli import _compact_table, _filter_rows
+
+ROWS = [{"name": "lr0fm:EVA-02-CLIP-B/16", "description": "EVA", "plugin": "lrbench.catalogue",
+         "info": {"family": "EVA-CLIP", "input_size": 224, "available": True}},
+        {"name": "lr0fm:M2-Encoder-1B", "description": "M2", "plugin": "lrbench.catalogue",
+         "info": {"family": "M2-Encoder", "input_size": 224, "available": False}},
+        {"name": "openclip", "description": "open_clip models", "plugin": "openclip", "info": {}}]
+
+
+def test_filters_and_compact_rows():
+    assert [r["name"] for r in _filter_rows(ROWS, "eva", False)] == ["lr0fm:EVA-02-CLIP-B/16"]
+    assert [r["name"] for r in _filter_rows(ROWS, None, True)] == ["lr0fm:EVA-02-CLIP-B/16", "openclip"]
+    assert [r["name"] for r in _filter_rows(ROWS, "open", False)] == ["openclip"]
+    lines = _compact_table("models", ROWS).splitlines()
+    assert len(lines) == 4 and lines[0].split() == ["name", "family", "px", "available", "plugin", "description"]
+    assert lines[2].split()[:5] == ["lr0fm:M2-Encoder-1B", "M2-Encoder", "224", "no", "lrbench.catalogue"]
+
+
+def _cli(args, cache, code="from lrbench.cli import main; main()"):
+    env = dict(os.environ, LRBENCH_CACHE=str(cache), LRBENCH_LOAD_PLUGINS="")
+    probe = (f"import sys; sys.argv = ['lrbench', *{args!r}]\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_help_and_list_skip_plugins_once_indexed(tmp_path):
+    first = _cli(["list", "degradations"], tmp_path)  # builds the index: loads the plugins
+    assert first.returncode == 0 and "bicubic" in first.stdout, first.stderr
+    index = json.loads((tmp_path / "registry-index.json").read_text())
+    assert "war-weights" in index["commands"]
+    again = _cli(["list", "degradations"], tmp_path)
+    assert again.stdout.splitlines()[1:] == first.stdout.splitlines()[1:-1] + ["NO-TORCH"]
+    help_ = _cli(["--help"], tmp_path)
+    assert "war-weights" in help_.stdout and help_.stdout.strip().endswith("NO-TORCH")
