@@ -81,6 +81,10 @@ class Nearest(Resize):
     name = "nearest"
     interpolation = "nearest"
 
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        # nearest-exact samples pixel centres as PIL does; torch's legacy "nearest" picks other pixels (6 levels mean)
+        return TF.resize(x, self._target(), interpolation=TF.InterpolationMode.NEAREST_EXACT, antialias=False)
+
 
 class Pixelate(Degradation):
     """Average ``size`` x ``size``-ish blocks and blow them back up with nearest: visible pixelation at full size."""
