@@ -40,3 +40,45 @@ def test_help_and_list_skip_plugins_once_indexed(tmp_path):
     assert again.stdout.splitlines()[1:] == first.stdout.splitlines()[1:-1] + ["NO-TORCH"]
     help_ = _cli(["--help"], tmp_path)
     assert "war-weights" in help_.stdout and help_.stdout.strip().endswith("NO-TORCH")
+
+
+def test_one_line_spec():
+    from lrbench.cli import one_line_spec
+
+    spec = one_line_spec(("openclip:ViT-B-32/openai",), ("imagefolder:/data/pets", "toyworld"), "hr, bicubic@16", (),
+                         None)
+    assert spec == {"name": "openclip-ViT-B-32-openai-imagefolder-toyworld", "models": ["openclip:ViT-B-32/openai"],
+                    "datasets": [{"name": "imagefolder", "root": "/data/pets"}, "toyworld"],
+                    "conditions": ["hr", "bicubic@16"]}
+
+
+def _run_dir(path, model, values, n=100):
+    import pandas as pd
+
+    path.mkdir(parents=True)
+    rows = [(model, "none", "toyworld", c, "top1", v, n, "zero-shot") for c, v in values.items()]
+    pd.DataFrame(rows, columns=["model", "method", "dataset", "condition", "metric", "value", "n", "task"]).to_csv(
+        path / "results.csv", index=False)
+    (path / "run.json").write_text(json.dumps({"lrbench": "0.1.0", "device": "cpu", "num_classes": {"toyworld": 12}}))
+    return path
+
+
+def test_merge_recomputes_aggregates_and_refuses_conflicts(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from lrbench.merge import merge_runs
+    from lrbench.registry import LrbenchError
+
+    a = _run_dir(tmp_path / "a", "m1", {"hr": 0.8, "bicubic@16": 0.4})
+    b = _run_dir(tmp_path / "b", "m2", {"hr": 0.5, "bicubic@16": 0.45})
+    same = _run_dir(tmp_path / "same", "m1", {"hr": 0.8})  # a cell both runs hold, with the same value: fine
+    merged = merge_runs([a, b, same], tmp_path / "out")
+    assert len(merged) == 4
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index(["model", "metric", "condition"])["value"]
+    assert summary[("m1", "SAR", "bicubic@16")] == pytest.approx(0.4 / 0.8)
+    assert summary[("m2", "SAR", "bicubic@16")] == pytest.approx(0.45 / 0.5)
+    assert "m2" in (tmp_path / "out" / "report.html").read_text()
+    clash = _run_dir(tmp_path / "clash", "m1", {"hr": 0.79})
+    with pytest.raises(LrbenchError, match=r"m1 \| none \| toyworld \| hr \| top1 = 0.79 \(n=100\) in .*clash"):
+        merge_runs([a, clash], tmp_path / "out2")

@@ -177,8 +177,33 @@ def validate_cmd(spec: str) -> None:
     click.echo(f"{spec}: ok ({n} cells" + (f"; {downloads} download{'s' * (downloads != 1)} first)" if downloads else ")"))
 
 
+def one_line_spec(models: tuple[str, ...], datasets: tuple[str, ...], conditions: str | None,
+                  methods: tuple[str, ...], name: str | None) -> dict:
+    """The spec of ``lrbench run --model M --dataset D[:root] --conditions hr,bicubic@16``: DATASET:ROOT sets root."""
+    if not models or not datasets:
+        raise click.UsageError("give a SPEC file, or --model and --dataset (e.g. lrbench run --model toy-clip "
+                               "--dataset toyworld --conditions hr,bicubic@16)")
+    entries = []
+    for d in datasets:
+        ds, _, root = d.partition(":")
+        entries.append({"name": ds, "root": root} if root else ds)
+    spec: dict = {"name": name or "-".join(m.replace(":", "-").replace("/", "-") for m in models)[:60] + "-"
+                  + "-".join(d.partition(":")[0] for d in datasets)[:40],
+                  "models": list(models), "datasets": entries}
+    if methods:
+        spec["methods"] = list(methods)
+    if conditions:
+        spec["conditions"] = [c.strip() for c in conditions.split(",") if c.strip()]
+    return spec
+
+
 @cli.command("run")
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--model", "-m", "models", multiple=True, help="Without SPEC: a model to run (repeatable).")
+@click.option("--dataset", "-d", "datasets", multiple=True, help="Without SPEC: DATASET or DATASET:ROOT (repeatable).")
+@click.option("--conditions", "-c", default=None, help="Without SPEC: comma-separated, e.g. hr,bicubic@32,bicubic@16.")
+@click.option("--method", "methods", multiple=True, help="Without SPEC: a method (repeatable; default none).")
+@click.option("--name", default=None, help="Without SPEC: the run's name (default from models and datasets).")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory (default: spec 'output' or runs/NAME).")
 @click.option("--dry-run", is_flag=True, help="Show the plan (cached / to run) and stop.")
 @click.option("--device", type=str, default=None, help="cpu, cuda, cuda:N (default: the spec's, else auto).")
@@ -187,15 +212,27 @@ def validate_cmd(spec: str) -> None:
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, executor: str, address: str | None,
-            cache_dir: str | None, quiet: bool) -> None:
-    """Run SPEC: every model x method x dataset x condition cell, then results, summary and report."""
+def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...], conditions: str | None,
+            methods: tuple[str, ...], name: str | None, output: str | None, dry_run: bool, device: str | None,
+            executor: str, address: str | None, cache_dir: str | None, quiet: bool) -> None:
+    """Run SPEC (or one --model on one --dataset): every model x method x dataset x condition cell, then results,
+    summary and report. A one-line run writes the spec it ran as spec.yaml in the run directory."""
     from .executors import distributed_env
     from .results import markdown_table, summary_pivot
     from .runner import Runner
 
-    runner = Runner(spec, output, device=device, plugins=_plugins(), progress=not quiet,
+    if spec is not None and (models or datasets or conditions or methods or name):
+        raise click.UsageError("give either a SPEC file or --model/--dataset/--conditions, not both")
+    spec_in = spec if spec is not None else one_line_spec(models, datasets, conditions, methods, name)
+    runner = Runner(spec_in, output, device=device, plugins=_plugins(), progress=not quiet,
                     echo=click.echo, cache_dir=cache_dir, executor=executor, address=address)
+    if spec is None and not dry_run:
+        import yaml
+
+        from .cache import atomic_write_text
+
+        atomic_write_text(runner.run_dir / "spec.yaml", yaml.safe_dump(spec_in, sort_keys=False))
+        click.echo(f"spec: {runner.run_dir / 'spec.yaml'} (lrbench run {runner.run_dir / 'spec.yaml'} repeats it)")
     results = runner.run(dry_run=dry_run)
     if dry_run or results.empty and distributed_env():
         return
@@ -219,6 +256,17 @@ def report_cmd(run_dir: str) -> None:
 
     path = write_report(run_dir)
     click.echo(f"wrote {path} and {Path(run_dir) / 'report.html'}")
+
+
+@cli.command("merge")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The merged run directory.")
+def merge_cmd(run_dirs: tuple[str, ...], out_dir: str) -> None:
+    """Merge RUN_DIRS into one leaderboard (results, aggregates, summary, report); refuses conflicting cells."""
+    from .merge import merge_runs
+
+    results = merge_runs(list(run_dirs), out_dir)
+    click.echo(f"merged {len(run_dirs)} runs ({len(results)} rows) into {out_dir}; report: {Path(out_dir) / 'report.html'}")
 
 
 @cli.command("aggregate")
