@@ -30,6 +30,7 @@ from .plan import Plan, Unit, build_plan
 from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
 from .results import COLUMNS, metric_rows, split_aggregates, write_outputs
+from .runlog import run_logging
 from .spec import Item, ResolvedSpec, load_spec_file, validate
 from .tasks import RunContext
 
@@ -167,7 +168,9 @@ class Runner:
                   dynamic_ncols=True) as bar:
             current: tuple[str, str] | None = None
             model: ModelAdapter | None = None
-            for unit in todo:
+            for i, unit in enumerate(todo, 1):
+                log.info("unit %d/%d: %s | %s | %s: %d conditions on %d images", i, len(todo), unit.model.label,
+                         unit.method.label, unit.dataset.label, len(unit.missing()), len(unit.dataset_obj))
                 bar.set_postfix_str(f"{unit.model.label} | {unit.method.label} | {unit.dataset.label}", refresh=False)
                 if current != (unit.model.label, unit.method.label):
                     model = None
@@ -252,11 +255,8 @@ class Runner:
         t0 = time.perf_counter()
         plan = self.plan()
         self.echo(self.describe(plan))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.run_dir / "run.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        try:
+        with run_logging(self.run_dir):
+            log.info("plan: %d cells, %d to compute on %s", plan.n_cells, plan.n_missing, self.device)
             t1 = time.perf_counter()
             ranks = distributed_env()
             if ranks is not None:
@@ -280,9 +280,7 @@ class Runner:
                 log.warning("%d undecodable items skipped (listed in run.json)", len(self.state.skipped))
             self.echo(f"computed {len(self.state.computed)} cells, reused {plan.n_cells - len(self.state.computed)} "
                       f"from the cache; results in {self.run_dir}")
-        finally:
-            log.removeHandler(handler)
-            handler.close()
+            log.info("done in %.1f s: %d cells computed", self.state.timings["total_s"], len(self.state.computed))
         results.attrs.update(run_dir=str(self.run_dir), computed=list(self.state.computed))
         return results
 
