@@ -15,7 +15,8 @@ ROWS = [{"name": "lr0fm:EVA-02-CLIP-B/16", "description": "EVA", "plugin": "lrbe
         {"name": "openclip", "description": "open_clip models", "plugin": "openclip", "info": {}}]
 
 
-def test_filters_and_compact_rows():
+def test_filters_and_compact_rows(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # lines are cut to the terminal's width
     assert [r["name"] for r in _filter_rows(ROWS, "eva", False)] == ["lr0fm:EVA-02-CLIP-B/16"]
     assert [r["name"] for r in _filter_rows(ROWS, None, True)] == ["lr0fm:EVA-02-CLIP-B/16", "openclip"]
     assert [r["name"] for r in _filter_rows(ROWS, "open", False)] == ["openclip"]

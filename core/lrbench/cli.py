@@ -9,8 +9,10 @@ import click
 from . import __version__
 from .registry import KINDS, LrbenchError
 
-#: the core's own commands; the rest come from plugins, loaded only when one of them is called
+#: the core's own commands are defined below; the rest come from plugins, loaded only when one of them is called
 _PLUGINS_LOADED = False
+#: name -> short help of the commands the plugins added (saved in the registry index)
+_PLUGIN_COMMANDS: dict[str, str] = {}
 
 
 class _Group(click.Group):
@@ -75,10 +77,16 @@ def _plugins():
         _PLUGINS_LOADED = True
         before = set(cli.commands)
         plugins.register_commands(cli)
-        from .listing import build_index
-
-        build_index(plugins, {n: cli.commands[n].get_short_help_str(60) for n in sorted(set(cli.commands) - before)})
+        _PLUGIN_COMMANDS.update({n: cli.commands[n].get_short_help_str(60) for n in sorted(set(cli.commands) - before)})
+        _index(plugins)
     return plugins
+
+
+def _index(plugins) -> dict:
+    """The registry index of ``plugins``; saved only for the full default plugin set (not a test's or a subset)."""
+    from .listing import build_index
+
+    return build_index(plugins, _PLUGIN_COMMANDS, save=plugins.load_entry_points and not plugins.extra)
 
 
 @cli.command("plugins")
@@ -110,8 +118,7 @@ def list_cmd(kind: str, family: str | None, available: bool, refresh: bool, as_j
 
     index = None if refresh else load_index()
     if index is None:
-        _plugins()
-        index = load_index()
+        index = _index(_plugins())
     rows = _filter_rows(index["registries"][kind], family, available)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))

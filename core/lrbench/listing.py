@@ -52,8 +52,8 @@ def load_index() -> dict[str, Any] | None:
     return data if data.get("fingerprint") == fingerprint() else None
 
 
-def build_index(plugins: Any, commands: dict[str, str]) -> dict[str, Any]:
-    """Index the loaded plugins' registries and commands, and save it (best effort: a read-only cache is fine)."""
+def build_index(plugins: Any, commands: dict[str, str], save: bool = True) -> dict[str, Any]:
+    """Index the loaded plugins' registries and commands; ``save`` it (best effort: a read-only cache is fine)."""
     data = {
         "fingerprint": fingerprint(),
         "registries": {kind: [{"name": e.name, "description": e.description, "plugin": e.plugin,
@@ -63,6 +63,8 @@ def build_index(plugins: Any, commands: dict[str, str]) -> dict[str, Any]:
         "commands": commands,
     }
     data = json.loads(json.dumps(data, default=str))
+    if not save:
+        return data
     try:
         from .cache import atomic_write_text
 
