@@ -463,7 +463,8 @@ def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig,
     tokens = injector.tokens
     rc = cfg.resolved(injector.layout)
     n = len(source) if cfg.n is None else min(int(cfg.n), len(source))
-    captions = [source.caption(i) for i in range(n)] if hasattr(source, "caption") else [None] * n
+    uniform = cfg.images_per_caption == 1 or not hasattr(source, "caption")  # captions can cost a decode each
+    captions = [None] * n if uniform else [source.caption(i) for i in range(n)]
     k = rc["images_per_caption"] if cfg.images_per_caption is not None else default_images_per_caption(
         captions, rc["images_per_caption"])
     schedule = StepSchedule(caption_groups(captions) if k > 1 else [list(range(n))], rc["batch_size"], k, seed)
