@@ -81,6 +81,10 @@ class Nearest(Resize):
     name = "nearest"
     interpolation = "nearest"
 
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        # nearest-exact samples pixel centres as PIL does; torch's legacy "nearest" picks other pixels (6 levels mean)
+        return TF.resize(x, self._target(), interpolation=TF.InterpolationMode.NEAREST_EXACT, antialias=False)
+
 
 class Pixelate(Degradation):
     """Average ``size`` x ``size``-ish blocks and blow them back up with nearest: visible pixelation at full size."""
@@ -137,26 +141,28 @@ class Jpeg(Degradation):
 
 
 class Noise(Degradation):
-    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale; deterministic (reference path seeded by image content)."""
+    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale, drawn from a generator seeded by ``seed`` and the image's
+    content: an image's noise never depends on the batch it is in (batch size is not part of a cell's key)."""
 
     name = "noise"
 
     def __init__(self, sigma: float, seed: int = 0):
         self.sigma, self.seed = float(sigma), int(seed)
 
-    def _rng_seed(self, data: bytes) -> int:
-        return (self.seed * 1_000_003 + zlib.crc32(data)) % (2**31)
+    def _draw(self, hwc: np.ndarray) -> np.ndarray:
+        """The noise for one float32 (H, W, 3) image in [0, 1]; both paths call it, so they add the same draw."""
+        rng = np.random.default_rng((self.seed * 1_000_003 + zlib.crc32(hwc.tobytes())) % (2**31))
+        return rng.normal(0, self.sigma, hwc.shape).astype(np.float32)
 
     def pil(self, image: Image.Image) -> Image.Image:
         arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-        rng = np.random.default_rng(self._rng_seed(arr.tobytes()))
-        arr = np.clip(arr + rng.normal(0, self.sigma, arr.shape).astype(np.float32), 0, 1)
+        arr = np.clip(arr + self._draw(arr), 0, 1)
         return Image.fromarray((arr * 255).round().astype(np.uint8))
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        noise = torch.randn(x.shape, generator=gen).to(x.device) * self.sigma
-        return (x + noise).clamp_(0, 1)
+        hwc = x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+        noise = np.stack([self._draw(np.ascontiguousarray(img)) for img in hwc])
+        return (x + torch.from_numpy(noise).permute(0, 3, 1, 2).to(x.device, x.dtype)).clamp_(0, 1)
 
 
 @hookimpl
