@@ -5,7 +5,8 @@ from lrbench import hookimpl
 
 from lrbench.registry import Finding
 
-from .adapter import OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id, weights_status
+from .adapter import (RANDOM, OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id,
+                      pretrained_inputs, weights_status)
 from .toy import TOY_DIR, toy_clip
 
 
@@ -28,9 +29,15 @@ def openclip(id: str | None = None, arch: str | None = None, pretrained: str | N
                          precision=precision, quick_gelu=quick_gelu, seed=seed, cache_dir=cache_dir)
 
 
-def openclip_inputs(id: str | None = None, arch: str | None = None, **_: object) -> dict[str, object]:
-    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model."""
-    return local_dir_inputs(parse_id(id)["arch"] if id is not None else arch)
+def openclip_inputs(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
+                    cache_dir: str | None = None, **_: object) -> dict[str, object]:
+    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model, or the downloaded weights file
+    an ``ARCH/TAG`` model loads by name (a re-downloaded or replaced file gives new cells)."""
+    parsed = parse_id(id) if id is not None else {"arch": arch, "pretrained": pretrained}
+    arch, pretrained = parsed.get("arch"), parsed.get("pretrained", pretrained)
+    if arch and pretrained and pretrained != RANDOM and not arch.startswith(("local-dir:", "hf-hub:")):
+        return pretrained_inputs(arch, pretrained, cache_dir)
+    return local_dir_inputs(arch)
 
 
 def openclip_check(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
