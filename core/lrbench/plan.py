@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .cache import Cache, content_key, file_sha256_memo
 from .datasets import Dataset
@@ -53,12 +53,13 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
     return ident
 
 
-def method_identity(plugins: Any, item: Item, seed: int) -> dict[str, Any]:
+def method_identity(plugins: Any, item: Item, seed: int,
+                    build_dataset: Callable[..., Dataset] | None = None) -> dict[str, Any]:
     """The method entry's identity plus what the constructed method reads beyond it (weights found by a short name,
     training data); entries that read nothing more keep the key they had without it."""
     ident = entry_identity(plugins, item, seed)
     method = plugins.registries["methods"].create(item.name, **item.params)
-    inputs = method.inputs_identity(plugins.registries["datasets"].create)
+    inputs = method.inputs_identity(build_dataset or plugins.registries["datasets"].create)
     if inputs:  # merged with what the entry's ``inputs=`` callback (if any) put there, never replacing it
         ident["inputs"] = {**ident.get("inputs", {}), **inputs}
     return ident
@@ -132,13 +133,17 @@ def build_conditions(plugins: Any, resolved: ResolvedSpec) -> list[Degradation]:
     return out
 
 
-def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
+def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
+               build_dataset: Callable[..., Dataset] | None = None) -> Plan:
+    """Units and cell keys of a spec. ``build_dataset`` (the run's memoised builder) keeps each dataset entry built once
+    per run; a cell counts as cached when its entry is complete (its checksum is verified when it is read)."""
+    build_dataset = build_dataset or plugins.registries["datasets"].create
     conditions = build_conditions(plugins, resolved)
     seed = resolved.spec.seed
     path = "fast" if resolved.spec.fast_path else "reference"
     units = []
-    datasets = [(item, plugins.registries["datasets"].create(item.name, **item.params)) for item in resolved.datasets]
-    method_ids = [method_identity(plugins, method, seed) for method in resolved.methods]
+    datasets = [(item, build_dataset(item.name, **item.params)) for item in resolved.datasets]
+    method_ids = [method_identity(plugins, method, seed, build_dataset) for method in resolved.methods]
     for model in resolved.models:
         model_id = entry_identity(plugins, model)
         for method, method_id in zip(resolved.methods, method_ids):
@@ -151,6 +156,6 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
                             "method": method_id, "dataset": ds_id, "condition": deg.identity(), "path": path}
                     key = content_key(desc)
                     keys[deg.condition], descriptions[deg.condition] = key, desc
-                    cached[deg.condition] = cache.valid("cells", key)
+                    cached[deg.condition] = cache.contains("cells", key)
                 units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached))
     return Plan(units)
