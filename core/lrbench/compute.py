@@ -17,6 +17,7 @@ from .cache import Cache, canonical_json
 from .methods import ArtifactStore, MethodContext
 from .models import ModelAdapter
 from .plan import Unit
+from .registry import LrbenchError
 from .spec import Item, Spec
 from .tasks import RunContext
 
@@ -87,6 +88,10 @@ class Computer:
         missing = unit.missing()
         if not missing:
             return
+        if unit.model_kind is not None and model.kind != unit.model_kind:
+            raise LrbenchError(f"model {unit.model.label!r} with method {unit.method.label!r} was planned as a "
+                               f"{unit.model_kind!r} model (its registered kind, as the method declares it changes) "
+                               f"but built a {model.kind!r} one; fix the registration's kind= or the method's produces()")
         locks = [self.cache.lock("cells", unit.keys[d.condition]) for d in missing]
         for lock in locks:
             lock.acquire()

@@ -53,6 +53,8 @@ class Task:
     dataset_task: ClassVar[str] = "classification"
     #: model kinds it accepts (ModelAdapter.kind)
     model_kinds: ClassVar[Sequence[str]] = ("zero-shot",)
+    #: False for tasks that run only when a spec names them (``task: shift``): they never compete in task choice
+    auto_select: ClassVar[bool] = True
     #: metrics used when the spec names none
     default_metrics: ClassVar[Sequence[str]] = ()
     #: bump when the evaluator's outputs change: it is part of every cache key

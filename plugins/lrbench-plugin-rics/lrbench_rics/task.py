@@ -37,6 +37,8 @@ class ShiftTask(Task):
     name = "shift"
     dataset_task = "classification"
     model_kinds = ("classifier", "zero-shot", "embedder")
+    #: its conditions are shifts, not resolutions: it runs when a spec names it (``task: shift``)
+    auto_select = False
     default_metrics = METRICS
     version = "1"
 

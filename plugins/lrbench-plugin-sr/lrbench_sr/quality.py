@@ -92,8 +92,9 @@ class SRQuality(Task):
 
     name = "sr"
     dataset_task = "classification"
-    #: empty: never chosen automatically (it would shadow the recognition tasks); name it with ``task: sr``
-    model_kinds = ()
+    #: the recognition model is never run, so any kind will do; chosen only when named (``task: sr``)
+    model_kinds = ("zero-shot", "classifier", "embedder")
+    auto_select = False
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
 
     def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16):
