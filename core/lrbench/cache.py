@@ -112,6 +112,12 @@ class Cache:
             meta_path.unlink(missing_ok=True)
             return None
 
+    def discard(self, kind: str, key: str) -> None:
+        """Drop an entry (its json first, so it reads as absent at once)."""
+        data_path, meta_path = self._paths(kind, key)
+        meta_path.unlink(missing_ok=True)
+        data_path.unlink(missing_ok=True)
+
     def put(self, kind: str, key: str, arrays: dict[str, np.ndarray], description: Any = None) -> None:
         data_path, meta_path = self._paths(kind, key)
         buf = io.BytesIO()

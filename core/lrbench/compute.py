@@ -19,7 +19,7 @@ from .models import ModelAdapter
 from .plan import Unit
 from .registry import LrbenchError
 from .spec import Item, Spec
-from .tasks import RunContext
+from .tasks import CellOutput, RunContext, check_outputs
 
 log = logging.getLogger("lrbench")
 
@@ -48,10 +48,6 @@ class DatasetBuilder:
         if key not in self._built:
             self._built[key] = self._create(name, **params)
         return self._built[key]
-
-
-def cell_label(unit: Unit, condition: str) -> str:
-    return f"{unit.model.label}|{unit.method.label}|{unit.dataset.label}|{condition}"
 
 
 class Computer:
@@ -102,7 +98,8 @@ class Computer:
                 return
             torch.manual_seed(self.spec.seed)
             t0 = time.perf_counter()
-            outputs = unit.task.run(model, unit.dataset_obj, missing, self.context(bar))
+            outputs = check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, missing, self.context(bar)),
+                                    [d.condition for d in missing])
             elapsed = time.perf_counter() - t0
             for deg in missing:
                 self.store(unit, deg.condition, outputs[deg.condition])
@@ -111,8 +108,8 @@ class Computer:
             for lock in locks:
                 lock.release()
 
-    def store(self, unit: Unit, condition: str, outputs: Any) -> None:
+    def store(self, unit: Unit, condition: str, outputs: CellOutput) -> None:
         """Write one cell's raw outputs and mark it computed."""
-        self.cache.put("cells", unit.keys[condition], outputs, unit.descriptions[condition])
+        self.cache.put("cells", unit.keys[condition], outputs.to_arrays(), unit.descriptions[condition])
         unit.cached[condition] = True
-        self.state.computed.append(cell_label(unit, condition))
+        self.state.computed.append(unit.cell_label(condition))

@@ -22,6 +22,7 @@ from .datasets import Dataset
 from .models import ModelAdapter
 from .plan import Plan, Unit
 from .spec import Spec
+from .tasks import CellOutput, check_outputs
 
 
 def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
@@ -109,20 +110,18 @@ class Shard(Dataset):
         return getattr(self.base, name)
 
 
-def merge_shards(parts: list[dict[str, np.ndarray]], shards: list[Shard]) -> dict[str, np.ndarray]:
-    """Concatenate per-item arrays of every rank (those with one row per reported index) in global item order."""
-    merged: dict[str, np.ndarray] = {}
-    global_index = [s.indices[p["index"]] for p, s in zip(parts, shards)]
-    order = np.argsort(np.concatenate(global_index), kind="stable")
-    n_rows = [len(p["index"]) for p in parts]
-    for key in parts[0]:
-        if key == "index":
-            merged[key] = np.concatenate(global_index)[order]
-        elif all(p[key].ndim and len(p[key]) == n for p, n in zip(parts, n_rows)):
-            merged[key] = np.concatenate([p[key] for p in parts])[order]
+def merge_shards(parts: list[CellOutput], shards: list[Shard]) -> CellOutput:
+    """One cell from every rank's part: per-item arrays (one row per reported index) concatenated in global item order,
+    other arrays taken from rank 0, ``n`` summed over the disjoint shards."""
+    global_index = np.concatenate([s.indices[p.index] for p, s in zip(parts, shards)])
+    order = np.argsort(global_index, kind="stable")
+    arrays: dict[str, np.ndarray] = {}
+    for key in parts[0].arrays:
+        if all(p.arrays[key].ndim and len(p.arrays[key]) == len(p.index) for p in parts):
+            arrays[key] = np.concatenate([p.arrays[key] for p in parts])[order]
         else:
-            merged[key] = parts[0][key]
-    return merged
+            arrays[key] = parts[0].arrays[key]
+    return CellOutput(global_index[order], sum(int(p.n) for p in parts), arrays)
 
 
 def distributed_env() -> tuple[int, int] | None:
@@ -143,7 +142,8 @@ def run_sharded(computer: Computer, plan: Plan, rank: int, world: int) -> None:
             continue
         model = computer.build_model(unit.model, unit.method)
         shards = [Shard(unit.dataset_obj, r, world) for r in range(world)]
-        outputs = unit.task.run(model, shards[rank], missing, computer.context(None))
+        outputs = check_outputs(unit.task, unit.task.run(model, shards[rank], missing, computer.context(None)),
+                                [d.condition for d in missing])
         gathered: list[Any] = [None] * world if rank == 0 else []
         dist.gather_object(outputs, gathered if rank == 0 else None, dst=0)
         if rank == 0:

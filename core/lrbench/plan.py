@@ -86,6 +86,10 @@ class Unit:
     def missing(self) -> list[Degradation]:
         return [d for d in self.conditions if not self.cached[d.condition]]
 
+    def cell_label(self, condition: str) -> str:
+        """``model|method|dataset|condition``: how logs and run.json name a cell."""
+        return f"{self.model.label}|{self.method.label}|{self.dataset.label}|{condition}"
+
 
 @dataclass
 class Plan:

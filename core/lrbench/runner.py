@@ -105,7 +105,7 @@ class Runner:
             results, unreadable = score(plan, self.resolved.metrics, self.plugins, self.cache, self.state.skipped)
             if unreadable:
                 unit, condition = unreadable[0]
-                raise LrbenchError(f"cell {unit.model.label}|{unit.dataset.label}|{condition} could not be read back "
+                raise LrbenchError(f"cell {unit.cell_label(condition)} could not be read back "
                                    f"from the cache at {self.cache.root} after computing it")
         return results
 

@@ -6,6 +6,7 @@ dropped from the cache and reported, so the run computes it again.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,12 @@ import pandas as pd
 
 from .cache import Cache
 from .plan import Plan, Unit
+from .registry import LrbenchError
 from .results import COLUMNS, metric_rows
 from .spec import Item
+from .tasks import CellOutput, check_outputs
+
+log = logging.getLogger("lrbench")
 
 DEFAULT_AGGREGATES = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
@@ -31,18 +36,36 @@ def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
             if metric.kind == "cell" and unit.task.name in metric.tasks:
                 cell_metrics.append((item.label, metric))
         for deg in unit.conditions:
-            outputs = cache.get("cells", unit.keys[deg.condition])
+            outputs = read_cell(cache, unit, deg.condition)
             if outputs is None:
                 unreadable.append((unit, deg.condition))
                 continue
-            n = int(len(outputs["labels"])) if "labels" in outputs else int(outputs.get("n", np.array(0)))
-            if "index" in outputs and len(outputs["index"]) < len(unit.dataset_obj):
+            n = int(outputs["n"])
+            if len(outputs["index"]) < len(unit.dataset_obj):
                 note_skipped(unit, outputs["index"], skipped)
             for label, metric in cell_metrics:
                 for name, value in metric_rows(label, metric, outputs, unit.dataset_obj):
                     rows.append((unit.model.label, unit.method.label, unit.dataset.label, deg.condition, name,
                                  value, n, unit.task.name))
     return pd.DataFrame(rows, columns=COLUMNS), unreadable
+
+
+def read_cell(cache: Cache, unit: Unit, condition: str) -> dict[str, np.ndarray] | None:
+    """A cell's stored arrays (checksum verified) if they meet the cell-output contract; a cell that does not (written
+    before the contract, or by a task that broke it) is dropped from the cache, so the run computes it again."""
+    key = unit.keys[condition]
+    arrays = cache.get("cells", key)
+    if arrays is None:
+        return None
+    try:
+        cell = CellOutput.from_arrays(arrays)
+        check_outputs(unit.task, {condition: cell}, [condition])
+    except (ValueError, LrbenchError) as exc:
+        log.warning("cached cell %s does not meet the cell-output contract (%s); recomputing",
+                    unit.cell_label(condition), exc)
+        cache.discard("cells", key)
+        return None
+    return arrays
 
 
 def note_skipped(unit: Unit, index: np.ndarray, skipped: list[dict[str, Any]]) -> None:
