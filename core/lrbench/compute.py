@@ -33,6 +33,9 @@ class RunState:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     model_loads: int = 0
+    #: model label -> its own input size in px (the "HR" of the report's resolution axis)
+    input_size: dict[str, int] = field(default_factory=dict)
+    num_classes: dict[str, int] = field(default_factory=dict)
 
 
 class DatasetBuilder:
@@ -71,6 +74,9 @@ class Computer:
         cached artifact)."""
         base = self.plugins.registries["models"].create(model.name, **model.params)
         self.state.model_loads += 1
+        size = getattr(getattr(base, "preprocess", None), "image_size", None)
+        if isinstance(size, int):
+            self.state.input_size[model.label] = size
         base.to(self.device).eval()
         method_obj = self.plugins.registries["methods"].create(method.name, **method.params)
         ctx = MethodContext(device=self.device, artifacts=self.artifacts, cache=self.cache, seed=self.spec.seed,

@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -133,6 +134,7 @@ class Runner:
             # under torchrun only rank 0 is still here: a cell to compute again is computed locally
             results = self.score(plan, "local" if ranks is not None else None)
             num_classes = {u.dataset.label: u.dataset_obj.num_classes for u in plan.units}
+            self.state.num_classes = {k: int(v) for k, v in num_classes.items() if v}
             agg, summary = split_aggregates(results, aggregates(plan, self.resolved.metrics, self.plugins), num_classes)
             write_outputs(self.run_dir, results, agg, summary)
             self.state.timings["total_s"] = time.perf_counter() - t0
@@ -152,10 +154,16 @@ class Runner:
 
     def _write_meta(self, plan: Plan) -> None:
         atomic_write_text(self.run_dir / "spec.resolved.yaml", yaml.safe_dump(self.resolved_spec_dict(), sort_keys=False))
+        try:  # a re-run served from the cache builds no model: keep the input sizes an earlier run saw
+            earlier = json.loads((self.run_dir / "run.json").read_text()).get("input_size") or {}
+        except (OSError, ValueError):
+            earlier = {}
+        self.state.input_size = {**earlier, **self.state.input_size}
         meta = {
             "lrbench": __version__,
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "finished": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
@@ -167,6 +175,8 @@ class Runner:
             "n_skipped": len(self.state.skipped),
             "timings": self.state.timings,
             "cache_dir": str(self.cache.root),
+            "input_size": self.state.input_size,
+            "num_classes": self.state.num_classes,
         }
         atomic_write_text(self.run_dir / "run.json", json.dumps(meta, indent=2, default=str))
 
