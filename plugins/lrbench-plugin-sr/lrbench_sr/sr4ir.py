@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lrbench.cache import atomic_write_bytes, content_key
+from lrbench.checkpoints import load_checkpoint
 from lrbench.methods import Method, MethodContext
 from lrbench.models import IMAGENET_MEAN, IMAGENET_STD, HRView, ModelAdapter, ModelWrapper, Preprocess
 from lrbench.registry import LrbenchError
@@ -573,7 +574,7 @@ class SR4IRMethod(Method):
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if self.checkpoint:
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            state = load_checkpoint(self.checkpoint)
             cfg = SR4IRConfig.from_dict(state["config"])
             key = None
         else:
@@ -593,8 +594,7 @@ class SR4IRMethod(Method):
         key = content_key({"method": self.name, **self._identity(cfg, ctx.dataset)})
         if ctx.artifacts.exists(self.name, key, "pair.pt"):
             ctx.log.info("sr4ir: loading trained pair %s", key[:12])
-            return key, torch.load(ctx.artifacts.path(self.name, key) / "pair.pt", map_location="cpu",
-                                   weights_only=True)
+            return key, load_checkpoint(ctx.artifacts.path(self.name, key) / "pair.pt")
         init = cfg.init_config()
         init_state = self._train_or_load(init, ctx)[1] if init else None
         dataset = self._training_set(cfg, ctx.dataset)
