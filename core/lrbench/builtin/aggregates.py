@@ -44,13 +44,21 @@ def _accuracy_frame(table: pd.DataFrame, metric: str, hr: str) -> pd.DataFrame:
     return out
 
 
+class UnknownClassCount(LrbenchError, KeyError):
+    """No class count for a dataset (chance accuracy 1 / C is needed by Gamma); a KeyError for callers that look up."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def _class_count(dataset: str, num_classes: dict[str, int]) -> int:
     if dataset in num_classes:
         count = int(num_classes[dataset])
     elif dataset in NUM_CLASSES:
         count = NUM_CLASSES[dataset]
     else:
-        raise LrbenchError(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or mapping")
+        raise UnknownClassCount(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or "
+                                "mapping")
     if count < 2:
         raise LrbenchError(f"dataset {dataset!r}: num_classes must be >= 2 (chance accuracy is 1 / num_classes), "
                            f"got {count}")
