@@ -540,6 +540,32 @@ class SR4IRClassifier(ModelWrapper):
             return self.trainer.task(x)
 
 
+class SR4IRPair(ModelAdapter):
+    """The ``sr4ir`` model entry: a pair is a classifier in its own right (its task network and classes), so a spec
+    names it as its model. Without a ``checkpoint`` it is the pair an ``sr4ir`` method trains (or loads from the
+    artifacts); used with no such method it refuses, naming both ways to get one."""
+
+    kind = "classifier"
+
+    def identity(self) -> dict[str, Any]:
+        return {"family": "sr4ir"}
+
+    def _untrained(self, *args: Any) -> Any:
+        raise LrbenchError("model 'sr4ir' is an untrained pair: train it with an sr4ir method (methods: [{name: sr4ir, "
+                           "train: {...}}]) or name a trained one (models: [{sr4ir: {checkpoint: pair.pt}}])")
+
+    prepare = prepare_tensor = classify = _untrained
+
+
+def sr4ir_model(checkpoint: str | None = None) -> ModelAdapter:
+    """An SR4IR pair: a trained one from ``checkpoint`` (a ``pair.pt``), or the pair an ``sr4ir`` method trains."""
+    if checkpoint is None:
+        return SR4IRPair()
+    state = load_checkpoint(checkpoint)
+    cfg = SR4IRConfig.from_dict(state["config"])
+    return SR4IRMethod.classifier(SR4IRPair(), cfg, state, {"name": "sr4ir", "config": asdict(cfg)}, "cpu")
+
+
 class SR4IRMethod(Method):
     """Train (or load) an SR4IR pair; evaluated with the ``classification`` task on LR conditions."""
 
@@ -580,12 +606,22 @@ class SR4IRMethod(Method):
         else:
             cfg = self._cfg
             key, state = self._train_or_load(cfg, ctx)
-        # the weights come from the state: no pretrained download, no SR checkpoint or init pair to read again
-        trainer = SR4IRTrainer(replace(cfg, task_weights=None, sr_checkpoint=None, init=None),
-                               len(state["classnames"]), ctx.device)
-        trainer.load_state(state)
         identity = {"name": self.name, "config": asdict(cfg), "artifact": key,
                     "checkpoint": None if key else self.checkpoint}
+        return self.classifier(model, cfg, state, identity, ctx.device)
+
+    def produces(self, model_kind: str) -> str:
+        """A classifier whatever the spec's model: the trained pair replaces it."""
+        return "classifier"
+
+    @staticmethod
+    def classifier(model: ModelAdapter, cfg: SR4IRConfig, state: dict[str, Any], identity: dict[str, Any],
+                   device: torch.device | str) -> "SR4IRClassifier":
+        """The pair ``state`` holds as a classifier; its weights come from the state (no pretrained download, no SR
+        checkpoint or init pair to read again)."""
+        trainer = SR4IRTrainer(replace(cfg, task_weights=None, sr_checkpoint=None, init=None),
+                               len(state["classnames"]), device)
+        trainer.load_state(state)
         return SR4IRClassifier(model, identity, trainer, state["classnames"]).eval()
 
     def _train_or_load(self, cfg: SR4IRConfig, ctx: MethodContext) -> tuple[str, dict[str, Any]]:
