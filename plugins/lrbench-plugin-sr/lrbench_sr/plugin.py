@@ -24,7 +24,7 @@ def register_methods(register):
 @hookimpl
 def register_models(register):
     register("sr4ir", sr4ir_model, "An SR4IR pair (SR + task network) as a classifier: trained by an sr4ir method, or "
-             "a trained one from checkpoint", info={"kind": "classifier"})
+             "a trained one from checkpoint", kind="classifier")
 
 
 @hookimpl
