@@ -33,7 +33,7 @@ MODULES=(
 # a scratch copy of the working tree (tracked and untracked, not ignored): mutants never touch the real files
 SRC="$OUT/src"
 mkdir -p "$SRC"
-(cd "$ROOT" && git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$SRC/")
+(cd "$ROOT" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -xf - -C "$SRC"
 export PYTHONPATH=$(ls -d "$SRC"/core "$SRC"/plugins/*/ "$SRC"/examples/lrbench-plugin-example | tr '\n' ':')
 export LRBENCH_CACHE="$OUT/cache"
 cd "$SRC"
@@ -70,7 +70,7 @@ import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 rows = db.execute("SELECT test_outcome FROM work_results").fetchall()
 n = len(rows)
-killed = sum(1 for (o,) in rows if o != "SURVIVED")
+killed = sum(1 for (o,) in rows if "survived" not in str(o).lower())
 print(f"{sys.argv[2]:16s} {n:7d} {killed:7d} {n - killed:9d} {100 * killed / max(n, 1):7.1f}%")
 PYEOF
 done

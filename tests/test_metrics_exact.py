@@ -47,6 +47,12 @@ def test_registered_metrics_are_these_functions():
     assert reg.create("mean_per_class").compute(OUT, None) == pytest.approx(7 / 12)
 
 
+def test_one_item_cell_and_default_k():
+    one = {"logits": LOGITS[:1], "labels": LABELS[:1]}
+    assert TopK(1).compute(one, None) == 1.0 and MeanPerClass().compute(one, None) == 1.0
+    assert TopK().compute(OUT, None) == pytest.approx(4 / 6)  # the default k is top-1
+
+
 def test_empty_cell_is_nan_not_zero():
     empty = {"logits": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64)}
     assert math.isnan(TopK(1).compute(empty, None)) and math.isnan(MeanPerClass().compute(empty, None))
