@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import io
 import zlib
+from typing import Annotated
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torchvision.io import decode_jpeg, encode_jpeg
+from pydantic import Field, validate_call
 from torchvision.transforms import functional as TF
 
 from .. import hookimpl
-from ..degradations import Degradation
+from ..degradations import Degradation, NonNegativeFinite, Pixels, PositiveFinite, check_size
 from ..models import interpolation_mode
 
 
@@ -36,10 +38,9 @@ class Resize(Degradation):
     name = "bicubic"
     interpolation = "bicubic"
 
-    def __init__(self, size: int, square: bool = False):
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        self.size, self.square = int(size), bool(square)
+    @validate_call
+    def __init__(self, size: Pixels, square: bool = False, allow_large: bool = False):
+        self.size, self.square = check_size(size, allow_large), square
 
     def _target(self) -> int | list[int]:
         return [self.size, self.size] if self.square else self.size
@@ -91,15 +92,16 @@ class Pixelate(Degradation):
 
     name = "pixelate"
 
-    def __init__(self, size: int):
-        self.size = int(size)
+    @validate_call
+    def __init__(self, size: Pixels, allow_large: bool = False):
+        self.size = check_size(size, allow_large)
 
     def pil(self, image: Image.Image) -> Image.Image:
-        small = Area(self.size).pil(image)
+        small = Area(self.size, allow_large=True).pil(image)
         return small.resize(image.size, Image.NEAREST)
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
-        small = Area(self.size).tensor(x)
+        small = Area(self.size, allow_large=True).tensor(x)
         return torch.nn.functional.interpolate(small, size=x.shape[-2:], mode="nearest")
 
 
@@ -108,8 +110,9 @@ class GaussianBlur(Degradation):
 
     name = "gaussian_blur"
 
-    def __init__(self, sigma: float):
-        self.sigma = float(sigma)
+    @validate_call
+    def __init__(self, sigma: PositiveFinite):
+        self.sigma = sigma
 
     def pil(self, image: Image.Image) -> Image.Image:
         return image.filter(ImageFilter.GaussianBlur(radius=self.sigma))
@@ -120,12 +123,13 @@ class GaussianBlur(Degradation):
 
 
 class Jpeg(Degradation):
-    """JPEG re-encoding at ``quality`` (1-95)."""
+    """JPEG re-encoding at ``quality`` (1-100; libjpeg's useful range ends at 95)."""
 
     name = "jpeg"
 
-    def __init__(self, quality: int):
-        self.quality = int(quality)
+    @validate_call
+    def __init__(self, quality: Annotated[int, Field(ge=1, le=100)]):
+        self.quality = quality
 
     def pil(self, image: Image.Image) -> Image.Image:
         buf = io.BytesIO()
@@ -146,8 +150,9 @@ class Noise(Degradation):
 
     name = "noise"
 
-    def __init__(self, sigma: float, seed: int = 0):
-        self.sigma, self.seed = float(sigma), int(seed)
+    @validate_call
+    def __init__(self, sigma: NonNegativeFinite, seed: int = 0):
+        self.sigma, self.seed = sigma, seed
 
     def _draw(self, hwc: np.ndarray) -> np.ndarray:
         """The noise for one float32 (H, W, 3) image in [0, 1]; both paths call it, so they add the same draw."""
