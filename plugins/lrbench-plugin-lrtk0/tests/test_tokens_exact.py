@@ -86,14 +86,14 @@ def test_distill_loss_is_hr_term_plus_one_term_per_lr_size(adapter):
                 return F.normalize(adapter.encode_image(x), dim=-1)
         return F.normalize(adapter.encode_image(x), dim=-1)
 
-    def lr(size):  # the LR view: PIL-like antialiased bicubic to size x size, saved as 8 bits
-        return TF.resize(hr, [size, size], interpolation=TF.InterpolationMode.BICUBIC,
-                         antialias=True).clamp(0, 1).mul(255).round().div(255)
+    def lr_view(size):  # an LR copy back at the model's input size (how the trainer builds its views)
+        small = TF.resize(hr, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        return TF.resize(small, [IMAGE_SIZE, IMAGE_SIZE], interpolation=TF.InterpolationMode.BICUBIC).clamp(0, 1)
 
+    views = torch.stack([hr] + [lr_view(s) for s in sizes], dim=1)  # (B, V, 3, S, S), view 0 the HR one
     with torch.no_grad():
         teacher = embed(hr, False)
-        terms = [_clip_loss(embed(hr, True), teacher, scale)] + [_clip_loss(embed(lr(s), True), teacher, scale)
-                                                                  for s in sizes]
-        got = distill_loss(adapter, injector, hr, sizes, scale)
+        terms = [_clip_loss(embed(views[:, v], True), teacher, scale) for v in range(views.shape[1])]
+        got = distill_loss(adapter, injector, views, scale)
     assert float(terms[0]) > 1e-3  # the tokens move the HR student away from the teacher: the HR term counts
     assert float(got) == pytest.approx(float(sum(terms)), rel=1e-5)
