@@ -6,7 +6,9 @@ a task for the conditions that are missing.
 
 Reference path (default): per image, ``degradation.pil`` then the model's ``prepare`` (PIL, exactly the papers'
 transform). Fast path (``fast_path: true``): each image is decoded once, resized so its shorter side is the model's
-input size and center-cropped, then every condition is computed on the device on the whole batch.
+input size and center-cropped, then every condition is computed on the device on the whole batch. A model with an
+``hr_view`` (SR benchmarks: a fixed crop) has its conditions act on that view on both paths, the view made once per
+image on the PIL image.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from torchvision.transforms import functional as TF
 from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
-from .models import ModelAdapter
+from .models import HRView, ModelAdapter
+from .registry import LrbenchError
 
 
 @dataclass
@@ -47,14 +50,88 @@ class RunContext:
         return torch.autocast(self.device.type, enabled=False)
 
 
+@dataclass
+class CellOutput:
+    """One condition's raw outputs: what a task returns for each condition, what the cache stores, what metrics read.
+
+    ``index``: the dataset items the cell holds outputs of (undecodable items are absent); ``n``: how many units its
+    metrics score (images, pairs, probes: the ``n`` column of results); ``arrays``: the named arrays its metrics read
+    (the task lists their names in ``Task.outputs``).
+    """
+
+    index: np.ndarray
+    n: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    #: the names the contract itself uses in a stored cell
+    RESERVED: ClassVar[tuple[str, ...]] = ("index", "n")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """``cell["logits"]``, ``cell["index"]``: an array by name, as in the stored mapping."""
+        if name == "index":
+            return self.index
+        if name == "n":
+            return np.asarray(self.n, dtype=np.int64)
+        return self.arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.RESERVED or name in self.arrays
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The flat mapping the cache stores and metrics read: the arrays plus ``index`` and ``n``."""
+        return {**self.arrays, "index": self.index, "n": np.asarray(self.n, dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "CellOutput":
+        """A stored cell back; raises ValueError when it lacks the contract's keys (written by an older lrbench)."""
+        missing = [k for k in cls.RESERVED if k not in arrays]
+        if missing:
+            raise ValueError(f"the cell has no {' or '.join(missing)}")
+        return cls(arrays["index"], int(arrays["n"]), {k: v for k, v in arrays.items() if k not in cls.RESERVED})
+
+
+def check_outputs(task: "Task", outputs: Any, conditions: Sequence[str]) -> dict[str, CellOutput]:
+    """A task's result for ``conditions`` checked against the contract; an LrbenchError names the task and the fault."""
+    where = f"task {task.name!r} ({type(task).__module__}.{type(task).__qualname__})"
+    if not isinstance(outputs, dict) or set(outputs) != set(conditions):
+        got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+        raise LrbenchError(f"{where} must return {{condition: CellOutput}} for {sorted(conditions)}; got {got}")
+    for condition, cell in outputs.items():
+        problem = _cell_problem(task, cell)
+        if problem:
+            raise LrbenchError(f"{where} returned a bad output for condition {condition!r}: {problem}")
+    return outputs
+
+
+def _cell_problem(task: "Task", cell: Any) -> str | None:
+    if not isinstance(cell, CellOutput):
+        return f"expected a lrbench.tasks.CellOutput, got {type(cell).__name__}"
+    index = cell.index
+    if not isinstance(index, np.ndarray) or index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+        return f"index must be a 1-D integer array, got {getattr(index, 'dtype', type(index).__name__)}"
+    if not isinstance(cell.n, (int, np.integer)) or isinstance(cell.n, bool) or cell.n < 0:
+        return f"n must be a non-negative int, got {cell.n!r}"
+    bad = [k for k, v in cell.arrays.items() if not isinstance(v, np.ndarray) or k in CellOutput.RESERVED]
+    if bad:
+        return f"arrays {bad} are not numpy arrays or use a reserved name ({', '.join(CellOutput.RESERVED)})"
+    missing = [k for k in task.outputs if k not in cell.arrays]
+    if missing:
+        return f"missing arrays {missing} (the task declares outputs {list(task.outputs)})"
+    return None
+
+
 class Task:
     name: ClassVar[str] = "task"
     #: the dataset kind it evaluates (Dataset.task)
     dataset_task: ClassVar[str] = "classification"
     #: model kinds it accepts (ModelAdapter.kind)
     model_kinds: ClassVar[Sequence[str]] = ("zero-shot",)
+    #: False for tasks that run only when a spec names them (``task: shift``): they never compete in task choice
+    auto_select: ClassVar[bool] = True
     #: metrics used when the spec names none
     default_metrics: ClassVar[Sequence[str]] = ()
+    #: the arrays every CellOutput of this task holds (what its metrics read)
+    outputs: ClassVar[Sequence[str]] = ()
     #: bump when the evaluator's outputs change: it is part of every cache key
     version: ClassVar[str] = "1"
 
@@ -62,15 +139,17 @@ class Task:
         return {"name": self.name, "version": self.version}
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
+        """One pass over ``dataset``: a :class:`CellOutput` per condition, keyed by ``condition`` name."""
         raise NotImplementedError
 
 
 class _Loader(torch.utils.data.Dataset):
     """Loads item i and derives every condition's model-ready input (reference) or the HR tensor (fast path)."""
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], fast_size: int | None):
-        self.dataset, self.conditions, self.fast_size = dataset, conditions, fast_size
+    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], fast_size: int | None,
+                 hr_view: HRView | None = None):
+        self.dataset, self.conditions, self.fast_size, self.hr_view = dataset, conditions, fast_size, hr_view
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -78,7 +157,11 @@ class _Loader(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         try:
             image = self.dataset.load(i)
-            if self.fast_size is not None:
+            if self.hr_view is not None:
+                image = self.hr_view.pil(image)
+                if self.fast_size is not None:
+                    return i, TF.pil_to_tensor(image), None
+            elif self.fast_size is not None:
                 image = TF.resize(image, self.fast_size, interpolation=InterpolationMode.BICUBIC)
                 image = TF.center_crop(image, [self.fast_size, self.fast_size])
                 return i, TF.pil_to_tensor(image), None
@@ -100,7 +183,7 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
         # the one decode is shrunk to the largest size any condition or the model needs: a condition above the model's
         # input (bicubic@128 for a 64 px model) must not be made by upsampling an already shrunk image
         fast_size = max([model.preprocess.image_size] + [int(getattr(c, "size", 0)) for c in conditions])
-    source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size)
+    source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size, model.hr_view)
     if indices is not None:
         source = torch.utils.data.Subset(source, list(indices))
     loader = DataLoader(source, batch_size=ctx.batch_size, num_workers=ctx.num_workers, collate_fn=_collate,
