@@ -71,9 +71,24 @@ def test_tied_scores_keep_theorem_2_under_every_cyclic_shift(h, method_ctx, kind
         assert not torch.equal(a, b)
 
 
-def test_wrapper_feeds_the_resized_selected_crop(h, method_ctx):
+def test_wrapper_feeds_the_k_by_k_crop_by_default_as_algorithm_1(h, method_ctx):
     base = h.TinyConvAdapter(size=32)
+    seen = []
+    inner_encode = base.encode_image
+    base.encode_image = lambda x: seen.append(tuple(x.shape)) or inner_encode(x)
     model = rics_rand(k=20, seed=5).apply(base, method_ctx)
+    x = base.prepare([Image.fromarray(_image(32, seed=s)) for s in range(3)])
+    with torch.no_grad():
+        got = model.encode_image(x)
+        expect = inner_encode(extract_crops(x, model.last_corners, 20))
+    assert seen == [(3, 3, 20, 20)] and torch.allclose(got, expect)
+    with pytest.raises(ValueError, match="choices: crop, resize"):
+        rics_rand(feed="zoom")
+
+
+def test_wrapper_feed_resize_resizes_the_selected_crop_back(h, method_ctx):
+    base = h.TinyConvAdapter(size=32)
+    model = rics_rand(k=20, seed=5, feed="resize").apply(base, method_ctx)
     x = base.prepare([Image.fromarray(_image(32, seed=s)) for s in range(3)])
     with torch.no_grad():
         got = model.encode_image(x)
@@ -81,7 +96,23 @@ def test_wrapper_feeds_the_resized_selected_crop(h, method_ctx):
         expect = base.encode_image(F.interpolate(extract_crops(x, corners, 20), size=(32, 32), mode="bicubic",
                                                  align_corners=False))
     assert torch.allclose(got, expect)
-    assert ((corners >= 1) & (corners <= 32 - 20 - 1)).all()
+
+
+def test_feed_keys_the_cells_default_included(tmp_path):
+    from lrbench.runner import run_spec
+
+    def keys(methods):
+        spec = {"name": "keys", "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32}],
+                "methods": methods, "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
+                "conditions": [{"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
+                "task": {"name": "shift", "gallery": "eval"}}
+        plan = run_spec(spec, tmp_path / "run", dry_run=True, cache_dir=tmp_path / "cache")
+        return dict(zip(plan["method"], plan["key"]))
+
+    crop = keys(["none", {"name": "rics/rand", "k": 20, "feed": "crop", "label": "R-R"}])
+    resize = keys(["none", {"name": "rics/rand", "k": 20, "feed": "resize", "label": "R-R"}])
+    assert crop["none"] == resize["none"] and crop["R-R"] != resize["R-R"]
+    assert RICS(feed="crop").inputs_identity() != RICS(feed="resize").inputs_identity()
 
 
 def test_realistic_shift_keeps_the_output_when_the_same_crop_is_chosen(h, method_ctx):
