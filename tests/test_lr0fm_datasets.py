@@ -338,3 +338,27 @@ def test_the_authors_dataset_names_are_aliases_with_a_warning(registry, roots, c
     assert len(pets) == 3 and pets.name == "oxford-pets"
     assert "'oxford_pets'" in caplog.text and "'oxford-pets'" in caplog.text
     assert set(registry["fgvc_aircraft"].parameters()) == set(registry["fgvc-aircraft"].parameters())
+
+
+def test_the_authors_names_aggregate_with_the_papers_weights_and_unweighted_datasets_are_noted():
+    """An authors' table (stanford_cars, fgvc_aircraft) finds the class counts and WAR-16 weights; a dataset without
+    a WAR weight is named in aggregates.csv's note with the weight it got."""
+    from lrbench.builtin.aggregates import WAR16_WEIGHTS, ImprovedGamma, War
+
+    rows = []
+    for dataset, hr, low in (("stanford_cars", 0.6, 0.3), ("fgvc_aircraft", 0.3, 0.1), ("mine", 0.8, 0.4)):
+        rows += [{"model": "m", "method": "none", "dataset": dataset, "condition": c, "metric": "top1", "value": v}
+                 for c, v in (("hr", hr), ("bicubic@16", low))]
+    table = pd.DataFrame(rows)
+    g = ImprovedGamma().aggregate(table, {"mine": 10}).set_index(["dataset", "condition"])
+    expected = 0.5 * (1 - np.exp(-200 * (0.6 - 1 / 196) ** 2))  # Stanford Cars: 196 classes
+    assert g.loc[("stanford_cars", "bicubic@16"), "value"] == pytest.approx(expected)
+    mean_w = np.mean(list(WAR16_WEIGHTS.values()))
+    assert g.loc[("mine", "bicubic@16"), "note"] == f"no WAR-16 weight: WAR (default weights) gives it the mean weight {mean_w:.4f}"
+    assert g.loc[("stanford_cars", "bicubic@16"), "note"] == ""
+    war = War()
+    assert war.weight("stanford_cars") == WAR16_WEIGHTS["stanford-cars"] and war.weight("mine") == pytest.approx(mean_w)
+    gam = {d: g.loc[(d, "bicubic@16"), "value"] for d in ("stanford_cars", "fgvc_aircraft", "mine")}
+    w = {"stanford_cars": WAR16_WEIGHTS["stanford-cars"], "fgvc_aircraft": WAR16_WEIGHTS["fgvc-aircraft"], "mine": mean_w}
+    at16 = war.aggregate(table, {"mine": 10}).set_index("condition").loc["bicubic@16", "value"]
+    assert at16 == pytest.approx(sum(w[d] * gam[d] for d in w) / sum(w.values()))
