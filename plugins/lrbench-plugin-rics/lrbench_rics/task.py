@@ -30,7 +30,7 @@ from lrbench.datasets import Dataset
 from lrbench.degradations import Degradation
 from lrbench.models import ModelAdapter
 from lrbench.registry import LrbenchError
-from lrbench.tasks import RunContext, Task
+from lrbench.tasks import CellOutput, RunContext, Task
 
 from .shifts import ShiftCondition
 
@@ -58,7 +58,10 @@ class ShiftTask(Task):
     name = "shift"
     dataset_task = "classification"
     model_kinds = ("classifier", "zero-shot", "embedder")
+    #: its conditions are shifts, not resolutions: it runs when a spec names it (``task: shift``)
+    auto_select = False
     default_metrics = METRICS
+    outputs = ("offsets", "pred", "nn", "nn_ok", "gallery_size", "knn", "labels")
     version = "2"
 
     def __init__(self, same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None):
@@ -156,7 +159,7 @@ class ShiftTask(Task):
 
     # ---- the pass -------------------------------------------------------------------------------------------------
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         for c in conditions:
             if not isinstance(c, ShiftCondition):
                 raise LrbenchError(f"task 'shift' evaluates shift conditions (shift@D, cyclic@D); got {c.condition!r}")
@@ -167,7 +170,7 @@ class ShiftTask(Task):
         families: dict[str, list[ShiftCondition]] = {}
         for c in conditions:
             families.setdefault(repr(sorted(c.family().items())), []).append(c)  # type: ignore[arg-type]
-        out: dict[str, dict[str, np.ndarray]] = {}
+        out: dict[str, CellOutput] = {}
         for members in families.values():
             out.update(self._run_family(model, dataset, members, weights, ctx))
         return out
@@ -201,7 +204,7 @@ class ShiftTask(Task):
         return g_idx, g_emb, np.asarray(source.labels)[g_idx], source is dataset
 
     def _run_family(self, model: ModelAdapter, dataset: Dataset, members: list[ShiftCondition],
-                    weights: torch.Tensor | None, ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+                    weights: torch.Tensor | None, ctx: RunContext) -> dict[str, CellOutput]:
         rep = max(members, key=lambda c: c.max_shift)
         offsets = rep.offsets()
         g_idx, g_emb, g_labels, same_set = self._gallery(model, dataset, rep, weights, ctx)
@@ -231,8 +234,9 @@ class ShiftTask(Task):
         out = {}
         for c in members:
             cols = _columns(offsets, c.offsets())
-            out[c.condition] = {"offsets": offsets[cols], "pred": pred[:, cols], "nn": nn[:, cols], "nn_ok": nn_ok,
-                                "gallery_size": np.array(len(g_idx)), "knn": knn, "labels": labels, "index": idx}
+            out[c.condition] = CellOutput(idx, len(idx), {
+                "offsets": offsets[cols], "pred": pred[:, cols], "nn": nn[:, cols], "nn_ok": nn_ok,
+                "gallery_size": np.array(len(g_idx)), "knn": knn, "labels": labels})
         return out
 
 
