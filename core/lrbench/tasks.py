@@ -6,7 +6,9 @@ a task for the conditions that are missing.
 
 Reference path (default): per image, ``degradation.pil`` then the model's ``prepare`` (PIL, exactly the papers'
 transform). Fast path (``fast_path: true``): each image is decoded once, resized so its shorter side is the model's
-input size and center-cropped, then every condition is computed on the device on the whole batch.
+input size and center-cropped, then every condition is computed on the device on the whole batch. A model with an
+``hr_view`` (SR benchmarks: a fixed crop) has its conditions act on that view on both paths, the view made once per
+image on the PIL image.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from torchvision.transforms import functional as TF
 from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
-from .models import ModelAdapter
+from .models import HRView, ModelAdapter
 from .registry import LrbenchError
 
 
@@ -145,8 +147,9 @@ class Task:
 class _Loader(torch.utils.data.Dataset):
     """Loads item i and derives every condition's model-ready input (reference) or the HR tensor (fast path)."""
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], fast_size: int | None):
-        self.dataset, self.conditions, self.fast_size = dataset, conditions, fast_size
+    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], fast_size: int | None,
+                 hr_view: HRView | None = None):
+        self.dataset, self.conditions, self.fast_size, self.hr_view = dataset, conditions, fast_size, hr_view
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -154,7 +157,11 @@ class _Loader(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         try:
             image = self.dataset.load(i)
-            if self.fast_size is not None:
+            if self.hr_view is not None:
+                image = self.hr_view.pil(image)
+                if self.fast_size is not None:
+                    return i, TF.pil_to_tensor(image), None
+            elif self.fast_size is not None:
                 image = TF.resize(image, self.fast_size, interpolation=InterpolationMode.BICUBIC)
                 image = TF.center_crop(image, [self.fast_size, self.fast_size])
                 return i, TF.pil_to_tensor(image), None
@@ -196,7 +203,7 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
         # the one decode is shrunk to the largest size any condition or the model needs: a condition above the model's
         # input (bicubic@128 for a 64 px model) must not be made by upsampling an already shrunk image
         fast_size = max([model.preprocess.image_size] + [int(getattr(c, "size", 0)) for c in conditions])
-    source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size)
+    source: torch.utils.data.Dataset = _Loader(dataset, conditions, fast_size, model.hr_view)
     if indices is not None:
         source = torch.utils.data.Subset(source, list(indices))
     loader = DataLoader(source, batch_size=ctx.batch_size, num_workers=ctx.num_workers, collate_fn=_collate,
