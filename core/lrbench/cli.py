@@ -219,9 +219,12 @@ def one_line_spec(models: tuple[str, ...], datasets: tuple[str, ...], conditions
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--recompute", is_flag=False, flag_value="*", default=None, metavar="[PATTERN]",
+              help="Compute cells again even if cached: all of them, or those whose model|method|dataset|condition "
+                   "matches PATTERN (shell-style; '*|bicubic@16', 'tiny|*').")
 def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...], conditions: str | None,
             methods: tuple[str, ...], name: str | None, output: str | None, dry_run: bool, device: str | None,
-            executor: str, address: str | None, cache_dir: str | None, quiet: bool) -> None:
+            executor: str, address: str | None, cache_dir: str | None, quiet: bool, recompute: str | None) -> None:
     """Run SPEC (or one --model on one --dataset): every model x method x dataset x condition cell, then results,
     summary and report. A one-line run writes the spec it ran as spec.yaml in the run directory."""
     from .executors import distributed_env
@@ -232,7 +235,7 @@ def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...]
         raise click.UsageError("give either a SPEC file or --model/--dataset/--conditions, not both")
     spec_in = spec if spec is not None else one_line_spec(models, datasets, conditions, methods, name)
     runner = Runner(spec_in, output, device=device, plugins=_plugins(), progress=not quiet,
-                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address)
+                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address, recompute=recompute)
     if spec is None and not dry_run:
         import yaml
 

@@ -165,9 +165,29 @@ class _Loader(torch.utils.data.Dataset):
                 image = TF.resize(image, self.fast_size, interpolation=InterpolationMode.BICUBIC)
                 image = TF.center_crop(image, [self.fast_size, self.fast_size])
                 return i, TF.pil_to_tensor(image), None
-            return i, [deg.pil(image) for deg in self.conditions], None
-        except Exception as exc:
+        except Exception as exc:  # the item itself is unreadable: skipped in every condition
             return i, None, f"{type(exc).__name__}: {exc}"
+        return i, [_degrade(deg, image) for deg in self.conditions], None
+
+
+class ConditionFailed(LrbenchError):
+    """A condition raised on an item that loaded: its cell fails (with this error); the other conditions do not."""
+
+    def __init__(self, condition: str, error: str):
+        self.condition, self.error = condition, error
+        super().__init__(f"condition {condition}: {error}")
+
+
+@dataclass
+class _Failed:
+    error: str
+
+
+def _degrade(deg: Degradation, image: Any) -> Any:
+    try:
+        return deg.pil(image)
+    except Exception as exc:  # MemoryError included: a condition too large for the machine fails alone
+        return _Failed(f"{type(exc).__name__}: {exc}")
 
 
 def _collate(batch: list) -> list:
@@ -203,9 +223,18 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
             if ctx.fast_path:
                 hr = torch.stack([p for _, p in good]).to(ctx.device, non_blocking=True).float().div_(255)
                 for deg in conditions:
-                    inputs[deg.condition] = model.prepare_tensor(deg.tensor(hr))
+                    try:
+                        degraded = deg.tensor(hr)
+                    except Exception as exc:
+                        raise ConditionFailed(deg.condition, f"{type(exc).__name__}: {exc}") from exc
+                    inputs[deg.condition] = model.prepare_tensor(degraded)
             else:
                 for c, deg in enumerate(conditions):
-                    inputs[deg.condition] = model.prepare([p[c] for _, p in good])
+                    column = [p[c] for _, p in good]
+                    failed = next((v for v in column if isinstance(v, _Failed)), None)
+                    if failed is not None:
+                        item = next(dataset.item_id(i) for i, p in good if isinstance(p[c], _Failed))
+                        raise ConditionFailed(deg.condition, f"{failed.error} (item {item})")
+                    inputs[deg.condition] = model.prepare(column)
             yield idx, inputs
         ctx.progress(len(batch))
