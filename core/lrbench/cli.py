@@ -97,7 +97,7 @@ def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, ex
             cache_dir: str | None, quiet: bool) -> None:
     """Run SPEC: every model x method x dataset x condition cell, then results, summary and report."""
     from .executors import distributed_env
-    from .results import markdown_table, summary_pivot
+    from .results import headline_pivot, markdown_table, summary_pivot
     from .runner import Runner
 
     runner = Runner(spec, output, device=device, plugins=_plugins(), progress=not quiet,
@@ -107,10 +107,9 @@ def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, ex
         return
     import pandas as pd
 
-    pivot = results[results["metric"] == "top1"].pivot_table(index=["model", "method", "dataset"], columns="condition",
-                                                              values="value", sort=False)
+    pivot = headline_pivot(results, runner.headline)
     if not pivot.empty:
-        click.echo("\ntop-1:\n" + markdown_table(pivot.reset_index()))
+        click.echo("\n" + markdown_table(pivot))
     summary = pd.read_csv(runner.run_dir / "summary.csv")
     if not summary.empty:
         click.echo("summary:\n" + markdown_table(summary_pivot(summary)))

@@ -27,7 +27,7 @@ from .plan import Plan, build_plan
 from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
 from .results import COLUMNS, split_aggregates, write_outputs
-from .scoring import aggregates, score
+from .scoring import aggregates, headline_metrics, score
 from .spec import Item, ResolvedSpec, load_spec_file, validate
 
 __all__ = ["Runner", "RunState", "run_spec", "default_cache_dir", "resolve_device"]
@@ -65,6 +65,8 @@ class Runner:
         self.cache = Cache(cache_dir or s.cache_dir or default_cache_dir())
         self.progress, self.echo = progress, echo
         self.state = RunState()
+        #: task -> the metric it leads with, for tables, the report and the CLI (set when the run is scored)
+        self.headline: dict[str, str] = {}
         self.computer = Computer(self.plugins, self.cache, self.device, s, self.state, self.datasets)
 
     # ---- planning -------------------------------------------------------------------------------------------------
@@ -136,7 +138,8 @@ class Runner:
             num_classes = {u.dataset.label: u.dataset_obj.num_classes for u in plan.units}
             self.state.num_classes = {k: int(v) for k, v in num_classes.items() if v}
             agg, summary = split_aggregates(results, aggregates(plan, self.resolved.metrics, self.plugins), num_classes)
-            write_outputs(self.run_dir, results, agg, summary)
+            self.headline = headline_metrics(plan)
+            write_outputs(self.run_dir, results, agg, summary, self.headline)
             self.state.timings["total_s"] = time.perf_counter() - t0
             self._write_meta(plan)
             from .report import write_report
@@ -169,6 +172,7 @@ class Runner:
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
                         for i in self.plugins.listing()],
             "cells": plan.n_cells,
+            "headline_metrics": self.headline,
             "computed": self.state.computed,
             "model_loads": self.state.model_loads,
             "skipped_items": self.state.skipped,

@@ -130,6 +130,10 @@ class Task:
     default_metrics: ClassVar[Sequence[str]] = ()
     #: the arrays every CellOutput of this task holds (what its metrics read)
     outputs: ClassVar[Sequence[str]] = ()
+    #: the metric tables, plots and the CLI lead with (one of ``default_metrics``)
+    headline_metric: ClassVar[str] = ""
+    #: aggregate metrics a run computes when the spec names no metrics
+    default_aggregates: ClassVar[Sequence[str]] = ()
     #: bump when the evaluator's outputs change: it is part of every cache key
     version: ClassVar[str] = "1"
 

@@ -35,6 +35,9 @@ class ZeroShotClassification(Task):
     model_kinds = ("zero-shot",)
     default_metrics = ("top1", "top5")
     outputs = ("logits", "labels")
+    headline_metric = "top1"
+    #: LR0.FM's robustness aggregates (builtin/aggregates.py)
+    default_aggregates = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
     def text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor:
         description = {"model": model.identity(), "classnames": list(dataset.classnames),
@@ -79,6 +82,9 @@ class Classification(Task):
     model_kinds = ("classifier",)
     default_metrics = ("top1", "top5")
     outputs = ("logits", "labels")
+    headline_metric = "top1"
+    #: LR0.FM's robustness aggregates (builtin/aggregates.py)
+    default_aggregates = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:

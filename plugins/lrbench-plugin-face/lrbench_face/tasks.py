@@ -151,6 +151,7 @@ class Verification(_FaceTask):
     dataset_task = "verification"
     default_metrics = ("face_acc", "tar_far", "roc_auc")
     outputs = ("dist", "issame", "res")
+    headline_metric = "face_acc"
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:
@@ -184,6 +185,7 @@ class Identification(_FaceTask):
     dataset_task = "identification"
     default_metrics = ("rank1", "rank5", "rank20")
     outputs = ("rank", "label", "group")
+    headline_metric = "rank1"
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:

@@ -119,6 +119,7 @@ class CropShift(ShiftCondition):
     """Realistic crop-shift by up to ``max_shift`` px: resize to ``resize``^2, crops of ``crop`` around the centre."""
 
     name = "shift"
+    varies, level_of = "shift", "max_shift"
 
     def __init__(self, max_shift: int, resize: int = 256, crop: int = 224, then: str | dict[str, Any] | None = None,
                  axes: str = "xy"):
@@ -153,6 +154,7 @@ class CyclicShift(ShiftCondition):
     """Cyclic shift by up to ``max_shift`` px of the image resized (shorter side) and centre-cropped to ``size``."""
 
     name = "cyclic"
+    varies, level_of = "cyclic-shift", "max_shift"
 
     def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None, axes: str = "xy"):
         self.max_shift, self.size, self.axes = int(max_shift), int(size), axes

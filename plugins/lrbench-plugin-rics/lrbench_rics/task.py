@@ -41,6 +41,7 @@ class ShiftTask(Task):
     auto_select = False
     default_metrics = METRICS
     outputs = ("offsets", "pred", "nn", "knn", "labels")
+    headline_metric = "adv_robustness"
     version = "1"
 
     def __init__(self, same_class: bool = True, knn: int = 11):

@@ -66,6 +66,8 @@ class SRDown(Degradation):
     rounded to 8 bits (SR4IR's on-the-fly LR)."""
 
     name = "srdown"
+    #: a scale factor, not a pixel size
+    varies, level_of = "downscale", "factor"
 
     def __init__(self, factor: int = 4):
         if int(factor) < 1:
@@ -97,6 +99,7 @@ class SRQuality(Task):
     auto_select = False
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
     outputs = OUTPUTS
+    headline_metric = "psnr"
 
     def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16):
         if upsample not in ("bicubic", "bilinear"):
