@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.degradations import Degradation
-from lrbench.registry import LrbenchError
+from lrbench import Degradation, LrbenchError
 from PIL import Image
 
 MODES = ("cross", "equal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from lrbench.metrics import CellMetric
+from lrbench import CellMetric
 
 from .evaluation import rank_k, roc_auc, tar_at_far, verification_accuracy
 

@@ -16,11 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.models import ModelAdapter
-from lrbench.registry import LrbenchError
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 

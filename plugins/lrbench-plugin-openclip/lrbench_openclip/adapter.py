@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench.cache import content_key, file_sha256, file_sha256_memo
-from lrbench.checkpoints import CheckpointRefused
-from lrbench.models import ModelAdapter, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import CheckpointRefused, LrbenchError, ModelAdapter, Preprocess, content_key, file_sha256, file_sha256_memo
 
 SCHEMAS = ("hf-hub:", "local-dir:")
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")

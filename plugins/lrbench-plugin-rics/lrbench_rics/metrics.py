@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrbench.metrics import CellMetric
+from lrbench import CellMetric
 
 
 def agreement(outputs: np.ndarray) -> np.ndarray:

@@ -19,12 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrbench.builtin.tasks import ZeroShotClassification
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.models import ModelAdapter
-from lrbench.registry import LrbenchError
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task, zero_shot_weights
 
 from .shifts import ShiftCondition
 
@@ -86,7 +81,7 @@ class ShiftTask(Task):
 
     def _text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor | None:
         if model.kind == "zero-shot" and len(dataset.classnames):
-            return ZeroShotClassification().text_weights(model, dataset, ctx).float()
+            return zero_shot_weights(model, dataset, ctx, {"name": self.name, "version": self.version}).float()
         return None
 
     # ---- retrieval ------------------------------------------------------------------------------------------------

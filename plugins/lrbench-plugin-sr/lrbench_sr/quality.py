@@ -15,11 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.metrics import CellMetric
-from lrbench.models import ModelAdapter
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import CellMetric, CellOutput, Dataset, Degradation, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
