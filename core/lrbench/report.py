@@ -390,6 +390,7 @@ def write_report(run_dir: str | Path) -> Path:
     # the metric the run's tasks lead with (run.json); tables without it (older runs) are read as top-1 tables
     headline = list(dict.fromkeys((meta.get("headline_metrics") or {}).values()))
     metric = headline[0] if headline else ("top1" if (results["metric"] == "top1").any() else None)
+    shown = "Top-1 accuracy" if metric == "top1" else str(metric)
 
     plots: list[tuple[str, str]] = []
     families = sorted({i.family for i in info.values() if i.family and i.value is not None},
@@ -401,7 +402,7 @@ def write_report(run_dir: str | Path) -> Path:
                   else [(f, [f]) for f in families])
         for name, fams in groups:
             panels = [(f, ds) for f in fams for ds in datasets]
-            title = f"{metric} per degradation family" if len(fams) > 1 else f"{metric} vs {fams[0]}"
+            title = f"{shown} per degradation family" if len(fams) > 1 else f"{shown} vs {fams[0]}"
             if plot_accuracy(results, panels, info, chance, run_dir / f"accuracy_vs_{name}.png", metric, hr_px):
                 plots.append((title, f"accuracy_vs_{name}.png"))
     if not summary.empty and plot_robustness(summary, info, run_dir / "robustness.png"):
@@ -410,7 +411,7 @@ def write_report(run_dir: str | Path) -> Path:
     acc, titles = _accuracy_table(results, info, metric or "top1")
     sections: list[tuple[str, pd.DataFrame, dict, bool]] = [
         ("Summary: ACC, SAR, WAR (%)", summary_table(summary, info), {}, True),
-        (f"{metric} per dataset and condition (%)", acc, titles, True)]
+        (f"{'Top-1' if metric == 'top1' else metric} per dataset and condition (%)", acc, titles, True)]
     if not aggregates.empty:
         g = aggregates.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
                                    sort=False)
