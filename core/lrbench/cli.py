@@ -228,7 +228,7 @@ def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...]
     """Run SPEC (or one --model on one --dataset): every model x method x dataset x condition cell, then results,
     summary and report. A one-line run writes the spec it ran as spec.yaml in the run directory."""
     from .executors import distributed_env
-    from .results import markdown_table, summary_pivot
+    from .results import headline_pivot, markdown_table, summary_pivot
     from .runner import Runner
 
     if spec is not None and (models or datasets or conditions or methods or name):
@@ -248,10 +248,9 @@ def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...]
         return
     import pandas as pd
 
-    pivot = results[results["metric"] == "top1"].pivot_table(index=["model", "method", "dataset"], columns="condition",
-                                                              values="value", sort=False)
+    pivot = headline_pivot(results, runner.headline)
     if not pivot.empty:
-        click.echo("\ntop-1:\n" + markdown_table(pivot.reset_index()))
+        click.echo("\n" + markdown_table(pivot))
     summary = pd.read_csv(runner.run_dir / "summary.csv")
     if not summary.empty:
         click.echo("summary:\n" + markdown_table(summary_pivot(summary)))

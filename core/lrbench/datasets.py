@@ -34,7 +34,8 @@ class DatasetRootError(LrbenchError, FileNotFoundError):
 
 
 class Dataset:
-    """Base class. ``task`` names the dataset kind: ``classification``, ``verification`` or ``identification``."""
+    """Base class. ``task`` names what the dataset is for (``classification`` for the built-ins; plugins add their own,
+    which their tasks declare as ``Task.dataset_task``)."""
 
     task: ClassVar[str] = "classification"
     name: str = "dataset"

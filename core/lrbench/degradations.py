@@ -47,6 +47,11 @@ class Degradation:
     """Base class; subclasses set ``name`` and implement ``pil`` and ``tensor``."""
 
     name: ClassVar[str] = "degradation"
+    #: what the condition varies (results' ``family`` column): ``resolution`` (px), ``jpeg`` (quality), ``blur``
+    #: (sigma), ``noise`` (sigma), ``shift`` (px), ``clean`` (nothing: ``hr``); empty: the degradation's name
+    varies: ClassVar[str] = ""
+    #: the parameter that holds the level it sets (results' ``level`` column); None: no single level
+    level_of: ClassVar[str | None] = None
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -68,6 +73,12 @@ class Degradation:
         if rest:
             label += "(" + ",".join(f"{k}={_fmt(v)}" for k, v in rest) + ")"
         return label
+
+    def describe(self) -> dict[str, Any]:
+        """``{"degradation", "family", "level"}``: what tables and plots read instead of parsing the condition's name
+        (``shift@4`` and ``srdown@4`` are not 4 px images; a labelled condition has no ``@`` at all)."""
+        level = getattr(self, self.level_of) if self.level_of else None
+        return {"degradation": self.name, "family": self.varies or self.name, "level": level}
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params()}

@@ -24,7 +24,7 @@ def register_models(register: Register) -> None:
 
 @hookspec
 def register_datasets(register: Register) -> None:
-    """Register dataset factories (classification, verification or identification; see lrbench.datasets)."""
+    """Register dataset factories (each dataset names its `task`, which tasks match; see lrbench.datasets)."""
 
 
 @hookspec

@@ -57,7 +57,10 @@ def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1"
     agg, summary = split_aggregates(results, aggs, num_classes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_outputs(out, results, agg, summary)
+    headline: dict[str, str] = {}  # each task's headline metric, as the merged runs recorded it
+    for meta in metas:
+        headline.update(meta.get("headline_metrics") or {})
+    write_outputs(out, results, agg, summary, headline)
     plugins = {}
     for meta in metas:
         for p in meta.get("plugins", []):
@@ -71,7 +74,7 @@ def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1"
         "merged_from": [str(d) for d in run_dirs],
         "lrbench": ", ".join(sorted({str(m.get("lrbench")) for m in metas if m.get("lrbench")})),
         "device": ", ".join(devices), "plugins": list(plugins.values()), "num_classes": num_classes,
-        "input_size": input_size, "cells": int(len(results.drop_duplicates(keys[:4]))),
+        "input_size": input_size, "headline_metrics": headline, "cells": int(len(results.drop_duplicates(keys[:4]))),
         "failures": [f for m in metas for f in m.get("failures", [])],
         "aggregates": "ACC, gamma, Gamma, SAR, WAR recomputed over the merged table with LR0.FM's defaults",
     }

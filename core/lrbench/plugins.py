@@ -16,6 +16,7 @@ from typing import Any
 import pluggy
 
 from . import NAMESPACE, __version__, hookspecs
+from .context import PluginContext
 from .registry import KINDS, Entry, LrbenchError, Registry
 
 BUILTIN_MODULES = (
@@ -81,6 +82,9 @@ class Plugins:
             self.pm.register(obj, name=name)
             self.info[name] = PluginInfo(name, module=getattr(obj, "__name__", type(obj).__name__))
         self.registries: dict[str, Registry] = {k: Registry(k) for k in KINDS}
+        self.context = PluginContext(self.registries)
+        for registry in self.registries.values():
+            registry.context = self.context
         self._collect()
 
     def _load_entry_points(self) -> None:

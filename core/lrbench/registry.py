@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 KINDS = ("models", "datasets", "degradations", "methods", "metrics", "tasks")
+#: the factory parameter through which a registry hands over the plugin set's registries
+CONTEXT = "context"
 
 
 class LrbenchError(Exception):
@@ -94,12 +96,17 @@ class Entry:
         return kind if isinstance(kind, str) else kind(**implied, **params)
 
     def parameters(self) -> dict[str, inspect.Parameter]:
-        """The factory's keyword parameters: the schema a spec entry is checked against."""
+        """The factory's keyword parameters: the schema a spec entry is checked against (``context`` is not one:
+        the registry passes it, see :attr:`Registry.context`)."""
         try:
             sig = inspect.signature(self.factory, eval_str=True)  # resolve `from __future__ import annotations`
         except Exception:
             sig = inspect.signature(self.factory)
-        return {k: p for k, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        return {k: p for k, p in sig.parameters.items()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k != CONTEXT}
+
+    def wants_context(self) -> bool:
+        return CONTEXT in inspect.signature(self.factory).parameters
 
     def accepts_any(self) -> bool:
         return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.factory).parameters.values())
@@ -112,6 +119,9 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
         self.failed_plugins: dict[str, str] = {}
+        #: passed as ``context=`` to factories that declare that parameter: the plugin set's registries
+        #: (:class:`lrbench.plugins.PluginContext`), so a factory builds other entries without a global plugin set
+        self.context: Any = None
 
     def add(self, entry: Entry) -> None:
         if entry.name in self._entries:
@@ -153,4 +163,6 @@ class Registry:
 
     def create(self, name: str, **params: Any) -> Any:
         entry, implied = self.resolve(name)
+        if entry.wants_context():
+            implied = {**implied, CONTEXT: self.context}
         return entry.factory(**implied, **params)

@@ -310,8 +310,11 @@ def _accuracy_table(results: pd.DataFrame, info: dict[str, ConditionInfo],
             k = (row["model"], row["method"], row["dataset"], c)
             if k in t.index:
                 v, n = float(t.loc[k, "value"]), int(t.loc[k, "n"])
-                lo, hi = wilson_interval(v, n)
-                titles[(int(i), c)] = f"{100 * v:.1f} % of n={n}; 95% Wilson CI {100 * lo:.1f}-{100 * hi:.1f}"
+                if metric in PROPORTION_METRICS:
+                    lo, hi = wilson_interval(v, n)
+                    titles[(int(i), c)] = f"{100 * v:.1f} % of n={n}; 95% Wilson CI {100 * lo:.1f}-{100 * hi:.1f}"
+                else:  # not a proportion (PSNR, a distance): no binomial interval applies
+                    titles[(int(i), c)] = f"{v:.4g} over n={n}"
     return table, titles
 
 
@@ -387,7 +390,10 @@ def write_report(run_dir: str | Path) -> Path:
     chance = chance_levels(results, meta)
     sizes = set((meta.get("input_size") or {}).values())
     hr_px = f"{sizes.pop()} px" if len(sizes) == 1 else None
-    metric = "top1" if (results["metric"] == "top1").any() else None
+    # the metric the run's tasks lead with (run.json); tables without it (older runs) are read as top-1 tables
+    headline = list(dict.fromkeys((meta.get("headline_metrics") or {}).values()))
+    metric = headline[0] if headline else ("top1" if (results["metric"] == "top1").any() else None)
+    shown = "Top-1 accuracy" if metric == "top1" else str(metric)
 
     plots: list[tuple[str, str]] = []
     families = sorted({i.family for i in info.values() if i.family and i.value is not None},
@@ -399,22 +405,22 @@ def write_report(run_dir: str | Path) -> Path:
                   else [(f, [f]) for f in families])
         for name, fams in groups:
             panels = [(f, ds) for f in fams for ds in datasets]
-            title = "Top-1 accuracy per degradation family" if len(fams) > 1 else f"Top-1 accuracy vs {fams[0]}"
+            title = f"{shown} per degradation family" if len(fams) > 1 else f"{shown} vs {fams[0]}"
             if plot_accuracy(results, panels, info, chance, run_dir / f"accuracy_vs_{name}.png", metric, hr_px):
                 plots.append((title, f"accuracy_vs_{name}.png"))
     if not summary.empty and plot_robustness(summary, info, run_dir / "robustness.png"):
         plots.append(("SAR and WAR per condition (100 % = as accurate as at HR)", "robustness.png"))
 
-    acc, titles = _accuracy_table(results, info)
+    acc, titles = _accuracy_table(results, info, metric or "top1")
     sections: list[tuple[str, pd.DataFrame, dict, bool]] = [
         ("Summary: ACC, SAR, WAR (%)", summary_table(summary, info), {}, True),
-        ("Top-1 per dataset and condition (%)", acc, titles, True)]
+        (f"{'Top-1' if metric == 'top1' else metric} per dataset and condition (%)", acc, titles, True)]
     if not aggregates.empty:
         g = aggregates.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
                                    sort=False)
         g = g[_cond_columns(g.columns, info)].reset_index()
         sections.append(("Per-dataset robustness: gamma, Gamma (%)", g, {}, True))
-    other = results[~results["metric"].isin(["top1"])]
+    other = results[results["metric"] != metric]
     if not other.empty:
         o = other.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
                               sort=False)

@@ -1,6 +1,7 @@
 """The tidy results table and its aggregates, written atomically.
 
-results.{parquet,csv}: one row per (model, method, dataset, condition, metric) with value and n (items scored).
+results.{parquet,csv}: one row per (model, method, dataset, condition, metric) with value, n (items scored), the task,
+and what the condition is: its ``degradation``, the ``family`` it varies and the ``level`` it sets it to.
 aggregates.csv: dataset-level aggregates (gamma, Gamma). summary.{csv,md}: run-level aggregates (ACC, SAR, WAR).
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .cache import atomic_write_bytes, atomic_write_text
 from .metrics import AggregateMetric, AggregateSkipped, CellMetric
 from .registry import LrbenchError
 
-COLUMNS = ["model", "method", "dataset", "condition", "metric", "value", "n", "task"]
+#: ``degradation``, ``family``, ``level`` describe the condition (Degradation.describe): bicubic, resolution, 16
+COLUMNS = ["model", "method", "dataset", "condition", "metric", "value", "n", "task", "degradation", "family", "level"]
 SUMMARY_COLUMNS = ["model", "method", "condition", "metric", "value", "n_datasets"]
 #: ``note``: why a value is missing (HR accuracy 0 or NaN: gamma undefined, the dataset left out of SAR and WAR)
 AGG_COLUMNS = ["model", "method", "dataset", "condition", "metric", "value", "note"]
@@ -188,13 +190,31 @@ def accuracy_pivot(results: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     return pivot.reset_index()
 
 
-def write_outputs(run_dir: Path, results: pd.DataFrame, agg: pd.DataFrame, summary: pd.DataFrame) -> None:
+def headline_rows(results: pd.DataFrame, headline: dict[str, str]) -> pd.DataFrame:
+    """The rows of each task's headline metric (``headline``: task -> metric, as run.json records it)."""
+    if results.empty or not headline:
+        return results.iloc[0:0]
+    return results[results["metric"] == results["task"].map(headline)]
+
+
+def headline_pivot(results: pd.DataFrame, headline: dict[str, str]) -> pd.DataFrame:
+    """One row per (model, method, dataset, metric), one column per condition, of the headline metrics."""
+    t = headline_rows(results, headline)
+    if t.empty:
+        return t
+    pivot = t.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
+                          sort=False)
+    return pivot.reset_index()
+
+
+def write_outputs(run_dir: Path, results: pd.DataFrame, agg: pd.DataFrame, summary: pd.DataFrame,
+                  headline: dict[str, str]) -> None:
     write_frame(results, run_dir / "results.parquet")
     write_frame(results, run_dir / "results.csv")
     write_frame(agg, run_dir / "aggregates.csv")
     write_frame(summary, run_dir / "summary.csv")
-    md = ["# Summary\n", markdown_table(summary_pivot(summary)), "\n# Top-1 per dataset\n",
-          markdown_table(accuracy_pivot(results))]
+    md = ["# Summary\n", markdown_table(summary_pivot(summary)), "\n# Headline metric per dataset\n",
+          markdown_table(headline_pivot(results, headline))]
     atomic_write_text(run_dir / "summary.md", "\n".join(md))
 
 

@@ -29,7 +29,7 @@ from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
 from .results import (COLUMNS, check_output_dir, publish, split_aggregates, staging_dir, write_outputs,
                       writable_dir_problem)
-from .scoring import aggregates, score
+from .scoring import aggregates, headline_metrics, score
 from .spec import Item, ResolvedSpec, SpecError, load_spec_file, validate
 
 __all__ = ["CellsFailed", "Runner", "RunState", "run_spec", "default_cache_dir", "resolve_device"]
@@ -85,6 +85,8 @@ class Runner:
         self.cache = Cache(cache_dir or s.cache_dir or default_cache_dir())
         self.progress, self.echo = progress, echo
         self.state = RunState()
+        #: task -> the metric it leads with, for tables, the report and the CLI (set when the run is scored)
+        self.headline: dict[str, str] = {}
         self.computer = Computer(self.plugins, self.cache, self.device, s, self.state, self.datasets)
 
     # ---- planning -------------------------------------------------------------------------------------------------
@@ -191,7 +193,8 @@ class Runner:
             # the class count of each row's dataset, so `lrbench aggregate` works on a run's own results.csv
             results["num_classes"] = pd.array([num_classes.get(d) or None for d in results["dataset"]], dtype="Int64")
             agg, summary = split_aggregates(results, aggregates(plan, self.resolved.metrics, self.plugins), num_classes)
-            write_outputs(staging, results, agg, summary)
+            self.headline = headline_metrics(plan)
+            write_outputs(staging, results, agg, summary, self.headline)
             self.state.timings["total_s"] = time.perf_counter() - t0
             self._write_meta(plan, staging)
             from .report import write_report
@@ -248,6 +251,7 @@ class Runner:
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
                         for i in self.plugins.listing()],
             "cells": plan.n_cells,
+            "headline_metrics": self.headline,
             "computed": self.state.computed,
             "model_loads": self.state.model_loads,
             "skipped_items": self.state.skipped,

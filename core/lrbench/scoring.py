@@ -21,9 +21,6 @@ from .tasks import CellOutput, check_outputs
 
 log = logging.getLogger("lrbench")
 
-DEFAULT_AGGREGATES = ("ACC", "gamma", "Gamma", "SAR", "WAR")
-
-
 def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
           skipped: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[tuple[Unit, str]]]:
     """The tidy results table of every readable cell, and the (unit, condition) cells that could not be read."""
@@ -36,6 +33,8 @@ def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
             if metric.kind == "cell" and unit.task.name in metric.tasks:
                 cell_metrics.append((item.label, metric))
         for deg in unit.conditions:
+            described = deg.describe()
+            level = np.nan if described["level"] is None else float(described["level"])
             outputs = read_cell(cache, unit, deg.condition)
             if outputs is None:
                 unreadable.append((unit, deg.condition))
@@ -46,8 +45,13 @@ def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
             for label, metric in cell_metrics:
                 for name, value in metric_rows(label, metric, outputs, unit.dataset_obj):
                     rows.append((unit.model.label, unit.method.label, unit.dataset.label, deg.condition, name,
-                                 value, n, unit.task.name))
+                                 value, n, unit.task.name, described["degradation"], described["family"], level))
     return pd.DataFrame(rows, columns=COLUMNS), unreadable
+
+
+def headline_metrics(plan: Plan) -> dict[str, str]:
+    """``{task name: the metric it leads with}`` for the run's tasks that name one."""
+    return {u.task.name: u.task.headline_metric for u in plan.units if u.task.headline_metric}
 
 
 def read_cell(cache: Cache, unit: Unit, condition: str) -> dict[str, np.ndarray] | None:
@@ -80,11 +84,10 @@ def note_skipped(unit: Unit, index: np.ndarray, skipped: list[dict[str, Any]]) -
 
 
 def aggregates(plan: Plan, metrics: list[Item] | None, plugins: Any) -> list[tuple[str, Any]]:
-    """The aggregate metrics a run computes: those the spec names, else the defaults."""
+    """The aggregate metrics a run computes: those the spec names, else its tasks' default aggregates."""
     items = metrics
     if items is None:
-        tasks = {u.task.name for u in plan.units}
-        names = DEFAULT_AGGREGATES if tasks & {"zero-shot", "classification"} else ()
+        names = dict.fromkeys(name for u in plan.units for name in u.task.default_aggregates)
         items = [Item("metrics", n) for n in names]
     out = []
     for item in items:

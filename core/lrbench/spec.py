@@ -232,6 +232,23 @@ def check_params(entry: Entry, item: Item, implied: dict[str, Any]) -> list[tupl
     return problems
 
 
+def build_condition(value: EntryIn, registry: Any, path: str = "condition") -> Any:
+    """A degradation from a condition as a spec writes it (``bicubic@16``, ``{name: jpeg, quality: 30}``): the one
+    ``name@value`` rule (the value is the first parameter), parameters checked as in a spec."""
+    item = condition_item(value, path)
+    try:
+        entry, implied = registry.resolve(item.name)
+    except UnknownNameError as exc:
+        raise LrbenchError(f"{path}: bad value {item.name!r}: {exc}") from None
+    problems = check_params(entry, item, implied)
+    if problems:
+        raise LrbenchError("; ".join(f"{where}: {what}" for where, what in problems))
+    deg = registry.create(item.name, **item.params)
+    if item.user_label:
+        deg._label = item.label
+    return deg
+
+
 @dataclass
 class ResolvedSpec:
     spec: Spec

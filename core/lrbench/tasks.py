@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
@@ -132,6 +133,10 @@ class Task:
     default_metrics: ClassVar[Sequence[str]] = ()
     #: the arrays every CellOutput of this task holds (what its metrics read)
     outputs: ClassVar[Sequence[str]] = ()
+    #: the metric tables, plots and the CLI lead with (one of ``default_metrics``)
+    headline_metric: ClassVar[str] = ""
+    #: aggregate metrics a run computes when the spec names no metrics
+    default_aggregates: ClassVar[Sequence[str]] = ()
     #: bump when the evaluator's outputs change: it is part of every cache key
     version: ClassVar[str] = "1"
 
@@ -238,3 +243,30 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
                     inputs[deg.condition] = model.prepare(column)
             yield idx, inputs
         ctx.progress(len(batch))
+
+
+def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
+                          batch_size: int = 256) -> torch.Tensor:
+    """(C, D) classifier weights: every class x template prompt encoded in large batches across classes, each
+    embedding normalized, averaged per class, and normalized again (the CLIP protocol)."""
+    prompts = [t.replace("{c}", c) if "{c}" in t else t.format(c) for c in classnames for t in templates]
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunks.append(F.normalize(model.encode_text(prompts[start:start + batch_size]).float(), dim=-1))
+    emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
+    return F.normalize(emb, dim=-1)
+
+
+def zero_shot_weights(model: ModelAdapter, dataset: Dataset, ctx: RunContext, task: dict[str, Any]) -> torch.Tensor:
+    """(C, D) class text embeddings of a zero-shot model for a dataset's class names and templates (the CLIP protocol),
+    cached under ``text/`` by model, class names, templates and ``task`` (the identity of the task asking)."""
+    description = {"model": model.identity(), "classnames": list(dataset.classnames),
+                   "templates": list(dataset.templates), "task": task}
+
+    def compute() -> dict[str, np.ndarray]:
+        w = class_text_embeddings(model, dataset.classnames, dataset.templates)
+        return {"weights": w.cpu().numpy().astype(np.float32)}
+
+    arrays = compute() if ctx.cache is None else ctx.cache.get_or_compute("text", description, compute)
+    return torch.from_numpy(arrays["weights"]).to(ctx.device)

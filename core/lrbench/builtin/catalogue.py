@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import NAMESPACE, hookimpl
 from ..datasets import load_json_resource
+from ..context import PluginContext
 from ..registry import Finding, LrbenchError
 
 CATALOGUE_FILE = "lr0fm_models.json"
@@ -64,15 +65,14 @@ def target(p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, dict(load.get("params", {}))
 
 
-def build(id: str, **params: Any) -> Any:
-    """Loads preset ``id`` through the plugin that provides its family; ``params`` override the preset's own."""
-    from ..plugins import get_plugins
-
+def build(id: str, *, context: PluginContext, **params: Any) -> Any:
+    """Loads preset ``id`` through the plugin that provides its family (from the registries of the plugin set building
+    it, ``context``); ``params`` override the preset's own."""
     p = preset(id)
     load = p.get("load")
     if load is None:
         raise LrbenchError(f"lr0fm:{p['name']} has no loader in lrbench: {p['unavailable']}")
-    models = get_plugins().models
+    models = context.registries["models"]
     family = load["model"]
     if family not in models.names():
         failed = models.failed_plugins.get(load["entry_point"])

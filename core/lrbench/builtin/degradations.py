@@ -21,6 +21,7 @@ class HR(Degradation):
     """The model's own resolution: no degradation."""
 
     name = "hr"
+    varies = "clean"
 
     def pil(self, image: Image.Image) -> Image.Image:
         return image
@@ -37,6 +38,7 @@ class Resize(Degradation):
 
     name = "bicubic"
     interpolation = "bicubic"
+    varies, level_of = "resolution", "size"
 
     @validate_call
     def __init__(self, size: Pixels, square: bool = False, allow_large: bool = False):
@@ -91,6 +93,7 @@ class Pixelate(Degradation):
     """Average ``size`` x ``size``-ish blocks and blow them back up with nearest: visible pixelation at full size."""
 
     name = "pixelate"
+    varies, level_of = "resolution", "size"
 
     @validate_call
     def __init__(self, size: Pixels, allow_large: bool = False):
@@ -109,6 +112,7 @@ class GaussianBlur(Degradation):
     """Gaussian blur with standard deviation ``sigma`` pixels (PIL's radius is the standard deviation)."""
 
     name = "gaussian_blur"
+    varies, level_of = "blur", "sigma"
 
     @validate_call
     def __init__(self, sigma: PositiveFinite):
@@ -126,6 +130,7 @@ class Jpeg(Degradation):
     """JPEG re-encoding at ``quality`` (1-100; libjpeg's useful range ends at 95)."""
 
     name = "jpeg"
+    varies, level_of = "jpeg", "quality"
 
     @validate_call
     def __init__(self, quality: Annotated[int, Field(ge=1, le=100)]):
@@ -149,6 +154,7 @@ class Noise(Degradation):
     content: an image's noise never depends on the batch it is in (batch size is not part of a cell's key)."""
 
     name = "noise"
+    varies, level_of = "noise", "sigma"
 
     @validate_call
     def __init__(self, sigma: NonNegativeFinite, seed: int = 0):

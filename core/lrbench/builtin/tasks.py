@@ -11,20 +11,7 @@ from .. import hookimpl
 from ..datasets import Dataset
 from ..degradations import Degradation
 from ..models import ModelAdapter
-from ..tasks import CellOutput, RunContext, Task, iter_condition_batches
-
-
-def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
-                          batch_size: int = 256) -> torch.Tensor:
-    """(C, D) classifier weights: every class x template prompt encoded in large batches across classes, each
-    embedding normalized, averaged per class, and normalized again (the CLIP protocol)."""
-    prompts = [t.replace("{c}", c) if "{c}" in t else t.format(c) for c in classnames for t in templates]
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(prompts), batch_size):
-            chunks.append(F.normalize(model.encode_text(prompts[start:start + batch_size]).float(), dim=-1))
-    emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
-    return F.normalize(emb, dim=-1)
+from ..tasks import CellOutput, RunContext, Task, iter_condition_batches, zero_shot_weights
 
 
 class ZeroShotClassification(Task):
@@ -35,20 +22,12 @@ class ZeroShotClassification(Task):
     model_kinds = ("zero-shot",)
     default_metrics = ("top1", "top5")
     outputs = ("logits", "labels")
+    headline_metric = "top1"
+    #: LR0.FM's robustness aggregates (builtin/aggregates.py)
+    default_aggregates = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
     def text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor:
-        description = {"model": model.identity(), "classnames": list(dataset.classnames),
-                       "templates": list(dataset.templates), "task": self.identity()}
-
-        def compute() -> dict[str, np.ndarray]:
-            w = class_text_embeddings(model, dataset.classnames, dataset.templates)
-            return {"weights": w.cpu().numpy().astype(np.float32)}
-
-        if ctx.cache is None:
-            arrays = compute()
-        else:
-            arrays = ctx.cache.get_or_compute("text", description, compute)
-        return torch.from_numpy(arrays["weights"]).to(ctx.device)
+        return zero_shot_weights(model, dataset, ctx, self.identity())
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:
@@ -79,6 +58,9 @@ class Classification(Task):
     model_kinds = ("classifier",)
     default_metrics = ("top1", "top5")
     outputs = ("logits", "labels")
+    headline_metric = "top1"
+    #: LR0.FM's robustness aggregates (builtin/aggregates.py)
+    default_aggregates = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:

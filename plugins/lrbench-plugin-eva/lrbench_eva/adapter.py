@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from lrbench.models import OPENAI_MEAN, OPENAI_STD, ModelAdapter, Preprocess
+from lrbench import OPENAI_MEAN, OPENAI_STD, ModelAdapter, Preprocess
 
 _RESIZE_MODES = ("shortest", "squash")
 

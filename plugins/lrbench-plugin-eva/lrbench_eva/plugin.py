@@ -14,10 +14,7 @@ import os
 
 from packaging.version import Version
 
-from lrbench import hookimpl
-from lrbench.cache import file_sha256
-from lrbench.models import OPENAI_MEAN, OPENAI_STD, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import OPENAI_MEAN, OPENAI_STD, LrbenchError, Preprocess, file_sha256, hookimpl
 
 from .adapter import EvaOpenClip, EvaRemoteCode
 

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from lrbench.datasets import IMAGE_EXTENSIONS, Dataset, DatasetRootError, Limit, to_rgb
-from lrbench.registry import LrbenchError
+from lrbench import IMAGE_EXTENSIONS, Dataset, DatasetRootError, Limit, LrbenchError, to_rgb
 from PIL import Image
 from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.degradations import Degradation
-from lrbench.registry import LrbenchError
+from lrbench import Degradation, LrbenchError
 from PIL import Image
 
 MODES = ("cross", "equal")
@@ -64,6 +63,7 @@ class FaceLR(Degradation):
     """Face LR simulation: bicubic down to ``size`` px (antialiased), bicubic back up to the image size, 8-bit."""
 
     name = "face_lr"
+    varies, level_of = "resolution", "size"
 
     def __init__(self, size: int, mode: str | None = None):
         if int(size) < 1:
@@ -99,6 +99,8 @@ class FaceProtocol(Degradation):
     """Per-image resolutions of the multi-resolution protocols (a CSV file, or drawn uniformly from a range)."""
 
     name = "face_protocol"
+    #: each image its own resolution: no single level
+    varies = "mixed-resolution"
 
     def __init__(self, range: str = "all", file: str | None = None, seed: int = 0, mode: str | None = None):
         if range not in RANGES and file is None:

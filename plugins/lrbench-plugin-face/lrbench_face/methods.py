@@ -19,11 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench.cache import content_key, file_sha256
-from lrbench.datasets import imagefolder
-from lrbench.methods import Method, MethodContext
-from lrbench.models import ModelAdapter, ModelWrapper
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, content_key, file_sha256, imagefolder
 from torch import nn
 
 from .models import flip_embed, load_state_dict_file

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from lrbench.metrics import CellMetric
+from lrbench import CellMetric
 
 from .evaluation import SEARCHES, rank_k, roc_auc, tar_at_far, verification_accuracy
 

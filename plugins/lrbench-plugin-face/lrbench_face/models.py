@@ -9,10 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from lrbench.cache import file_sha256, file_sha256_memo
-from lrbench.checkpoints import load_checkpoint
-from lrbench.models import ModelAdapter, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, file_sha256_memo, load_checkpoint
 from PIL import Image
 from torch import nn
 

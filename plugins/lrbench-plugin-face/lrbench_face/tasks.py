@@ -20,11 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.models import ModelAdapter
-from lrbench.registry import LrbenchError
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -161,6 +157,7 @@ class Verification(_FaceTask):
     dataset_task = "verification"
     default_metrics = ("face_acc", "tar_far", "roc_auc")
     outputs = ("dist", "issame", "res")
+    headline_metric = "face_acc"
 
     def __init__(self, mode: str = "cross", flip: bool = False, orders: str = "both"):
         super().__init__(mode, flip)
@@ -211,6 +208,7 @@ class Identification(_FaceTask):
     dataset_task = "identification"
     default_metrics = ("rank1", "rank5", "rank20")
     outputs = ("rank", "label", "group")
+    headline_metric = "rank1"
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import IdentificationDataset, VerificationDataset
-from lrbench.datasets import Dataset
+from lrbench import Dataset
 
 SIZE = 112
 SPLIT_OFFSET = {"train": 0, "test": 1_000_003, "val": 2_000_029}

@@ -38,10 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.cache import atomic_write_text
-from lrbench.checkpoints import load_checkpoint
-from lrbench.datasets import Dataset
-from lrbench.registry import LrbenchError
+from lrbench import Dataset, LrbenchError, atomic_write_text, load_checkpoint
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lrbench.models import ModelAdapter, Preprocess
+from lrbench import ModelAdapter, Preprocess
 
 #: PIL resampling codes (``Image.Resampling``) used by HF image processors -> lrbench interpolation names
 _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box"}

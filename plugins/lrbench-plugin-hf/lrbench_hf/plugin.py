@@ -13,10 +13,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from lrbench import hookimpl
-from lrbench.checkpoints import load_checkpoint
-from lrbench.cache import file_sha256
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError, file_sha256, hookimpl, load_checkpoint
 
 from .adapters import HFBlipITC, HFDualEncoder, preprocess_from_image_processor, text_kwargs_for
 from .salesforce import SalesforceITC, build_itc_from_state_dict, unwrap_checkpoint

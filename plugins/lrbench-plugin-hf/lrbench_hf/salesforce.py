@@ -21,8 +21,7 @@ from typing import Any
 
 import torch
 
-from lrbench.models import OPENAI_MEAN, OPENAI_STD, ModelAdapter, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import OPENAI_MEAN, OPENAI_STD, LrbenchError, ModelAdapter, Preprocess
 
 FAMILIES = ("albef", "blip")
 

@@ -25,10 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from lrbench.cache import atomic_write_bytes, atomic_write_text, content_key, file_sha256
-from lrbench.methods import Method, MethodContext
-from lrbench.models import ModelAdapter, ModelWrapper
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, atomic_write_bytes, atomic_write_text, content_key, file_sha256
 
 from .tokens import MODES, TokenInjector, TokenSet, ViTLayout, find_vit, make_tokens, tokens_from_tensors
 from .train import TRAIN_VERSION, TrainConfig, resolve_data, train_tokens

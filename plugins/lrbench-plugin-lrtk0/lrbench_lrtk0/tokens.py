@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError
 
 MODES = ("add", "vpt")
 INITS = ("authors", "zeros")

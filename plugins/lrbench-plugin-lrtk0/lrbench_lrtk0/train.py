@@ -37,11 +37,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
-from lrbench.cache import atomic_write_bytes, content_key
-from lrbench.checkpoints import load_checkpoint
-from lrbench.datasets import IMAGE_EXTENSIONS, DatasetRootError, to_rgb
-from lrbench.models import ModelAdapter, Preprocess, interpolation_mode
-from lrbench.registry import LrbenchError
+from lrbench import IMAGE_EXTENSIONS, DatasetRootError, LrbenchError, ModelAdapter, Preprocess, atomic_write_bytes, content_key, interpolation_mode, load_checkpoint, to_rgb
 
 from .tokens import INITS, TokenInjector, TokenSet, ViTLayout
 
@@ -259,8 +255,8 @@ def resolve_data(data: Any, dataset_factory: Callable[..., Any] | None) -> tuple
     else:
         raise LrbenchError(f"lrtk0 train data must be a dataset name, a mapping with 'name', or a folder; got {data!r}")
     if dataset_factory is None:
-        from lrbench.plugins import get_plugins
-        dataset_factory = get_plugins().registries["datasets"].create
+        raise LrbenchError(f"lrtk0 train data {name!r} is a registered dataset: it is built with the run's dataset "
+                           "factory (MethodContext.dataset), which was not given")
     ds = dataset_factory(name, **params)
     return ds, {"dataset": name, "params": ds.params() if hasattr(ds, "params") else params, "len": len(ds)}
 

@@ -19,11 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench.cache import content_key, file_sha256, file_sha256_memo
-from lrbench.checkpoints import CheckpointRefused
-from lrbench.models import ModelAdapter, Preprocess
-from lrbench.registry import Finding, LrbenchError
-from lrbench.weights import hub_weights, require, url_weights
+from lrbench import (CheckpointRefused, Finding, LrbenchError, ModelAdapter, Preprocess, content_key, file_sha256,
+                     file_sha256_memo, hub_weights, require, url_weights)
 
 SCHEMAS = ("hf-hub:", "local-dir:")
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from lrbench import hookimpl
 
-from lrbench.registry import Finding
+from lrbench import Finding
 
 from .adapter import (RANDOM, OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id,
                       pretrained_inputs, weights_status)

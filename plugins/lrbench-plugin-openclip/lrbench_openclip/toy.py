@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from lrbench.models import OPENAI_MEAN, OPENAI_STD
+from lrbench import OPENAI_MEAN, OPENAI_STD
 
 from .adapter import OpenClipAdapter, OpenClipError, load_openclip
 

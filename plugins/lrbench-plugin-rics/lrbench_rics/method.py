@@ -15,8 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lrbench.methods import Method, MethodContext
-from lrbench.models import ModelAdapter, ModelWrapper
+from lrbench import Method, MethodContext, ModelAdapter, ModelWrapper
 
 from .selection import MH_SIGMAS, RAND_MODULUS, CropSelector, extract_crops, to_levels
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrbench.metrics import CellMetric
-from lrbench.registry import LrbenchError
+from lrbench import CellMetric, LrbenchError
 
 
 def _require_gallery(name: str, outputs: dict[str, np.ndarray]) -> None:

@@ -24,33 +24,23 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from lrbench.degradations import Degradation, parse_condition
-from lrbench.registry import LrbenchError
+from lrbench import Degradation, LrbenchError, PluginContext
 
 
-def build_then(then: str | dict[str, Any] | None) -> Degradation | None:
-    """The low-resolution step from a condition string (``bicubic@16``) or mapping (``{name: bicubic, size: 16}``)."""
+def build_then(then: str | dict[str, Any] | None, context: PluginContext | None) -> Degradation | None:
+    """The low-resolution step from a condition string (``bicubic@16``) or mapping (``{name: bicubic, size: 16}``),
+    built by the core's condition rule from the registries of the plugin set building the shift condition."""
     if then is None:
         return None
-    from lrbench.plugins import get_plugins
-
-    registry = get_plugins().registries["degradations"]
-    if isinstance(then, str):
-        name, arg = parse_condition(then)
-        params: dict[str, Any] = {}
-        if arg is not None:
-            first = next(iter(registry[name].parameters()), None)
-            if first is None:
-                raise LrbenchError(f"then: {name!r} takes no value after '@'")
-            params[first] = arg
-    elif isinstance(then, dict) and "name" in then:
-        params = dict(then)
-        name = str(params.pop("name"))
-    else:
+    if context is None:
+        raise LrbenchError("then: a shift condition with a 'then' step is built through the degradations registry "
+                           "(it needs the plugin context to build the step)")
+    if not isinstance(then, (str, dict)):
         raise LrbenchError(f"then: expected a condition such as 'bicubic@16' or a mapping with 'name', got {then!r}")
-    deg = registry.create(name, **params)
+    deg = context.condition(then, "then")
     if isinstance(deg, ShiftCondition):
-        raise LrbenchError(f"then: {name!r} is itself a shift condition; 'then' takes a degradation such as bicubic@16")
+        raise LrbenchError(f"then: {deg.name!r} is itself a shift condition; 'then' takes a degradation such as "
+                           "bicubic@16")
     return deg
 
 
@@ -79,10 +69,10 @@ class ShiftCondition(Degradation):
     axes: str
     _then: Degradation | None
 
-    def _init_then(self, then: str | dict[str, Any] | None) -> None:
+    def _init_then(self, then: str | dict[str, Any] | None, context: PluginContext | None) -> None:
         if self.axes not in AXES:
             raise ValueError(f"{self.name}: axes must be one of {', '.join(AXES)}, got {self.axes!r}")
-        self._then = build_then(then)
+        self._then = build_then(then, context)
         self.then = None if self._then is None else self._then.condition
 
     def offsets(self) -> np.ndarray:
@@ -119,15 +109,16 @@ class CropShift(ShiftCondition):
     """Realistic crop-shift by up to ``max_shift`` px: resize to ``resize``^2, crops of ``crop`` around the centre."""
 
     name = "shift"
+    varies, level_of = "shift", "max_shift"
 
     def __init__(self, max_shift: int, resize: int = 256, crop: int = 224, then: str | dict[str, Any] | None = None,
-                 axes: str = "xy"):
+                 axes: str = "xy", context: PluginContext | None = None):
         self.max_shift, self.resize, self.crop, self.axes = int(max_shift), int(resize), int(crop), axes
         margin = (self.resize - self.crop) // 2
         if self.max_shift < 0 or self.crop < 1 or self.max_shift > margin:
             raise ValueError(f"shift: max_shift={max_shift} must be between 0 and (resize - crop) // 2 = {margin} "
                              f"(resize={resize}, crop={crop})")
-        self._init_then(then)
+        self._init_then(then, context)
 
     def _origin(self) -> int:
         return (self.resize - self.crop) // 2
@@ -153,12 +144,14 @@ class CyclicShift(ShiftCondition):
     """Cyclic shift by up to ``max_shift`` px of the image resized (shorter side) and centre-cropped to ``size``."""
 
     name = "cyclic"
+    varies, level_of = "cyclic-shift", "max_shift"
 
-    def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None, axes: str = "xy"):
+    def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None, axes: str = "xy",
+                 context: PluginContext | None = None):
         self.max_shift, self.size, self.axes = int(max_shift), int(size), axes
         if self.max_shift < 0 or self.size < 1:
             raise ValueError(f"cyclic: need max_shift >= 0 and size >= 1, got max_shift={max_shift}, size={size}")
-        self._init_then(then)
+        self._init_then(then, context)
 
     def base_pil(self, image: Image.Image) -> Image.Image:
         image = TF.resize(image.convert("RGB"), self.size, interpolation=InterpolationMode.BICUBIC)

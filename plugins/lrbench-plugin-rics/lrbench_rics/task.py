@@ -25,12 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrbench.builtin.tasks import ZeroShotClassification
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.models import ModelAdapter
-from lrbench.registry import LrbenchError
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import (CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, PluginContext, RunContext, Task,
+                     zero_shot_weights)
 
 from .shifts import ShiftCondition
 
@@ -62,23 +58,27 @@ class ShiftTask(Task):
     auto_select = False
     default_metrics = METRICS
     outputs = ("offsets", "pred", "nn", "nn_ok", "gallery_size", "knn", "labels")
+    headline_metric = "adv_robustness"
     version = "2"
 
-    def __init__(self, same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None):
+    def __init__(self, same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None,
+                 context: PluginContext | None = None):
         if int(knn) < 1:
             raise ValueError(f"knn must be >= 1, got {knn}")
         self.same_class, self.knn = bool(same_class), int(knn)
         self.gallery = gallery
         self._gallery_entry = _gallery_entry(gallery)
         self._gallery_ds: Dataset | None = None
+        self._context = context  # the run's registries: the gallery entry is built from the same plugin set
 
     def gallery_dataset(self) -> Dataset | None:
         """The separate gallery dataset (built once), None for ``eval`` or no gallery."""
         if self._gallery_entry is not None and self._gallery_ds is None:
-            from lrbench.plugins import get_plugins
-
+            if self._context is None:
+                raise LrbenchError("the shift task builds its gallery dataset through the plugin context: create it "
+                                   "through the tasks registry (as a spec does), not directly")
             name, params = self._gallery_entry
-            self._gallery_ds = get_plugins().registries["datasets"].create(name, **params)
+            self._gallery_ds = self._context.create("datasets", name, **params)
         return self._gallery_ds
 
     def identity(self) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class ShiftTask(Task):
 
     def _text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor | None:
         if model.kind == "zero-shot" and len(dataset.classnames):
-            return ZeroShotClassification().text_weights(model, dataset, ctx).float()
+            return zero_shot_weights(model, dataset, ctx, {"name": self.name, "version": self.version}).float()
         return None
 
     # ---- retrieval ------------------------------------------------------------------------------------------------
@@ -245,6 +245,7 @@ def _columns(all_offsets: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.array([pos[tuple(o)] for o in wanted.tolist()], dtype=np.int64)
 
 
-def shift_task(same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None) -> ShiftTask:
+def shift_task(same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None, *,
+               context: PluginContext | None = None) -> ShiftTask:
     """Shift consistency (RICS paper): per-shift class and 1-NN predictions; name it with ``task: shift``."""
-    return ShiftTask(same_class=same_class, knn=knn, gallery=gallery)
+    return ShiftTask(same_class=same_class, knn=knn, gallery=gallery, context=context)

@@ -15,10 +15,7 @@ from typing import Any
 
 import torch
 
-from lrbench.cache import file_sha256
-from lrbench.checkpoints import load_checkpoint
-from lrbench.models import ModelAdapter, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, load_checkpoint
 
 KINDS = ("classifier", "embedder")
 

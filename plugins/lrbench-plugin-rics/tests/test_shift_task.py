@@ -8,7 +8,12 @@ from lrbench.tasks import RunContext
 from lrbench_rics.method import rics_cyclic
 from lrbench_rics.metrics import (AdvRobustness, AdvRobustnessNN, Consistency, ConsistencyNN, KnnAccuracy, NNMissing,
                                   ShiftAccuracy, adversarial_robustness, consistency)
+from lrbench.plugins import Plugins
+from lrbench_rics import plugin as rics_plugin
 from lrbench_rics.shifts import CropShift, CyclicShift, shift_offsets
+
+#: the registries a shift condition builds its ``then`` step from (the registry passes them as ``context``)
+CONTEXT = Plugins(load_entry_points=False, extra=[(rics_plugin, "rics")]).context
 from lrbench_rics.task import ShiftTask
 
 
@@ -26,8 +31,8 @@ def test_offsets_and_condition_labels():
     assert CropShift(1).condition == "shift@1"
     assert CropShift(3, axes="y").offsets().shape == (7, 2) and CropShift(3, axes="y").condition == "shift@3(axes=y)"
     assert CropShift(3, resize=73, crop=64).condition == "shift@3(resize=73,crop=64)"
-    assert CropShift(1, then="bicubic@16").condition == "shift@1(then=bicubic@16)"
-    assert CropShift(1, then={"name": "bicubic", "size": 16}).condition == "shift@1(then=bicubic@16)"
+    assert CropShift(1, then="bicubic@16", context=CONTEXT).condition == "shift@1(then=bicubic@16)"
+    assert CropShift(1, then={"name": "bicubic", "size": 16}, context=CONTEXT).condition == "shift@1(then=bicubic@16)"
     assert CyclicShift(2, size=32).condition == "cyclic@2(size=32)"
     with pytest.raises(ValueError, match=r"\(resize - crop\) // 2 = 16"):
         CropShift(17)
@@ -48,11 +53,11 @@ def test_realistic_views_move_the_crop_window(h):
 
 
 def test_then_applies_the_low_resolution_step_to_every_view(h):
-    cond = CropShift(1, resize=48, crop=40, then="bicubic@10")
+    cond = CropShift(1, resize=48, crop=40, then="bicubic@10", context=CONTEXT)
     views = cond.views_pil(cond.base_pil(h.NoiseImages(size=50).load(0)), [(0, 0), (1, 1)])
     assert [v.size for v in views] == [(10, 10), (10, 10)]
     with pytest.raises(Exception, match="shift condition"):
-        CropShift(1, then="shift@1")
+        CropShift(1, then="shift@1", context=CONTEXT)
 
 
 def test_cyclic_views_roll(h):
@@ -65,7 +70,7 @@ def test_cyclic_views_roll(h):
 def _run(h, model, conditions, fast=False, ds=None, **task_args):
     ds = ds or h.NoiseImages(n=6, size=40, classes=3)
     task_args.setdefault("gallery", "eval")
-    return ds, ShiftTask(**task_args).run(model, ds, conditions, RunContext(batch_size=16, fast_path=fast))
+    return ds, ShiftTask(**task_args, context=CONTEXT).run(model, ds, conditions, RunContext(batch_size=16, fast_path=fast))
 
 
 def test_task_outputs_family_sharing_and_retrieval(h):
@@ -177,7 +182,7 @@ def test_nn_metrics_without_a_gallery_fail_with_a_clear_message(h):
 
 def test_the_gallery_keys_the_cells():
     eval_id = ShiftTask(gallery="eval").identity()
-    small = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 24}).identity()
-    large = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 36}).identity()
+    small = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 24}, context=CONTEXT).identity()
+    large = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 36}, context=CONTEXT).identity()
     assert len({repr(eval_id), repr(small), repr(large)}) == 3
     assert small["gallery"]["items"] != large["gallery"]["items"]  # the gallery's items, not just its entry

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench.checkpoints import CheckpointRefused, load_checkpoint
-from lrbench.registry import LrbenchError
+from lrbench import CheckpointRefused, LrbenchError, load_checkpoint
 from torch import nn
 
 #: where published checkpoints are looked up by file name when a spec names no ``checkpoint``

@@ -15,11 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from lrbench.cache import Cache, content_key, file_sha256_memo
-from lrbench.checkpoints import load_checkpoint
-from lrbench.methods import Method, MethodContext
-from lrbench.models import ModelAdapter, ModelWrapper
-from lrbench.registry import LrbenchError
+from lrbench import Cache, LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, content_key, file_sha256_memo, load_checkpoint
 from PIL import Image
 from torch import nn
 from torchvision.transforms import functional as TF

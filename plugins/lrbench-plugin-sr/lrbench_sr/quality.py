@@ -16,11 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.datasets import Dataset
-from lrbench.degradations import Degradation
-from lrbench.metrics import CellMetric
-from lrbench.models import ModelAdapter
-from lrbench.tasks import CellOutput, RunContext, Task
+from lrbench import CellMetric, CellOutput, Dataset, Degradation, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -67,6 +63,8 @@ class SRDown(Degradation):
     rounded to 8 bits (SR4IR's on-the-fly LR)."""
 
     name = "srdown"
+    #: a scale factor, not a pixel size
+    varies, level_of = "downscale", "factor"
 
     def __init__(self, factor: int = 4):
         if int(factor) < 1:
@@ -98,6 +96,7 @@ class SRQuality(Task):
     auto_select = False
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
     outputs = OUTPUTS
+    headline_metric = "psnr"
 
     def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16,
                  crop_border: int | str = 8):

@@ -31,11 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench.cache import atomic_write_bytes, content_key
-from lrbench.checkpoints import load_checkpoint
-from lrbench.methods import Method, MethodContext
-from lrbench.models import IMAGENET_MEAN, IMAGENET_STD, HRView, ModelAdapter, ModelWrapper, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench import (IMAGENET_MEAN, IMAGENET_STD, HRView, LrbenchError, Method, MethodContext, ModelAdapter,
+                     ModelWrapper, Preprocess, atomic_write_bytes, content_key, load_checkpoint)
 from PIL import Image
 from torch import nn
 from torchvision.transforms import InterpolationMode
