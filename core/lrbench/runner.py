@@ -30,7 +30,7 @@ from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
 from .results import COLUMNS, metric_rows, split_aggregates, write_outputs
 from .spec import Item, ResolvedSpec, load_spec_file, validate
-from .tasks import RunContext
+from .tasks import RunContext, resolve_workers
 
 log = logging.getLogger("lrbench")
 
@@ -74,6 +74,7 @@ class Runner:
         s = self.resolved.spec
         self.run_dir = Path(output or s.output or Path("runs") / s.name)
         self.device = resolve_device(device or s.device)
+        self.num_workers = resolve_workers(s.num_workers)
         self.cache = Cache(cache_dir or s.cache_dir or default_cache_dir())
         self.artifacts = ArtifactStore(self.cache.root / "artifacts")
         self.progress, self.echo = progress, echo
@@ -100,7 +101,7 @@ class Runner:
     # ---- computing ------------------------------------------------------------------------------------------------
     def _context(self, bar: Any) -> RunContext:
         s = self.resolved.spec
-        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=s.num_workers,
+        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=self.num_workers,
                           fast_path=s.fast_path, amp=s.amp, cache=self.cache, seed=s.seed, log=log,
                           progress=(bar.update if bar is not None else (lambda n: None)), skipped=self.state.skipped)
 
@@ -265,6 +266,7 @@ class Runner:
             "torch": torch.__version__,
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
+            "num_workers": self.num_workers,
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
                         for i in self.plugins.listing()],
             "cells": plan.n_cells,
