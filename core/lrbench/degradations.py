@@ -7,10 +7,19 @@ parameters, written ``name@value`` for its first parameter (``bicubic@16``) or a
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from PIL import Image
+
+
+class Resample(NamedTuple):
+    """A degradation that is a plain resize of the whole image: its output size and (antialiased) interpolation;
+    ``interpolation`` None: the image unchanged."""
+
+    height: int
+    width: int
+    interpolation: str | None
 
 
 class Degradation:
@@ -48,6 +57,12 @@ class Degradation:
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: float batch (B, 3, H, W) in [0, 1] on any device; returns the degraded batch, same range."""
         raise NotImplementedError
+
+    def resample(self, h: int, w: int) -> Resample | None:
+        """When this degradation is an antialiased resize of the whole h x w image (or no change): the size ``pil``
+        gives and the interpolation. The fast path then derives it, at exactly that size, from one shrunk copy of the
+        image shared by all such conditions. None (the default): ``tensor`` gets the full image."""
+        return None
 
 
 def _fmt(v: Any) -> str:

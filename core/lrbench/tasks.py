@@ -5,11 +5,14 @@ loaded once and every condition is derived from it. The runner caches each condi
 a task for the conditions that are missing.
 
 Reference path (default): per image, in the DataLoader workers, ``degradation.pil`` then the model's own
-``Preprocess.pil`` (PIL, exactly the papers' transform); the main process only copies the batches to the device. Fast path (``fast_path: true``): each image is decoded once, resized so its shorter side is the model's
-input size and center-cropped, then every condition is computed on the device on the whole batch.
+``Preprocess.pil`` (PIL, exactly the papers' transform); the main process only copies the pinned batches to the device.
+Fast path (``fast_path: true``): the workers read each file; JPEGs are decoded in batches on the device (nvJPEG on
+CUDA; on a CPU run the workers decode and derive), every condition is resized from the decode at the reference's sizes
+and cropped at the reference's box (``derive_conditions``); only the resampling arithmetic differs from PIL's.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,13 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
-from torchvision.transforms import InterpolationMode
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional as TF
 
 from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
-from .models import ModelAdapter
+from .models import ModelAdapter, Preprocess, interpolation_mode
 
 
 @dataclass
@@ -152,30 +155,176 @@ class _ReferenceLoader(torch.utils.data.Dataset):
         return _collate_conditions([i for i, _ in batch], [p for _, p in batch], self.conditions)
 
 
-class _FastLoader(torch.utils.data.Dataset):
-    """Fast path, worker side: item i decoded once, shorter side to ``size`` and center-cropped, as a uint8 tensor."""
+def _is_rgb_jpeg(data: bytes) -> bool:
+    """A JPEG the batch decoders take as is (YCbCr or greyscale); CMYK, PNG and the rest decode with PIL."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    with Image.open(io.BytesIO(data)) as im:  # parses the header only
+        return im.format == "JPEG" and im.mode in ("RGB", "L")
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], size: int):
-        self.dataset, self.conditions, self.size = dataset, conditions, size
+
+def decode_jpegs(data: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor | str]:
+    """JPEG files (uint8 byte tensors) -> RGB uint8 (3, H, W) images on ``device``, decoded in one batch (nvJPEG on
+    CUDA, libjpeg-turbo on the CPU). A batch the decoder rejects is decoded item by item, an item it rejects with PIL,
+    and an item nothing decodes becomes its error string: one bad file never fails the batch."""
+    if not data:
+        return []
+    try:
+        return list(decode_jpeg(list(data), mode=ImageReadMode.RGB, device=device))
+    except Exception:  # one bad file fails the batched call: find it
+        out: list[torch.Tensor | str] = []
+        for d in data:
+            try:
+                out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device))
+            except Exception:
+                try:
+                    with Image.open(io.BytesIO(d.numpy().tobytes())) as im:
+                        out.append(TF.pil_to_tensor(im.convert("RGB")).to(device))
+                except Exception as exc:
+                    out.append(_error(exc))
+        return out
+
+
+@dataclass
+class _Sources:
+    """Fast path: a batch as the workers read it, before decoding (``jpeg``: the file's bytes) or after (``pixels``:
+    uint8 (3, H, W)); ``error``: the item failed to read."""
+
+    index: np.ndarray
+    kinds: list[str]
+    data: list[torch.Tensor | str]
+
+    def pin_memory(self) -> "_Sources":
+        return _Sources(self.index, self.kinds, [d.pin_memory() if isinstance(d, torch.Tensor) else d for d in self.data])
+
+    def decode(self, device: torch.device) -> list[torch.Tensor | str]:
+        """Every item as uint8 (3, H, W) on ``device``, JPEGs decoded there in one batch, or its error string."""
+        jpegs = [p for p, k in enumerate(self.kinds) if k == "jpeg"]
+        out: list[torch.Tensor | str] = [d.to(device, non_blocking=True) if k == "pixels" else d  # type: ignore[union-attr]
+                                         for k, d in zip(self.kinds, self.data)]
+        for p, image in zip(jpegs, decode_jpegs([self.data[p] for p in jpegs], device)):  # type: ignore[misc]
+            out[p] = image
+        return out
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    out = TF.resize(x, list(size), interpolation=interpolation_mode(interpolation), antialias=True)
+    return out.clamp_(0, 1)
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Rounded to 8-bit levels, as PIL stores every degraded image on the reference path (a third less error)."""
+    return x.mul(255).round_().div_(255)
+
+
+def derive_conditions(x: torch.Tensor, conditions: Sequence[Degradation],
+                      prepare: Callable[[torch.Tensor], torch.Tensor], pre: Preprocess | None
+                      ) -> dict[str, torch.Tensor | str]:
+    """Every condition's model input from a batch of same-size images ``x`` (float [0, 1], (B, 3, H, W)), or the
+    error that condition raised.
+
+    Each condition sees the geometry of the reference path: its degradation applies to the whole image at the size
+    ``pil`` gives, and ``prepare`` resizes and crops that as the model's own preprocessing does. Conditions that are
+    resizes (``Degradation.resample``) are resampled, at exactly the reference's size, from one shrunk copy of the
+    image (the largest of them) instead of from the full decode; ``hr`` with the model's plain preprocessing (``pre``)
+    goes straight to the preprocessing's resize size. Degraded images are rounded to 8-bit levels as PIL's are. Only
+    the resampling arithmetic differs from the reference (torch's antialiased filters, two steps instead of one).
+    """
+    h, w = x.shape[-2:]
+    plans: dict[str, tuple[int, int, str] | None] = {}
+    for deg in conditions:
+        r = deg.resample(h, w)
+        if r is not None and r.interpolation is None:
+            r = (*pre.resized_size(h, w), pre.tensor_interpolation()) if pre is not None else None
+        plans[deg.condition] = tuple(r) if r is not None else None  # type: ignore[assignment]
+    targets = [p for p in plans.values() if p is not None]
+    largest = max(targets, key=lambda t: t[0] * t[1], default=None)
+    if largest is not None and not (largest[0] < h and largest[1] < w):
+        largest = None  # a condition at or above the image's own size: every resize starts from the full image
+    resized: dict[tuple[int, int, str], torch.Tensor] = {}  # hr and bicubic@64 often share a size: resized once
+
+    def resample(plan: tuple[int, int, str]) -> torch.Tensor:
+        if plan not in resized:
+            source = x
+            if largest is not None and plan != largest and plan[0] <= largest[0] and plan[1] <= largest[1]:
+                source = resample(largest)
+            resized[plan] = _to_8bit(_resize(source, plan[:2], plan[2]))
+        return resized[plan]
+
+    out: dict[str, torch.Tensor | str] = {}
+    for deg in conditions:
+        try:
+            plan = plans[deg.condition]
+            if plan is not None:
+                y = resample(plan)
+            else:
+                y = x if deg.resample(h, w) is not None else _to_8bit(deg.tensor(x))  # hr before a model's own prepare
+            out[deg.condition] = prepare(y)
+        except Exception as exc:
+            out[deg.condition] = _error(exc)
+    return out
+
+
+def derive_batch(index: np.ndarray, images: Sequence[torch.Tensor | str], conditions: Sequence[Degradation],
+                 prepare: Callable[[torch.Tensor], torch.Tensor], pre: Preprocess | None) -> ConditionBatch:
+    """Decoded images of any sizes (or their errors) -> ConditionBatch: images of equal size are stacked and derived
+    together (``derive_conditions``), then every condition's rows are put back in batch order."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for p, image in enumerate(images):
+        if isinstance(image, torch.Tensor):
+            groups.setdefault(tuple(image.shape[-2:]), []).append(p)  # type: ignore[arg-type]
+    load_errors = {p: image for p, image in enumerate(images) if isinstance(image, str)}
+    parts: dict[str, list[tuple[list[int], torch.Tensor]]] = {d.condition: [] for d in conditions}
+    errors: dict[str, dict[int, str]] = {d.condition: dict(load_errors) for d in conditions}
+    for positions in groups.values():
+        x = torch.stack([images[p] for p in positions]).float().div_(255)  # type: ignore[misc]
+        for cond, result in derive_conditions(x, conditions, prepare, pre).items():
+            if isinstance(result, str):
+                errors[cond].update({p: result for p in positions})
+            else:
+                parts[cond].append((positions, result))
+    inputs: dict[str, Any] = {}
+    for cond, pieces in parts.items():
+        if not pieces:
+            inputs[cond] = []
+            continue
+        order = np.argsort(np.concatenate([pos for pos, _ in pieces]), kind="stable")
+        stacked = torch.cat([t for _, t in pieces])
+        inputs[cond] = stacked if len(pieces) == 1 else stacked[torch.from_numpy(order).to(stacked.device)]
+    return ConditionBatch(index, inputs, errors)
+
+
+class _FastLoader(torch.utils.data.Dataset):
+    """The fast path, worker side: the item's file bytes (a JPEG the batch decoders take) or its PIL decode; with
+    ``decode`` the JPEG is decoded here too (a CPU run: the workers are the decoders), and with ``derive`` (a CPU run
+    whose model keeps its plain preprocessing) every condition's model input is made here as well."""
+
+    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], decode: bool, derive: Preprocess | None):
+        self.dataset, self.conditions, self.decode, self.derive = dataset, conditions, decode, derive
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | str]:
+    def __getitem__(self, i: int) -> tuple[int, str, torch.Tensor | str]:
         try:
-            image = TF.resize(self.dataset.load(i), self.size, interpolation=InterpolationMode.BICUBIC)
-            return i, TF.pil_to_tensor(TF.center_crop(image, [self.size, self.size]))
+            data = self.dataset.encoded(i)
+            if data is not None and _is_rgb_jpeg(data):
+                return i, "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return i, "pixels", TF.pil_to_tensor(self.dataset.load(i).convert("RGB"))
         except Exception as exc:
-            return i, _error(exc)
+            return i, "error", _error(exc)
 
-    def collate(self, batch: list[tuple[int, torch.Tensor | str]]) -> ConditionBatch:
-        return _collate_conditions([i for i, _ in batch], [[p] for _, p in batch], [_Decoded()])
-
-
-class _Decoded(Degradation):
-    """The fast path's decoded batch, carried in a ConditionBatch before any condition is derived from it."""
-
-    name = "decoded"
+    def collate(self, batch: list[tuple[int, str, torch.Tensor | str]]) -> _Sources | ConditionBatch:
+        sources = _Sources(np.array([i for i, _, _ in batch], dtype=np.int64), [k for _, k, _ in batch],
+                           [d for _, _, d in batch])
+        if not self.decode:
+            return sources
+        images = sources.decode(torch.device("cpu"))
+        if self.derive is None:
+            return _Sources(sources.index, ["error" if isinstance(im, str) else "pixels" for im in images], images)
+        return derive_batch(sources.index, images, self.conditions, self.derive.tensor, self.derive)
 
 
 def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
@@ -184,31 +333,26 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
     """Yield ``(item indices, {condition: model input batch})``; items any condition fails on are skipped and recorded
     (with the first failing condition's error)."""
     pre = model.plain_preprocess()
+    on_cpu = ctx.device.type == "cpu"
     source: _ReferenceLoader | _FastLoader
     if ctx.fast_path:
-        # the one decode is shrunk to the largest size any condition or the model needs: a condition above the model's
-        # input (bicubic@128 for a 64 px model) must not be made by upsampling an already shrunk image
-        size = max([model.preprocess.image_size] + [int(getattr(c, "size", 0)) for c in conditions])
-        source = _FastLoader(dataset, conditions, size)
+        source = _FastLoader(dataset, conditions, decode=on_cpu, derive=pre if on_cpu else None)
     else:
         source = _ReferenceLoader(dataset, conditions, pre.pil if pre is not None else None)
     subset = source if indices is None else torch.utils.data.Subset(source, list(indices))
     n_batches = -(-len(subset) // ctx.batch_size)
     loader = DataLoader(subset, batch_size=ctx.batch_size, num_workers=ctx.num_workers if n_batches > 1 else 0,
-                        collate_fn=source.collate, shuffle=False, pin_memory=ctx.device.type == "cuda")
+                        collate_fn=source.collate, shuffle=False, pin_memory=not on_cpu)
     for batch in loader:
+        if isinstance(batch, _Sources):  # decoding and deriving on the device
+            batch = derive_batch(batch.index, batch.decode(ctx.device), conditions, model.prepare_tensor, pre)
         keep = _keep_and_record(batch, dataset, ctx)
         if keep.size:
             inputs: dict[str, torch.Tensor] = {}
-            if ctx.fast_path:
-                hr = _rows(batch, _Decoded.name, keep).to(ctx.device, non_blocking=True).float().div_(255)
-                for deg in conditions:
-                    inputs[deg.condition] = model.prepare_tensor(deg.tensor(hr))
-            else:
-                for deg in conditions:
-                    x = _rows(batch, deg.condition, keep)
-                    inputs[deg.condition] = (x.to(model.device, non_blocking=True) if isinstance(x, torch.Tensor)
-                                             else model.prepare(x))
+            for deg in conditions:
+                x = _rows(batch, deg.condition, keep)
+                inputs[deg.condition] = (x.to(model.device, non_blocking=True) if isinstance(x, torch.Tensor)
+                                         else model.prepare(x))
             yield batch.index[keep], inputs
         ctx.progress(len(batch.index))
 

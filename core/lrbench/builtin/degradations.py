@@ -11,8 +11,8 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms import functional as TF
 
 from .. import hookimpl
-from ..degradations import Degradation
-from ..models import interpolation_mode
+from ..degradations import Degradation, Resample
+from ..models import interpolation_mode, shorter_side_size
 
 
 class HR(Degradation):
@@ -25,6 +25,9 @@ class HR(Degradation):
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def resample(self, h: int, w: int) -> Resample:
+        return Resample(h, w, None)
 
 
 class Resize(Degradation):
@@ -51,6 +54,12 @@ class Resize(Degradation):
         mode = interpolation_mode(self.interpolation)
         out = TF.resize(x, self._target(), interpolation=mode, antialias=self.interpolation != "nearest")
         return out.clamp_(0, 1)
+
+    def resample(self, h: int, w: int) -> Resample | None:
+        if self.interpolation not in ("bicubic", "bilinear"):  # nearest and box do not survive a two-step resize
+            return None
+        return Resample(*((self.size, self.size) if self.square else shorter_side_size(h, w, self.size)),
+                        self.interpolation)
 
 
 class Bilinear(Resize):
