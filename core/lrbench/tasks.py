@@ -7,8 +7,8 @@ a task for the conditions that are missing.
 Reference path (default): per image, in the DataLoader workers, ``degradation.pil`` then the model's own
 ``Preprocess.pil`` (PIL, exactly the papers' transform); the main process only copies the pinned batches to the device.
 Fast path (``fast_path: true``): the workers read each file; JPEGs are decoded in batches on the device (nvJPEG on
-CUDA; on a CPU run the workers decode and derive), every condition is resized from the decode at the reference's sizes
-and cropped at the reference's box (``derive_conditions``); only the resampling arithmetic differs from PIL's.
+CUDA; on a CPU run the workers decode and derive), every condition is made from the whole decode with the reference's
+steps, sizes and crop box (``derive_conditions``); only the resampling arithmetic differs from PIL's.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_jpeg
@@ -28,7 +29,7 @@ from torchvision.transforms import functional as TF
 from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
-from .models import ModelAdapter, Preprocess, interpolation_mode
+from .models import ModelAdapter, Preprocess
 
 
 @dataclass
@@ -207,61 +208,62 @@ class _Sources:
         return out
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
+def _resample(x: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Antialiased resize to (height, width), rounded to 8-bit levels as PIL stores every image. A uint8 batch on the
+    CPU stays uint8: torch's CPU uint8 kernels are Pillow's arithmetic (0.001 levels from PIL on photos) and four times
+    faster than float. Anything else (CUDA has no uint8 antialiased kernels) is resized as float [0, 1]."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    out = TF.resize(x, list(size), interpolation=interpolation_mode(interpolation), antialias=True)
-    return out.clamp_(0, 1)
+    if x.dtype == torch.uint8 and x.device.type == "cpu":
+        return F.interpolate(x, size=size, mode=interpolation, antialias=True, align_corners=False)
+    x = x.float().div(255) if x.dtype == torch.uint8 else x
+    out = F.interpolate(x, size=size, mode=interpolation, antialias=True, align_corners=False)
+    return out.clamp_(0, 1).mul_(255).round_().div_(255)
 
 
-def _to_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Rounded to 8-bit levels, as PIL stores every degraded image on the reference path (a third less error)."""
-    return x.mul(255).round_().div_(255)
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
 def derive_conditions(x: torch.Tensor, conditions: Sequence[Degradation],
                       prepare: Callable[[torch.Tensor], torch.Tensor], pre: Preprocess | None
                       ) -> dict[str, torch.Tensor | str]:
-    """Every condition's model input from a batch of same-size images ``x`` (float [0, 1], (B, 3, H, W)), or the
+    """Every condition's model input from a batch of same-size decoded images ``x`` (uint8, (B, 3, H, W)), or the
     error that condition raised.
 
-    Each condition sees the geometry of the reference path: its degradation applies to the whole image at the size
-    ``pil`` gives, and ``prepare`` resizes and crops that as the model's own preprocessing does. Conditions that are
-    resizes (``Degradation.resample``) are resampled, at exactly the reference's size, from one shrunk copy of the
-    image (the largest of them) instead of from the full decode; ``hr`` with the model's plain preprocessing (``pre``)
-    goes straight to the preprocessing's resize size. Degraded images are rounded to 8-bit levels as PIL's are. Only
-    the resampling arithmetic differs from the reference (torch's antialiased filters, two steps instead of one).
+    The reference path's steps on the whole image: the degradation (a resize, ``Degradation.resample``, at the size
+    PIL gives; any other degradation through its ``tensor``), then, for a model with its plain preprocessing
+    (``pre``), that preprocessing's resize as its own step, then its crop and normalisation; a model that changes its
+    preprocessing gets ``prepare`` (its ``prepare_tensor``) on the degraded image. Each image is rounded to 8 bits
+    between steps, as PIL's are, so only the resampling arithmetic differs from the reference. Equal resizes (``hr``
+    and ``bicubic@64`` before a 64 px model) are computed once.
     """
     h, w = x.shape[-2:]
-    plans: dict[str, tuple[int, int, str] | None] = {}
-    for deg in conditions:
-        r = deg.resample(h, w)
-        if r is not None and r.interpolation is None:
-            r = (*pre.resized_size(h, w), pre.tensor_interpolation()) if pre is not None else None
-        plans[deg.condition] = tuple(r) if r is not None else None  # type: ignore[assignment]
-    targets = [p for p in plans.values() if p is not None]
-    largest = max(targets, key=lambda t: t[0] * t[1], default=None)
-    if largest is not None and not (largest[0] < h and largest[1] < w):
-        largest = None  # a condition at or above the image's own size: every resize starts from the full image
-    resized: dict[tuple[int, int, str], torch.Tensor] = {}  # hr and bicubic@64 often share a size: resized once
+    # (id of the source, size, interpolation) -> (source, result): the source is held so its id stays its own
+    done: dict[tuple[int, int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def resample(plan: tuple[int, int, str]) -> torch.Tensor:
-        if plan not in resized:
-            source = x
-            if largest is not None and plan != largest and plan[0] <= largest[0] and plan[1] <= largest[1]:
-                source = resample(largest)
-            resized[plan] = _to_8bit(_resize(source, plan[:2], plan[2]))
-        return resized[plan]
+    def resample(source: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
+        key = (id(source), *size, interpolation)
+        if key not in done:
+            done[key] = source, _resample(source, size, interpolation)
+        return done[key][1]
 
+    own_resize = pre if pre is not None and pre.interpolation in ("bicubic", "bilinear") else None
     out: dict[str, torch.Tensor | str] = {}
     for deg in conditions:
         try:
-            plan = plans[deg.condition]
-            if plan is not None:
-                y = resample(plan)
+            r = deg.resample(h, w)
+            if r is None:
+                degraded = _as_float(x)
+                degraded = deg.tensor(degraded).clamp(0, 1).mul_(255).round_().div_(255)
             else:
-                y = x if deg.resample(h, w) is not None else _to_8bit(deg.tensor(x))  # hr before a model's own prepare
-            out[deg.condition] = prepare(y)
+                degraded = resample(x, (r.height, r.width), r.interpolation) if r.interpolation else x
+            if own_resize is not None:
+                size = own_resize.resized_size(*degraded.shape[-2:])
+                resized = resample(degraded, size, own_resize.interpolation)
+                out[deg.condition] = own_resize.tensor(_as_float(resized))  # at its size already: crop, normalise
+            else:
+                out[deg.condition] = prepare(_as_float(degraded))
         except Exception as exc:
             out[deg.condition] = _error(exc)
     return out
@@ -279,7 +281,7 @@ def derive_batch(index: np.ndarray, images: Sequence[torch.Tensor | str], condit
     parts: dict[str, list[tuple[list[int], torch.Tensor]]] = {d.condition: [] for d in conditions}
     errors: dict[str, dict[int, str]] = {d.condition: dict(load_errors) for d in conditions}
     for positions in groups.values():
-        x = torch.stack([images[p] for p in positions]).float().div_(255)  # type: ignore[misc]
+        x = torch.stack([images[p] for p in positions])  # type: ignore[misc]
         for cond, result in derive_conditions(x, conditions, prepare, pre).items():
             if isinstance(result, str):
                 errors[cond].update({p: result for p in positions})
