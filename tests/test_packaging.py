@@ -17,8 +17,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(cmd, **kw):
-    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+def _run(cmd, env=None, isolated=True, **kw):
+    # isolated: without PYTHONPATH, as a source tree on it (a development shell) would shadow the wheels under test,
+    # and the egg-info a source build leaves there makes pip think lrbench is already installed
+    env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONPATH" or not isolated}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, **kw)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -83,7 +86,7 @@ def test_broken_plugin_is_reported_and_others_still_load(tmp_path):
     (dist / "entry_points.txt").write_text("[lrbench]\nbroken = lrbench_broken_mod\n")
     (tmp_path / "site" / "lrbench_broken_mod.py").write_text("raise ImportError('needs libfoo 9')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"), LRBENCH_LOAD_PLUGINS="broken,example")
-    out = _run([sys.executable, "-m", "lrbench.cli", "plugins", "--json"], env=env).stdout
+    out = _run([sys.executable, "-m", "lrbench.cli", "plugins", "--json"], env=env, isolated=False).stdout
     plugins = {p["name"]: p for p in json.loads(out)}
     assert "needs libfoo 9" in plugins["broken"]["error"]
     assert plugins["broken"]["distribution"] == "lrbench-broken"

@@ -56,12 +56,24 @@ def file_sha256_memo(path: str | Path) -> str:
     return _sha256_memo[key]
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target: readers see old or new, never half."""
+    """Write to a temp file in the same folder, fsync, then rename over the target: readers see old or new, never half.
+
+    The file gets the mode a plain ``open(path, "w")`` would (0o666 minus the umask), not mkstemp's private 0o600, so
+    others can read a shared run directory or cache.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

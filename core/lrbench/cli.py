@@ -138,26 +138,13 @@ def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
     TABLE: CSV with columns model, dataset, condition, metric, value (and optionally method, num_classes); condition
     'hr' is the model's own resolution, values are fractions in [0, 1].
     """
-    import pandas as pd
-
     from .builtin.aggregates import Acc, Gamma, ImprovedGamma, Sar, War
-    from .results import split_aggregates, write_frame
+    from .results import read_accuracy_table, split_aggregates, write_frame
 
-    df = pd.read_csv(table)
-    missing = {"model", "dataset", "condition", "metric", "value"} - set(df.columns)
-    if missing:
-        raise LrbenchError(f"{table}: missing columns {sorted(missing)}; need model, dataset, condition, metric, value")
-    if "method" not in df:
-        df["method"] = "none"
-    num_classes: dict[str, int] = {}
-    if "num_classes" in df:
-        num_classes = {d: int(c) for d, c in df.dropna(subset=["num_classes"]).groupby("dataset")["num_classes"].first().items()}
+    df, num_classes = read_accuracy_table(table, metric)
     aggs = [("ACC", Acc(metric)), ("gamma", Gamma(metric)), ("Gamma", ImprovedGamma(metric, alpha=alpha)),
             ("SAR", Sar(metric)), ("WAR", War(metric, alpha=alpha))]
-    try:
-        agg, summary = split_aggregates(df, aggs, num_classes)
-    except KeyError as exc:
-        raise LrbenchError(str(exc.args[0])) from None
+    agg, summary = split_aggregates(df, aggs, num_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_frame(summary, out / "summary.csv")

@@ -6,15 +6,20 @@ metadata the task needs: labels, class names, prompt templates, number of classe
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Annotated, Any, ClassVar, Sequence
 
 import numpy as np
 from PIL import Image
+from pydantic import Field
 
 from .registry import LrbenchError
+
+#: ``limit``: the first N items (class-balanced); a spec's 0 or negative value is refused, never an empty dataset
+Limit = Annotated[int, Field(ge=1)]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -81,6 +86,8 @@ class FileListDataset(Dataset):
                  templates: Sequence[str] | None = None, num_classes: int | None = None, limit: int | None = None):
         self.name, self.root = name, Path(root)
         files, labels = list(files), list(labels)
+        if limit is not None and limit < 1:
+            raise LrbenchError(f"dataset {name!r}: limit must be >= 1 (the number of items to keep), got {limit}")
         if limit is not None:
             idx = _stratified_head(labels, limit)
             files, labels = [files[i] for i in idx], [labels[i] for i in idx]
@@ -99,7 +106,7 @@ class FileListDataset(Dataset):
 
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
 
     def encoded(self, index: int) -> bytes | None:
         if type(self).load is not FileListDataset.load:  # a subclass that changes what load returns
@@ -108,6 +115,28 @@ class FileListDataset(Dataset):
 
     def params(self) -> dict[str, Any]:
         return {"root": str(self.root), "limit": self._limit}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An RGB 8-bit copy of ``image``, scaling high-bit-depth images instead of clipping them.
+
+    PIL's ``convert("RGB")`` clips 16-bit (``I;16``, ``I``) and float (``F``) pixels at 255, which turns a 16-bit PNG
+    white. Integer modes are scaled by their bit depth (``I`` holds 16-bit PNGs and TIFFs: values up to 65535), float
+    ones must be in [0, 1]; anything else is refused with a reason (the item is skipped and listed in run.json).
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(image, dtype=np.int64)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ValueError(f"{image.mode} image with values outside 0..65535 (min {arr.min()}, max {arr.max()}): "
+                             "not a 16-bit image lrbench can scale")
+        gray = np.round(arr / 257).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if image.mode == "F":
+        arr = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ValueError("float image with values outside [0, 1]: cannot tell its scale")
+        return Image.fromarray(np.round(arr * 255).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 def _stratified_head(labels: Sequence[int], limit: int) -> list[int]:
@@ -129,7 +158,7 @@ CSV_LAYOUT = "  ROOT/FILE.csv with a header 'path,label' (label: class name or i
 
 
 def imagefolder(root: str, name: str = "imagefolder", templates: list[str] | None = None,
-                num_classes: int | None = None, limit: int | None = None) -> FileListDataset:
+                num_classes: int | None = None, limit: Limit | None = None) -> FileListDataset:
     """Images in one folder per class (torchvision ImageFolder layout)."""
     base = Path(root).expanduser()
     if not base.is_dir():
@@ -149,24 +178,56 @@ def imagefolder(root: str, name: str = "imagefolder", templates: list[str] | Non
 
 def csv_dataset(root: str, file: str = "labels.csv", name: str = "csv", classnames: list[str] | None = None,
                 templates: list[str] | None = None, num_classes: int | None = None,
-                limit: int | None = None) -> FileListDataset:
-    """Images listed in a CSV file with columns path,label."""
+                limit: Limit | None = None) -> FileListDataset:
+    """Images listed in a CSV file with columns path,label.
+
+    A label is a class name or an integer index into the class list (``classnames``, else the sorted names, else
+    0..max). A short row, an empty path or label, or a label outside the class list is an error naming the row.
+    """
     base = Path(root).expanduser()
     path = base / file
     if not path.is_file():
         raise DatasetRootError(name, path, "CSV file not found", CSV_LAYOUT)
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise DatasetRootError(name, path, "CSV needs the columns 'path' and 'label'", CSV_LAYOUT)
-    raw = [r["label"] for r in rows]
-    if all(v.lstrip("-").isdigit() for v in raw):
-        labels = [int(v) for v in raw]
-        names = classnames or [str(i) for i in range(max(labels) + 1)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = [(reader.line_num, r) for r in reader]
+            header = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetRootError(name, path, f"CSV file unreadable ({exc})", CSV_LAYOUT) from None
+    if not {"path", "label"} <= set(header):
+        raise DatasetRootError(name, path, f"CSV needs the columns 'path' and 'label', found {header}", CSV_LAYOUT)
+    if not rows:
+        raise DatasetRootError(name, path, "CSV lists no images", CSV_LAYOUT)
+
+    def bad(line: int, problem: str) -> LrbenchError:
+        return LrbenchError(f"dataset {name!r}: {path} line {line}: {problem}")
+
+    for line, r in rows:
+        if r.get("path") is None or r.get("label") is None or None in r:
+            raise bad(line, f"expected {len(header)} fields ({','.join(header)}), got "
+                            f"{sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])}")
+        if not r["path"].strip():
+            raise bad(line, "empty path")
+        if not r["label"].strip():
+            raise bad(line, "empty label")
+    raw = [(line, r["label"].strip()) for line, r in rows]
+    if all(v.lstrip("-").isdigit() for _, v in raw):
+        labels = [int(v) for _, v in raw]
+        names = list(classnames) if classnames else [str(i) for i in range(max(max(labels), 0) + 1)]
+        for (line, _), y in zip(raw, labels):
+            if not 0 <= y < len(names):
+                raise bad(line, f"label {y} is outside the class list (indices 0..{len(names) - 1})")
     else:
-        names = classnames or sorted(set(raw))
-        labels = [names.index(v) for v in raw]
-    return FileListDataset(name, base, [r["path"] for r in rows], labels, names, templates, num_classes, limit)
+        names = list(classnames) if classnames else sorted({v for _, v in raw})
+        index = {c: i for i, c in enumerate(names)}
+        for line, v in raw:
+            if v not in index:
+                close = difflib.get_close_matches(v, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise bad(line, f"label {v!r} is not in the class list{hint} ({len(names)} classes)")
+        labels = [index[v] for _, v in raw]
+    return FileListDataset(name, base, [r["path"] for _, r in rows], labels, names, templates, num_classes, limit)
 
 
 def load_json_resource(name: str) -> Any:

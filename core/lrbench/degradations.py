@@ -7,10 +7,40 @@ parameters, written ``name@value`` for its first parameter (``bicubic@16``) or a
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import torch
 from PIL import Image
+from pydantic import Field
+
+from .registry import LrbenchError
+
+#: the largest size in pixels a condition may ask for without ``allow_large: true`` (memory grows with its square:
+#: bicubic@100000 needs ~24 GB per image)
+MAX_SIZE = 4096
+
+# Valid ranges, declared in a degradation's signature (``lrbench validate`` checks a spec against them, with the key
+# path) and enforced at construction by ``pydantic.validate_call``:
+Pixels = Annotated[int, Field(ge=1, description="a size in pixels, >= 1")]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class ParameterRangeError(LrbenchError, ValueError):
+    """A degradation parameter outside its valid range; ``param`` names it (validation reports ``conditions[i].param``)."""
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(message)
+
+
+def check_size(value: int, allow_large: bool, param: str = "size") -> int:
+    """``value`` if it is at most :data:`MAX_SIZE` px or the user opted in with ``allow_large: true``."""
+    if value > MAX_SIZE and not allow_large:
+        raise ParameterRangeError(param, f"bad value {value}: {param} must be in [1, {MAX_SIZE}] px; a larger size "
+                                         "needs 'allow_large: true' in the condition (memory grows with its square)")
+    return value
 
 
 class Resample(NamedTuple):
@@ -59,9 +89,9 @@ class Degradation:
         raise NotImplementedError
 
     def resample(self, h: int, w: int) -> Resample | None:
-        """When this degradation is an antialiased resize of the whole h x w image (or no change): the size ``pil``
-        gives and the interpolation. The fast path then derives it, at exactly that size, from one shrunk copy of the
-        image shared by all such conditions. None (the default): ``tensor`` gets the full image."""
+        """When this degradation is an antialiased bicubic or bilinear resize of the whole h x w image (or no change):
+        the size ``pil`` gives and the interpolation. The fast path then resizes with PIL's arithmetic (uint8 on the
+        CPU) and shares equal resizes between conditions. None (the default): the fast path calls ``tensor``."""
         return None
 
 

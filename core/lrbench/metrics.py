@@ -11,6 +11,13 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import pandas as pd
 
+from .registry import LrbenchError
+
+
+class AggregateSkipped(LrbenchError):
+    """An aggregate that cannot be computed from this table (no HR rows, no accuracy rows): the run writes its per-cell
+    results and the other aggregates, and reports this one's reason as a warning."""
+
 
 class CellMetric:
     kind: ClassVar[str] = "cell"

@@ -5,7 +5,9 @@ aggregates.csv: dataset-level aggregates (gamma, Gamma). summary.{csv,md}: run-l
 """
 from __future__ import annotations
 
+import csv
 import io
+import logging
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,11 +16,16 @@ import numpy as np
 import pandas as pd
 
 from .cache import atomic_write_bytes, atomic_write_text
-from .metrics import AggregateMetric, CellMetric
+from .metrics import AggregateMetric, AggregateSkipped, CellMetric
+from .registry import LrbenchError
 
 COLUMNS = ["model", "method", "dataset", "condition", "metric", "value", "n", "task"]
 SUMMARY_COLUMNS = ["model", "method", "condition", "metric", "value", "n_datasets"]
-AGG_COLUMNS = ["model", "method", "dataset", "condition", "metric", "value"]
+#: ``note``: why a value is missing (HR accuracy 0 or NaN: gamma undefined, the dataset left out of SAR and WAR)
+AGG_COLUMNS = ["model", "method", "dataset", "condition", "metric", "value", "note"]
+ROW_KEYS = ["model", "method", "dataset", "condition", "metric"]
+
+log = logging.getLogger("lrbench")
 
 
 def metric_rows(name: str, metric: CellMetric, outputs: dict[str, np.ndarray], dataset: Any) -> list[tuple[str, float]]:
@@ -28,21 +35,112 @@ def metric_rows(name: str, metric: CellMetric, outputs: dict[str, np.ndarray], d
     return [(name, float(value))]
 
 
+def unique_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with repeated identical rows dropped; rows that give one (model, method, dataset, condition, metric)
+    two different values are an error showing them (an average over them would be silently wrong)."""
+    keys = [k for k in ROW_KEYS if k in table]
+    dup = table.duplicated(keys, keep=False)
+    if not dup.any():
+        return table
+    clash = table[dup].groupby(keys, sort=False)["value"].transform(lambda v: v.nunique(dropna=False) > 1)
+    conflicting = table[dup][clash.astype(bool)]
+    if not conflicting.empty:
+        shown = conflicting.head(6).to_string(index=False).replace("\n", " | ")
+        raise LrbenchError(f"{len(conflicting)} rows give the same ({', '.join(keys)}) different values; keep one: "
+                           f"{shown}")
+    return table.drop_duplicates(keys)
+
+
 def split_aggregates(table: pd.DataFrame, aggregates: Sequence[tuple[str, AggregateMetric]],
                      num_classes: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every aggregate metric on the table; returns (dataset-level rows, summary rows)."""
+    """Run every aggregate metric on the table; returns (dataset-level rows, summary rows).
+
+    An aggregate that cannot be computed (no HR condition, no accuracy rows) is skipped with a warning; rows whose
+    value is undefined keep a ``note`` (aggregates.csv) and are warned about once.
+    """
+    table = unique_rows(table)
     per_dataset, summary = [], []
     for label, agg in aggregates:
-        out = agg.aggregate(table, num_classes)
+        try:
+            out = agg.aggregate(table, num_classes)
+        except AggregateSkipped as exc:
+            log.warning("aggregate %s skipped: %s", label, exc)
+            continue
         if out is None or out.empty:
             continue
         out = out.assign(metric=label)
         (per_dataset if agg.level == "dataset" else summary).append(out)
-    agg_df = pd.concat(per_dataset, ignore_index=True)[AGG_COLUMNS] if per_dataset else pd.DataFrame(columns=AGG_COLUMNS)
+    agg_df = (pd.concat(per_dataset, ignore_index=True).reindex(columns=AGG_COLUMNS) if per_dataset
+              else pd.DataFrame(columns=AGG_COLUMNS))
+    agg_df["note"] = agg_df["note"].fillna("")
+    noted = agg_df[agg_df["note"] != ""].drop_duplicates(["model", "method", "dataset", "note"])
+    for row in noted.itertuples(index=False):
+        log.warning("%s | %s | %s: %s (listed in aggregates.csv)", row.model, row.method, row.dataset, row.note)
     sum_df = pd.concat(summary, ignore_index=True) if summary else pd.DataFrame(columns=SUMMARY_COLUMNS)
     if "n_datasets" not in sum_df:
         sum_df["n_datasets"] = np.nan
     return agg_df, sum_df[SUMMARY_COLUMNS]
+
+
+def read_accuracy_table(path: str | Path, metric: str = "top1") -> tuple[pd.DataFrame, dict[str, int]]:
+    """A results-like CSV from anywhere, checked: (table, num_classes per dataset).
+
+    Columns model, dataset, condition, metric, value; optional method (default ``none``) and num_classes. Every
+    problem is one :class:`LrbenchError` line naming the file line: not UTF-8, empty, ragged rows, empty keys, values
+    that are not numbers, ``metric`` values outside [0, 1] (percentages), num_classes below 2 or differing per dataset.
+    """
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LrbenchError(f"{p}: not UTF-8 text (byte at offset {exc.start}); save it as UTF-8 CSV") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    lines = [i + 1 for i, r in enumerate(rows) if r]
+    rows = [r for r in rows if r]
+    if not rows:
+        raise LrbenchError(f"{p}: empty file; need a header model,dataset,condition,metric,value")
+    header = [h.strip() for h in rows[0]]
+    missing = {"model", "dataset", "condition", "metric", "value"} - set(header)
+    if missing:
+        raise LrbenchError(f"{p}: missing columns {sorted(missing)}; need model, dataset, condition, metric, value")
+    for line, r in zip(lines[1:], rows[1:]):
+        if len(r) != len(header):
+            raise LrbenchError(f"{p} line {line}: {len(r)} fields, the header has {len(header)}")
+    df = pd.DataFrame(rows[1:], columns=header, dtype=str)
+    df.insert(0, "_line", lines[1:])
+    if "method" not in df:
+        df["method"] = "none"
+    for col in ["model", "method", "dataset", "condition", "metric"]:
+        df[col] = df[col].str.strip()
+        empty = df[df[col] == ""]
+        if not empty.empty:
+            raise LrbenchError(f"{p} line {empty['_line'].iloc[0]}: empty {col!r}")
+    values = pd.to_numeric(df["value"].str.strip().replace("", "nan"), errors="coerce")
+    bad = df[values.isna() & ~df["value"].str.strip().str.lower().isin(["", "nan"])]
+    if not bad.empty:
+        v = bad["value"].iloc[0]
+        hint = " (write fractions in [0, 1], not percentages)" if v.strip().endswith("%") else ""
+        raise LrbenchError(f"{p} line {bad['_line'].iloc[0]}: value {v!r} is not a number{hint}")
+    df["value"] = values
+    acc = df[(df["metric"] == metric) & ((df["value"] < 0) | (df["value"] > 1))]
+    if not acc.empty:
+        raise LrbenchError(f"{p} line {acc['_line'].iloc[0]}: {metric} value {acc['value'].iloc[0]} is outside "
+                           "[0, 1]; accuracies are fractions (a percentage? divide by 100)")
+    num_classes: dict[str, int] = {}
+    if "num_classes" in df:
+        given = df[df["num_classes"].str.strip() != ""]
+        for line, dataset, raw in zip(given["_line"], given["dataset"], given["num_classes"]):
+            try:
+                count = float(raw)
+            except ValueError:
+                count = float("nan")
+            if not (count >= 2 and count.is_integer()):
+                raise LrbenchError(f"{p} line {line}: num_classes {raw!r} is not an integer >= 2")
+            if num_classes.setdefault(dataset, int(count)) != int(count):
+                raise LrbenchError(f"{p} line {line}: num_classes {int(count)} for dataset {dataset!r}, "
+                                   f"an earlier row says {num_classes[dataset]}")
+        df = df.drop(columns="num_classes")
+    return df.drop(columns="_line"), num_classes
 
 
 def write_frame(df: pd.DataFrame, path: Path) -> None:

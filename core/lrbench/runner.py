@@ -11,6 +11,7 @@ import logging
 import os
 import platform
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +57,9 @@ class RunState:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     model_loads: int = 0
+    #: model label -> its own input size in px (the "HR" of the report's resolution axis)
+    input_size: dict[str, int] = field(default_factory=dict)
+    num_classes: dict[str, int] = field(default_factory=dict)
 
 
 class Runner:
@@ -111,6 +115,9 @@ class Runner:
     def _build_model(self, model: Item, method: Item) -> ModelAdapter:
         base = self.plugins.registries["models"].create(model.name, **model.params)
         self.state.model_loads += 1
+        size = getattr(getattr(base, "preprocess", None), "image_size", None)
+        if isinstance(size, int):
+            self.state.input_size[model.label] = size
         base.to(self.device).eval()
         method_obj = self.plugins.registries["methods"].create(method.name, **method.params)
         ctx = MethodContext(device=self.device, artifacts=self.artifacts, cache=self.cache, seed=self.resolved.spec.seed,
@@ -241,6 +248,7 @@ class Runner:
             self.state.timings["compute_s"] = time.perf_counter() - t1
             results = self.score(plan)
             num_classes = {u.dataset.label: u.dataset_obj.num_classes for u in plan.units}
+            self.state.num_classes = {k: int(v) for k, v in num_classes.items() if v}
             agg, summary = split_aggregates(results, self.aggregates(plan), num_classes)
             write_outputs(self.run_dir, results, agg, summary)
             self.state.timings["total_s"] = time.perf_counter() - t0
@@ -259,8 +267,14 @@ class Runner:
         return results
 
     def _write_meta(self, plan: Plan) -> None:
+        try:  # a re-run served from the cache builds no model: keep the input sizes an earlier run saw
+            earlier = json.loads((self.run_dir / "run.json").read_text()).get("input_size") or {}
+        except (OSError, ValueError):
+            earlier = {}
+        self.state.input_size = {**earlier, **self.state.input_size}
         atomic_write_text(self.run_dir / "spec.resolved.yaml", yaml.safe_dump(self.resolved_spec_dict(), sort_keys=False))
         meta = {
+            "finished": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "lrbench": __version__,
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -272,6 +286,8 @@ class Runner:
             "cells": plan.n_cells,
             "computed": self.state.computed,
             "model_loads": self.state.model_loads,
+            "input_size": self.state.input_size,
+            "num_classes": self.state.num_classes,
             "skipped_items": self.state.skipped,
             "n_skipped": len(self.state.skipped),
             "timings": self.state.timings,

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .datasets import DatasetRootError
-from .degradations import parse_condition
+from .degradations import ParameterRangeError, parse_condition
 from .registry import Entry, LrbenchError, UnknownNameError
 
 EntryIn = str | dict[str, Any]
@@ -53,6 +53,15 @@ class Spec(BaseModel):
     device: str = "auto"
     output: str | None = None
     cache_dir: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the run directory defaults to runs/<name>: a name is one path component, so it stays under runs/
+        if not v or v in (".", "..") or "/" in v or "\\" in v or "\0" in v:
+            raise ValueError(f"name must be a plain file name (no '/', '\\', '.' or '..'), got {v!r}; "
+                             "use 'output' to choose another directory")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -113,16 +122,69 @@ def condition_item(value: EntryIn, path: str) -> Item:
     return normalize_entry("degradations", value, path)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing what makes a spec ambiguous or explosive.
+
+    Duplicate keys (PyYAML keeps the last one silently) and anchors/aliases (a few hundred bytes of nested aliases
+    expand to gigabytes: the "billion laughs") are errors; a spec never needs either.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(None, None, "YAML aliases (*name) are not allowed in a spec; "
+                                                    "write the value out", event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.constructor.ConstructorError(None, None, "YAML anchors (&name) are not allowed in a spec",
+                                                    event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """(``line L, column C``, the parser's one-line complaint) of a YAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "file"
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ": ".join(p for p in parts if p) or str(exc).splitlines()[0]
+    return where, f"not valid YAML: {text}"
+
+
 def load_spec_file(path: str | Path) -> dict[str, Any]:
+    """Read a spec file: UTF-8, YAML through the safe loader, no duplicate keys, no anchors or aliases.
+
+    Every problem is a :class:`SpecError` (exit status 2), naming the line.
+    """
     p = Path(path)
     if not p.is_file():
         raise LrbenchError(f"spec file not found: {p}")
+    raw = p.read_bytes()
     try:
-        data = yaml.safe_load(p.read_text())  # safe loader: a spec can never construct Python objects
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError([(f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                                          "save the spec as UTF-8")], str(p)) from None
+    try:
+        # safe loader: a spec can never construct Python objects
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise LrbenchError(f"{p}: not valid YAML: {exc}") from None
+        raise SpecError([_yaml_problem(exc)], str(p)) from None
     if not isinstance(data, dict):
-        raise LrbenchError(f"{p}: a spec is a mapping of keys (models, datasets, conditions, ...), got {type(data).__name__}")
+        raise SpecError([("file", "a spec is a mapping of keys (models, datasets, conditions, ...), "
+                                  f"got {type(data).__name__}")], str(p))
     return data
 
 
@@ -212,6 +274,11 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
     conditions = [condition_item(v, f"conditions[{i}]") for i, v in enumerate(spec.conditions)]
     task = normalize_entry("tasks", spec.task, "task") if spec.task is not None else None
 
+    # the same metric twice would give duplicate rows (and count each dataset twice in n_datasets): keep the first
+    metrics_seen: set[str] = set()
+    groups["metrics"] = [m for m in groups["metrics"]
+                         if not (_metric_key(m) in metrics_seen or metrics_seen.add(_metric_key(m)))]
+
     for item in [*groups["models"], *groups["methods"], *groups["datasets"], *groups["metrics"], *conditions,
                  *([task] if task else [])]:
         registry = plugins.registries[item.kind]
@@ -220,7 +287,10 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
         except UnknownNameError as exc:
             problems.append((item.path, f"bad value {item.name!r}: {exc}"))
             continue
-        problems += check_params(entry, item, implied)
+        item_problems = check_params(entry, item, implied)
+        problems += item_problems
+        if item.kind == "degradations" and not item_problems:
+            problems += _check_condition(registry, item)
 
     if check_datasets and not problems:
         for item in groups["datasets"]:
@@ -245,6 +315,26 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
         raise SpecError(_dedupe(problems), source)
     return ResolvedSpec(spec, groups["models"], groups["methods"], groups["datasets"], conditions, task,
                         groups["metrics"] or None, data)
+
+
+def _metric_key(item: Item) -> str:
+    return f"{item.label}\0{_short(item.params)}"
+
+
+def _check_condition(registry: Any, item: Item) -> list[tuple[str, str]]:
+    """Build a condition (cheap: parameters only) so ranges a signature cannot state (a size cap with an opt-in) are
+    refused before the run, with the key path of the parameter."""
+    try:
+        registry.create(item.name, **item.params)
+    except ParameterRangeError as exc:
+        return [(f"{item.path}.{exc.param}", str(exc))]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return [(f"{item.path}.{where}" if where else item.path, f"bad value {err.get('input')!r}: {err['msg']}")]
+    except (LrbenchError, ValueError, TypeError) as exc:
+        return [(item.path, str(exc))]
+    return []
 
 
 def _dedupe(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:

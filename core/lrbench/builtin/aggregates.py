@@ -17,7 +17,8 @@ import pandas as pd
 
 from .. import hookimpl
 from ..datasets import load_json_resource
-from ..metrics import AggregateMetric
+from ..metrics import AggregateMetric, AggregateSkipped
+from ..registry import LrbenchError
 
 LR0FM = load_json_resource("lr0fm.json")
 WAR16_WEIGHTS: dict[str, float] = LR0FM["war16_weights"]
@@ -28,9 +29,13 @@ KEYS = ["model", "method", "dataset"]
 def _accuracy_frame(table: pd.DataFrame, metric: str, hr: str) -> pd.DataFrame:
     """Rows of ``metric`` joined with the same (model, method, dataset)'s HR value and the baseline's HR value."""
     t = table[table["metric"] == metric].copy()
+    if t.empty:
+        raise AggregateSkipped(f"the table has no {metric!r} rows")
     if "method" not in t:
         t["method"] = "none"
     hr_rows = t[t["condition"] == hr][KEYS + ["value"]].rename(columns={"value": "a_hr"})
+    if hr_rows.empty:
+        raise AggregateSkipped(f"the table has no {hr!r} condition (the HR accuracy every ratio divides by)")
     base = hr_rows[hr_rows["method"] == "none"][["model", "dataset", "a_hr"]].rename(columns={"a_hr": "a_hr_base"})
     # every condition, HR included: a method's gamma at HR is its HR accuracy over the baseline's
     out = t[(t["condition"] != hr) | (t["method"] != "none")].merge(hr_rows, on=KEYS, how="inner")
@@ -39,13 +44,30 @@ def _accuracy_frame(table: pd.DataFrame, metric: str, hr: str) -> pd.DataFrame:
     return out
 
 
+class UnknownClassCount(LrbenchError, KeyError):
+    """No class count for a dataset (chance accuracy 1 / C is needed by Gamma); a KeyError for callers that look up."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def _class_count(dataset: str, num_classes: dict[str, int]) -> int:
     if dataset in num_classes:
-        return int(num_classes[dataset])
-    if dataset in NUM_CLASSES:
-        return NUM_CLASSES[dataset]
-    raise KeyError(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or mapping")
+        count = int(num_classes[dataset])
+    elif dataset in NUM_CLASSES:
+        count = NUM_CLASSES[dataset]
+    else:
+        raise UnknownClassCount(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or "
+                                "mapping")
+    if count < 2:
+        raise LrbenchError(f"dataset {dataset!r}: num_classes must be >= 2 (chance accuracy is 1 / num_classes), "
+                           f"got {count}")
+    return count
 
+
+def _scored(f: pd.DataFrame) -> pd.DataFrame:
+    """The rows a dataset average may use: a defined ratio (see ``Gamma.values`` for the rows left out)."""
+    return f[f["value"].notna()]
 
 class Gamma(AggregateMetric):
     """gamma = A_n / A_HR per dataset (relative robustness)."""
@@ -57,15 +79,22 @@ class Gamma(AggregateMetric):
         self.metric, self.hr = metric, hr
 
     def values(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Rows with ``value`` = gamma; where it is undefined (HR accuracy 0 or missing, or the accuracy itself
+        missing) ``value`` is NaN and ``note`` says why: SAR and WAR leave those rows out alike."""
         f = _accuracy_frame(table, self.metric, self.hr)
         base = f["a_hr_base"]
-        f["value"] = np.where(base > 0, f["value"] / base.where(base > 0, 1), np.nan)
+        ok = base > 0
+        f["value"] = np.where(ok, f["value"] / base.where(ok, 1), np.nan)
+        f["note"] = np.where(base.isna(), f"HR {self.metric} is missing (NaN): gamma undefined, left out of SAR/WAR",
+                             np.where(~ok, f"HR {self.metric} is 0: gamma undefined, left out of SAR/WAR",
+                                      np.where(f["value"].isna(), f"{self.metric} is missing (NaN): left out of "
+                                                                  "SAR/WAR", "")))
         return f
 
     def aggregate(self, table, num_classes):
         f = self.values(table)
         f["metric"] = self.name
-        return f[KEYS + ["condition", "metric", "value"]]
+        return f[KEYS + ["condition", "metric", "value", "note"]]
 
 
 class ImprovedGamma(Gamma):
@@ -79,11 +108,11 @@ class ImprovedGamma(Gamma):
 
     def aggregate(self, table, num_classes):
         f = self.values(table)
-        chance = f["dataset"].map(lambda d: 1.0 / _class_count(d, num_classes))
-        easiness = f["a_hr_base"] - chance
+        chance = np.array([1.0 / _class_count(d, num_classes) for d in f["dataset"]], dtype=float)
+        easiness = f["a_hr_base"].to_numpy(dtype=float) - chance
         f["value"] = f["value"] * (1 - np.exp(-self.alpha * easiness**2))
         f["metric"] = self.name
-        return f[KEYS + ["condition", "metric", "value"]]
+        return f[KEYS + ["condition", "metric", "value", "note"]]
 
 
 class Acc(AggregateMetric):
@@ -96,6 +125,8 @@ class Acc(AggregateMetric):
 
     def aggregate(self, table, num_classes):
         t = table[table["metric"] == self.metric]
+        if t.empty:
+            raise AggregateSkipped(f"the table has no {self.metric!r} rows")
         g = t.groupby(["model", "method", "condition"], sort=False)["value"].agg(["mean", "count"]).reset_index()
         return g.rename(columns={"mean": "value", "count": "n_datasets"}).assign(metric=self.name)
 
@@ -109,7 +140,7 @@ class Sar(AggregateMetric):
         self.gamma = Gamma(metric, hr)
 
     def aggregate(self, table, num_classes):
-        g = self.gamma.aggregate(table, num_classes)
+        g = _scored(self.gamma.aggregate(table, num_classes))
         s = g.groupby(["model", "method", "condition"], sort=False)["value"].agg(["mean", "count"]).reset_index()
         return s.rename(columns={"mean": "value", "count": "n_datasets"}).assign(metric=self.name)
 
@@ -130,7 +161,7 @@ class War(AggregateMetric):
         return float(np.mean([abs(v) for v in self.weights.values()])) if self.weights else 1.0
 
     def aggregate(self, table, num_classes):
-        g = self.Gamma.aggregate(table, num_classes)
+        g = _scored(self.Gamma.aggregate(table, num_classes))
         g["w"] = g["dataset"].map(self.weight)
         g["wv"] = g["w"] * g["value"].abs()
         s = g.groupby(["model", "method", "condition"], sort=False).agg(wv=("wv", "sum"), w=("w", "sum"),

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import io
 import zlib
+from typing import Annotated
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torchvision.io import decode_jpeg, encode_jpeg
+from pydantic import Field, validate_call
 from torchvision.transforms import functional as TF
 
 from .. import hookimpl
-from ..degradations import Degradation, Resample
+from ..degradations import Degradation, NonNegativeFinite, Pixels, PositiveFinite, Resample, check_size
 from ..models import interpolation_mode, shorter_side_size
 
 
@@ -39,10 +41,9 @@ class Resize(Degradation):
     name = "bicubic"
     interpolation = "bicubic"
 
-    def __init__(self, size: int, square: bool = False):
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        self.size, self.square = int(size), bool(square)
+    @validate_call
+    def __init__(self, size: Pixels, square: bool = False, allow_large: bool = False):
+        self.size, self.square = check_size(size, allow_large), square
 
     def _target(self) -> int | list[int]:
         return [self.size, self.size] if self.square else self.size
@@ -56,7 +57,7 @@ class Resize(Degradation):
         return out.clamp_(0, 1)
 
     def resample(self, h: int, w: int) -> Resample | None:
-        if self.interpolation not in ("bicubic", "bilinear"):  # nearest and box do not survive a two-step resize
+        if self.interpolation not in ("bicubic", "bilinear"):  # torch's antialiased kernels are PIL's for these two
             return None
         return Resample(*((self.size, self.size) if self.square else shorter_side_size(h, w, self.size)),
                         self.interpolation)
@@ -90,21 +91,26 @@ class Nearest(Resize):
     name = "nearest"
     interpolation = "nearest"
 
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        # nearest-exact samples pixel centres as PIL does; torch's legacy "nearest" picks other pixels (6 levels mean)
+        return TF.resize(x, self._target(), interpolation=TF.InterpolationMode.NEAREST_EXACT, antialias=False)
+
 
 class Pixelate(Degradation):
     """Average ``size`` x ``size``-ish blocks and blow them back up with nearest: visible pixelation at full size."""
 
     name = "pixelate"
 
-    def __init__(self, size: int):
-        self.size = int(size)
+    @validate_call
+    def __init__(self, size: Pixels, allow_large: bool = False):
+        self.size = check_size(size, allow_large)
 
     def pil(self, image: Image.Image) -> Image.Image:
-        small = Area(self.size).pil(image)
+        small = Area(self.size, allow_large=True).pil(image)
         return small.resize(image.size, Image.NEAREST)
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
-        small = Area(self.size).tensor(x)
+        small = Area(self.size, allow_large=True).tensor(x)
         return torch.nn.functional.interpolate(small, size=x.shape[-2:], mode="nearest")
 
 
@@ -113,8 +119,9 @@ class GaussianBlur(Degradation):
 
     name = "gaussian_blur"
 
-    def __init__(self, sigma: float):
-        self.sigma = float(sigma)
+    @validate_call
+    def __init__(self, sigma: PositiveFinite):
+        self.sigma = sigma
 
     def pil(self, image: Image.Image) -> Image.Image:
         return image.filter(ImageFilter.GaussianBlur(radius=self.sigma))
@@ -125,12 +132,13 @@ class GaussianBlur(Degradation):
 
 
 class Jpeg(Degradation):
-    """JPEG re-encoding at ``quality`` (1-95)."""
+    """JPEG re-encoding at ``quality`` (1-100; libjpeg's useful range ends at 95)."""
 
     name = "jpeg"
 
-    def __init__(self, quality: int):
-        self.quality = int(quality)
+    @validate_call
+    def __init__(self, quality: Annotated[int, Field(ge=1, le=100)]):
+        self.quality = quality
 
     def pil(self, image: Image.Image) -> Image.Image:
         buf = io.BytesIO()
@@ -146,26 +154,29 @@ class Jpeg(Degradation):
 
 
 class Noise(Degradation):
-    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale; deterministic (reference path seeded by image content)."""
+    """Additive Gaussian noise, ``sigma`` on the [0, 1] scale, drawn from a generator seeded by ``seed`` and the image's
+    content: an image's noise never depends on the batch it is in (batch size is not part of a cell's key)."""
 
     name = "noise"
 
-    def __init__(self, sigma: float, seed: int = 0):
-        self.sigma, self.seed = float(sigma), int(seed)
+    @validate_call
+    def __init__(self, sigma: NonNegativeFinite, seed: int = 0):
+        self.sigma, self.seed = sigma, seed
 
-    def _rng_seed(self, data: bytes) -> int:
-        return (self.seed * 1_000_003 + zlib.crc32(data)) % (2**31)
+    def _draw(self, hwc: np.ndarray) -> np.ndarray:
+        """The noise for one float32 (H, W, 3) image in [0, 1]; both paths call it, so they add the same draw."""
+        rng = np.random.default_rng((self.seed * 1_000_003 + zlib.crc32(hwc.tobytes())) % (2**31))
+        return rng.normal(0, self.sigma, hwc.shape).astype(np.float32)
 
     def pil(self, image: Image.Image) -> Image.Image:
         arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-        rng = np.random.default_rng(self._rng_seed(arr.tobytes()))
-        arr = np.clip(arr + rng.normal(0, self.sigma, arr.shape).astype(np.float32), 0, 1)
+        arr = np.clip(arr + self._draw(arr), 0, 1)
         return Image.fromarray((arr * 255).round().astype(np.uint8))
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        noise = torch.randn(x.shape, generator=gen).to(x.device) * self.sigma
-        return (x + noise).clamp_(0, 1)
+        hwc = x.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+        noise = np.stack([self._draw(np.ascontiguousarray(img)) for img in hwc])
+        return (x + torch.from_numpy(noise).permute(0, 3, 1, 2).to(x.device, x.dtype)).clamp_(0, 1)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import hookimpl
-from ..datasets import IMAGE_EXTENSIONS, DatasetRootError, FileListDataset, load_json_resource
+from ..datasets import IMAGE_EXTENSIONS, DatasetRootError, FileListDataset, Limit, load_json_resource
 
 #: the true class counts (LR0.FM Table 7); ``num_classes`` overrides them per spec entry
 CLASS_COUNTS = load_json_resource("lr0fm.json")["num_classes"]
@@ -134,7 +134,7 @@ IMAGENET_LAYOUT = ("  ROOT/val/<wnid>/<image>.JPEG   (1000 folders n01440764 ...
 
 
 def imagenet(root: str | None = None, split: str = "val", num_classes: int | None = None,
-             limit: int | None = None) -> LR0FMDataset:
+             limit: Limit | None = None) -> LR0FMDataset:
     """ImageNet-1k validation set (50,000 images, 1000 classes, 80 CLIP templates)."""
     base = _default_root("imagenet", root)
     return _wnid_folders("imagenet", base, IMAGENET_LAYOUT, [split, ""], zeroshot_metadata("imagenet")["wnids"],
@@ -150,14 +150,14 @@ IMAGENET_R_LAYOUT = _variant_layout("imagenet-r", 200, "jpg", "the extracted ima
 IMAGENET_SKETCH_LAYOUT = _variant_layout("sketch", 1000, "JPEG", "ImageNet-Sketch's ImageNet-Sketch.zip")
 
 
-def imagenet_a(root: str | None = None, num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+def imagenet_a(root: str | None = None, num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """ImageNet-A: 7,500 natural adversarial examples of 200 ImageNet classes."""
     base = _default_root("imagenet-a", root)
     return _wnid_folders("imagenet-a", base, IMAGENET_A_LAYOUT, ["imagenet-a", ""],
                          zeroshot_metadata("imagenet-a")["wnids"], num_classes, limit)
 
 
-def imagenet_r(root: str | None = None, num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+def imagenet_r(root: str | None = None, num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """ImageNet-R: 30,000 renditions (art, cartoons, ...) of 200 ImageNet classes."""
     base = _default_root("imagenet-r", root)
     return _wnid_folders("imagenet-r", base, IMAGENET_R_LAYOUT, ["imagenet-r", ""],
@@ -165,7 +165,7 @@ def imagenet_r(root: str | None = None, num_classes: int | None = None, limit: i
 
 
 def imagenet_sketch(root: str | None = None, num_classes: int | None = None,
-                    limit: int | None = None) -> LR0FMDataset:
+                    limit: Limit | None = None) -> LR0FMDataset:
     """ImageNet-Sketch: 50,889 black-and-white sketches of the 1000 ImageNet classes."""
     base = _default_root("imagenet-sketch", root)
     return _wnid_folders("imagenet-sketch", base, IMAGENET_SKETCH_LAYOUT, ["sketch", ""],
@@ -178,7 +178,7 @@ IMAGENET_V2_LAYOUT = ("  ROOT/imagenetv2-matched-frequency-format-val/<class ind
 
 
 def imagenet_v2(root: str | None = None, variant: str = "matched-frequency", num_classes: int | None = None,
-                limit: int | None = None) -> LR0FMDataset:
+                limit: Limit | None = None) -> LR0FMDataset:
     """ImageNet-V2 (10,000 images, 1000 classes); ``variant`` picks one of its three sampling strategies."""
     if variant not in IMAGENET_V2_VARIANTS:
         raise ValueError(f"imagenet-v2: unknown variant {variant!r}; choose one of {list(IMAGENET_V2_VARIANTS)}")
@@ -208,7 +208,7 @@ CALTECH101_LAYOUT = ("  ROOT/caltech101/101_ObjectCategories/<category>/image_00
 
 
 def caltech101(root: str | None = None, download: bool = False, num_classes: int | None = None,
-               limit: int | None = None) -> LR0FMDataset:
+               limit: Limit | None = None) -> LR0FMDataset:
     """Caltech101: all images of the 101 object categories (the dataset has no official test split)."""
     from torchvision.datasets import Caltech101
 
@@ -231,7 +231,7 @@ DTD_LAYOUT = ("  ROOT/dtd/dtd/images/<texture>/<image>.jpg and ROOT/dtd/dtd/labe
 
 
 def dtd(root: str | None = None, split: str = "test", partition: int = 1, download: bool = False,
-        num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+        num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """Describable Textures, split ``partition`` (LR0.FM: split 1 test, 1,880 images, 47 textures)."""
     from torchvision.datasets import DTD
 
@@ -250,7 +250,7 @@ FOOD101_LAYOUT = ("  ROOT/food-101/images/<dish>/<id>.jpg and ROOT/food-101/meta
 
 
 def food101(root: str | None = None, split: str = "test", download: bool = False, num_classes: int | None = None,
-            limit: int | None = None) -> LR0FMDataset:
+            limit: Limit | None = None) -> LR0FMDataset:
     """Food-101 test split (25,250 images, 101 dishes)."""
     from torchvision.datasets import Food101
 
@@ -269,7 +269,7 @@ SUN397_LAYOUT = ("  ROOT/SUN397/ClassName.txt, ROOT/SUN397/<letter>/<category>[/
 
 
 def sun397(root: str | None = None, partition: int | None = 1, download: bool = False,
-           num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+           num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """SUN397 scenes, the official test partition (19,850 images = 50 per class) or every image."""
     from torchvision.datasets import SUN397
 
@@ -307,7 +307,7 @@ CARS_LAYOUT = ("  ROOT/stanford_cars/devkit/cars_meta.mat, ROOT/stanford_cars/ca
 
 
 def stanford_cars(root: str | None = None, split: str = "test", num_classes: int | None = None,
-                  limit: int | None = None) -> LR0FMDataset:
+                  limit: Limit | None = None) -> LR0FMDataset:
     """Stanford Cars test split (8,041 images, 196 models). torchvision cannot download it any more."""
     from torchvision.datasets import StanfordCars
 
@@ -326,7 +326,7 @@ AIRCRAFT_LAYOUT = ("  ROOT/fgvc-aircraft-2013b/data/images/<id>.jpg, ROOT/fgvc-a
 
 def fgvc_aircraft(root: str | None = None, split: str = "test", annotation_level: str = "variant",
                   download: bool = False, num_classes: int | None = None,
-                  limit: int | None = None) -> LR0FMDataset:
+                  limit: Limit | None = None) -> LR0FMDataset:
     """FGVC-Aircraft test split (3,333 images, 100 variants)."""
     from torchvision.datasets import FGVCAircraft
 
@@ -344,7 +344,7 @@ PETS_LAYOUT = ("  ROOT/oxford-iiit-pet/images/<Breed>_<n>.jpg and ROOT/oxford-ii
 
 
 def oxford_pets(root: str | None = None, split: str = "test", download: bool = False,
-                num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+                num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """Oxford-IIIT Pets test split (3,669 images, 37 breeds)."""
     from torchvision.datasets import OxfordIIITPet
 
@@ -363,7 +363,7 @@ FLOWERS_SPLITS = {"train": "trnid", "val": "valid", "test": "tstid"}
 
 
 def flowers102(root: str | None = None, split: str = "test", download: bool = False,
-               num_classes: int | None = None, limit: int | None = None) -> LR0FMDataset:
+               num_classes: int | None = None, limit: Limit | None = None) -> LR0FMDataset:
     """Oxford Flowers102 test split (6,149 images, 102 species)."""
     from scipy.io import loadmat
 
@@ -393,7 +393,7 @@ EUROSAT_LAYOUT = ("  ROOT/eurosat/2750/<Class>/<Class>_<n>.jpg   (10 folders Ann
 
 
 def eurosat(root: str | None = None, download: bool = False, num_classes: int | None = None,
-            limit: int | None = None) -> LR0FMDataset:
+            limit: Limit | None = None) -> LR0FMDataset:
     """EuroSAT RGB: all 27,000 satellite tiles of 10 land-use classes (no official test split; use ``limit``)."""
     from torchvision.datasets import EuroSAT
 
@@ -419,7 +419,7 @@ def _squash(text: str) -> str:
 
 
 def ucf101(root: str | None = None, split: str = "test", num_classes: int | None = None,
-           limit: int | None = None) -> LR0FMDataset:
+           limit: Limit | None = None) -> LR0FMDataset:
     """UCF101 actions as middle frames: the CoOp split's ``test`` (or ``train``/``val``) videos, or ``all`` frames."""
     name, base = "ucf101", _default_root("ucf101", root)
     _require(name, base, UCF101_LAYOUT, "UCF-101-midframes")

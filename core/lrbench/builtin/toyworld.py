@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .. import hookimpl
-from ..datasets import Dataset
+from ..datasets import Dataset, Limit
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon", "diamond", "ring", "crescent", "heart",
           "arrow", "pentagon")
@@ -128,7 +128,9 @@ class ToyWorld(Dataset):
     classnames = SHAPES
     templates = TEMPLATES
 
-    def __init__(self, split: str = "test", n: int = 600, seed: int = 0):
+    def __init__(self, split: str = "test", n: Limit = 600, seed: int = 0):
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1 (the number of images), got {n}")
         if split not in SPLIT_OFFSET:
             raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSET)}, got {split!r}")
         self.name, self.split, self.n, self.seed = "toyworld", split, int(n), int(seed)

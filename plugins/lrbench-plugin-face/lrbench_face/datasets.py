@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from lrbench.datasets import IMAGE_EXTENSIONS, Dataset, DatasetRootError
+from lrbench.datasets import IMAGE_EXTENSIONS, Dataset, DatasetRootError, Limit, to_rgb
 from lrbench.registry import LrbenchError
 from PIL import Image
 from torchvision.transforms import functional as TF
@@ -61,7 +61,12 @@ def _maybe_resize(image: Image.Image, size: int | None) -> Image.Image:
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Accepts only what a verification .bin holds (tuples, lists, bytes, bools, numpy arrays): any other global, such
-    as a ``__reduce__`` payload naming ``os.system``, is refused before it can be called."""
+    as a ``__reduce__`` payload naming ``os.system``, is refused before it can be called.
+
+    The allowed constructors can still be asked for huge objects by a tiny file (``bytes(10**10)``, an array of
+    shape (10**10,)): each allocation is capped at ``limit`` bytes, the file's size, since a real .bin stores every
+    image's bytes literally.
+    """
 
     ALLOWED = {
         ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
@@ -71,17 +76,47 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     }
 
+    def __init__(self, file: Any, limit: int, **kwargs: Any):
+        super().__init__(file, **kwargs)
+        self.limit = limit
+
+    def _check(self, nbytes: int, what: str) -> None:
+        if nbytes > self.limit:
+            raise pickle.UnpicklingError(f"refusing to build {what} of {nbytes} bytes from a {self.limit}-byte file")
+
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a verification .bin holds only images and "
-                                     f"booleans")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a verification .bin holds only images "
+                                         "and booleans")
+        target = super().find_class(module, name)
+        if name in ("bytes", "bytearray"):
+            def sized(*args: Any) -> Any:
+                if args and isinstance(args[0], int):
+                    self._check(args[0], name)
+                return target(*args)
+            return sized
+        if name == "encode":
+            def encode(obj: Any, encoding: str = "utf-8", *rest: Any) -> Any:
+                if str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1", "utf-8"):
+                    raise pickle.UnpicklingError(f"refusing codec {encoding!r} in a verification .bin")
+                return target(obj, encoding, *rest)
+            return encode
+        if name == "_reconstruct":
+            def reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+                count = int(np.prod(np.asarray(shape, dtype=np.int64))) if np.ndim(shape) else int(shape)
+                self._check(count * np.dtype(dtype).itemsize, "an array")
+                return target(subtype, shape, dtype)
+            return reconstruct
+        return target
 
 
 def read_bin(path: str | Path) -> tuple[list[bytes], np.ndarray]:
     """(encoded images, issame) of an insightface verification .bin (py2 files: bytes decoded with encoding='bytes')."""
     with open(path, "rb") as fh:
-        data = RestrictedUnpickler(fh, encoding="bytes").load()
+        try:
+            data = RestrictedUnpickler(fh, limit=Path(path).stat().st_size, encoding="bytes").load()
+        except pickle.UnpicklingError as exc:
+            raise LrbenchError(f"{path}: refused for safety: {exc}") from None
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise LrbenchError(f"{path}: expected a pickled (images, issame) pair")
     bins, issame = data
@@ -95,11 +130,13 @@ def read_bin(path: str | Path) -> tuple[list[bytes], np.ndarray]:
 class BinVerification(VerificationDataset):
     """An insightface verification .bin (lfw.bin, cfp_fp.bin, agedb_30.bin, ...): pairs are images (2i, 2i+1)."""
 
-    def __init__(self, path: str, name: str | None = None, limit: int | None = None):
+    def __init__(self, path: str, name: str | None = None, limit: Limit | None = None):
         p = Path(path).expanduser()
         if not p.is_file():
             raise DatasetRootError(name or "face-bin", p, "verification .bin file not found",
                                    "  PATH/<set>.bin: insightface pickle of (list of encoded images, list of issame)")
+        if limit is not None and limit < 1:
+            raise LrbenchError(f"{p}: limit must be >= 1 (the number of pairs to keep), got {limit}")
         self.path, self.name, self._limit = p, name or p.stem, limit
         images, issame = read_bin(p)
         if limit is not None:
@@ -115,7 +152,7 @@ class BinVerification(VerificationDataset):
 
     def load(self, index: int) -> Image.Image:
         with Image.open(io.BytesIO(self._images[index])) as im:
-            return im.convert("RGB")
+            return to_rgb(im)
 
     def params(self) -> dict[str, Any]:
         return {"path": str(self.path), "limit": self._limit}
@@ -160,7 +197,9 @@ class PairsVerification(VerificationDataset):
     """LFW-style verification: a pairs.txt and a folder of aligned images (LFW, XQLFW, CALFW, ...)."""
 
     def __init__(self, root: str, pairs: str = "pairs.txt", name: str = "face-pairs", image_size: int | None = None,
-                 limit: int | None = None):
+                 limit: Limit | None = None):
+        if limit is not None and limit < 1:
+            raise LrbenchError(f"dataset {name!r}: limit must be >= 1 (the number of pairs to keep), got {limit}")
         base = Path(root).expanduser()
         if not base.is_dir():
             raise DatasetRootError(name, base, "image folder does not exist", PAIRS_LAYOUT)
@@ -198,7 +237,7 @@ class PairsVerification(VerificationDataset):
 
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:
-            return _maybe_resize(im.convert("RGB"), self.image_size)
+            return _maybe_resize(to_rgb(im), self.image_size)
 
     def params(self) -> dict[str, Any]:
         return {"root": str(self.root), "pairs": self._pairs_file, "image_size": self.image_size,
@@ -222,7 +261,7 @@ class FileIdentification(IdentificationDataset):
 
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:
-            return _maybe_resize(im.convert("RGB"), self.image_size)
+            return _maybe_resize(to_rgb(im), self.image_size)
 
     def params(self) -> dict[str, Any]:
         return self._params

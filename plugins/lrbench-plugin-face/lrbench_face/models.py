@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import torch
 from lrbench.cache import file_sha256
+from lrbench.checkpoints import load_checkpoint
 from lrbench.models import ModelAdapter, Preprocess
 from lrbench.registry import LrbenchError
 from PIL import Image
@@ -34,20 +35,30 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Weights from a .safetensors or a torch file (``weights_only=True``: no code runs); unwraps ``state_dict`` /
     ``model`` / ``backbone`` wrappers and a ``module.`` prefix from DataParallel training."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise LrbenchError(f"weights file {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     for key in ("state_dict", "model", "backbone"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
         raise LrbenchError(f"{path}: expected a state dict, got {type(state).__name__}")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_strict(net: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load every parameter of ``net`` from ``state`` or raise one line naming what did not fit (a partly loaded
+    network would run with random layers and exit 0)."""
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shapes:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+        parts = [f"{what} {len(keys)}: {few(keys)}" for what, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
+        raise LrbenchError(f"{source}: weights do not fit {type(net).__name__} ({'; '.join(parts)})")
+    net.load_state_dict(state, strict=True)
 
 
 class FaceEmbedder(ModelAdapter):
@@ -88,7 +99,7 @@ def face_iresnet(id: str = "r50", weights: str | None = None, embedding_size: in
     net = IResNet(tuple(layers) if layers else DEPTHS[id], embedding_size=embedding_size, base_width=base_width,
                   image_size=image_size)
     if weights:
-        net.load_state_dict(load_state_dict_file(weights), strict=True)
+        load_strict(net, load_state_dict_file(weights), weights)
     pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})
     ident = {"family": "face-iresnet", "arch": id, "layers": list(layers) if layers else None, "embedding_size": embedding_size, "base_width": base_width,
              "image_size": image_size, **(_weights_identity(weights) or {"weights": "random-init"})}
@@ -129,7 +140,10 @@ def facenet(id: str = "vggface2", weights: str | None = None, align: bool = Fals
         if not weights:
             raise LrbenchError("facenet:file needs weights: <path to a state dict>")
         net = InceptionResnetV1(pretrained=None, classify=False, num_classes=num_classes)
-        net.load_state_dict(load_state_dict_file(weights), strict=False)
+        state = load_state_dict_file(weights)
+        if not hasattr(net, "logits"):  # the training classifier head: not part of the embedding network
+            state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+        load_strict(net, state, weights)
         ident: dict[str, Any] = {"family": "facenet", **_weights_identity(weights)}
     else:
         net = InceptionResnetV1(pretrained=id, classify=False)
@@ -166,7 +180,7 @@ def face_timm(id: str, pretrained: bool = False, weights: str | None = None, emb
         raise LrbenchError(f"face-timm: {exc}") from exc
     net = TimmEmbedding(trunk, embedding_size)
     if weights:
-        net.load_state_dict(load_state_dict_file(weights), strict=True)
+        load_strict(net, load_state_dict_file(weights), weights)
     ident = {"family": "face-timm", "arch": id, "pretrained": pretrained, "embedding_size": embedding_size,
              **_weights_identity(weights)}
     pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lrbench.cache import atomic_write_text
+from lrbench.checkpoints import load_checkpoint
 from lrbench.datasets import Dataset
 from lrbench.registry import LrbenchError
 from torch import nn
@@ -275,7 +276,7 @@ class FaceTrainer:
         cfg = self.cfg
         ckpt = Path(workdir) / "checkpoint.pt" if workdir is not None else None
         if ckpt is not None and ckpt.is_file():
-            self.load_state(torch.load(ckpt, map_location=self.device, weights_only=True))
+            self.load_state(load_checkpoint(ckpt, map_location=self.device))
             log.info("resuming face training from epoch %d (%s)", self.epoch, ckpt)
         preload = cfg.preload if cfg.preload is not None else len(dataset) * 3 * IMAGE_SIZE ** 2 < 2 ** 31
         preloaded = torch.stack([_to_tensor(dataset.load(i)) for i in range(len(dataset))]) if preload else None

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 from lrbench.datasets import DatasetRootError
+from lrbench.registry import LrbenchError
 from PIL import Image
 
 from lrbench_face.datasets import BinVerification, PairsVerification, read_bin, scface, tinyface, write_bin
@@ -48,9 +49,39 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     marker = tmp_path / "pwned"
     with open(tmp_path / "evil.bin", "wb") as fh:
         pickle.dump(([b"x", Payload(marker)], [True]), fh, protocol=2)
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load (posix|os|nt).system"):
+    with pytest.raises(LrbenchError, match="evil.bin: refused for safety: refusing to load (posix|os|nt).system"):
         read_bin(tmp_path / "evil.bin")
     assert not marker.exists()
+
+
+class _Huge:
+    """Pickles as ``bytes(n)``: an allowed constructor asked for a huge object by a few bytes of file."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __reduce__(self):
+        return bytes, (self.n,)
+
+
+class _HugeArray:
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (10**9,), b"b")
+
+
+def test_allowed_constructors_cannot_allocate_more_than_the_file_holds(tmp_path):
+    # 50 MB each from a file of about a hundred bytes; 10**10 would be just as cheap to write and kill the machine
+    with open(tmp_path / "huge.bin", "wb") as fh:
+        pickle.dump(([_Huge(50_000_000), _Huge(50_000_000)], [True]), fh, protocol=4)
+    size = (tmp_path / "huge.bin").stat().st_size
+    with pytest.raises(LrbenchError, match=f"refusing to build bytes of 50000000 bytes from a {size}-byte file"):
+        read_bin(tmp_path / "huge.bin")
+    with open(tmp_path / "array.bin", "wb") as fh:  # an empty array claiming 10**9 elements
+        pickle.dump(([_HugeArray(), _HugeArray()], [True]), fh, protocol=4)
+    with pytest.raises(LrbenchError, match="refusing to build an array of 1000000000 bytes"):
+        read_bin(tmp_path / "array.bin")
 
 
 def test_bin_errors(tmp_path):

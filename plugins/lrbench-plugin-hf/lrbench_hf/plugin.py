@@ -14,6 +14,7 @@ from typing import Any
 from packaging.version import Version
 
 from lrbench import hookimpl
+from lrbench.checkpoints import load_checkpoint
 from lrbench.cache import file_sha256
 from lrbench.registry import LrbenchError
 
@@ -77,7 +78,6 @@ def hf(id: str, revision: str | None = None, precision: str = "fp32", cache_dir:
 
 def _salesforce(family: str, id: str | None, checkpoint: str | None, image_size: int, tokenizer: str,
                 precision: str) -> SalesforceITC:
-    import torch
     import transformers
 
     path = checkpoint or id
@@ -86,7 +86,7 @@ def _salesforce(family: str, id: str | None, checkpoint: str | None, image_size:
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise LrbenchError(f"{family}: checkpoint {path!r} is not a file (download the official .pth; see docs/hf.md)")
-    state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
+    state = unwrap_checkpoint(load_checkpoint(path))
     model = build_itc_from_state_dict(state, family, image_size).to(_dtype(precision))
     tok = transformers.BertTokenizer.from_pretrained(tokenizer)
     identity = {"family": family, "checkpoint_sha256": file_sha256(path), "image_size": image_size,

@@ -28,7 +28,8 @@ from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
 from lrbench.cache import atomic_write_bytes, content_key
-from lrbench.datasets import IMAGE_EXTENSIONS, DatasetRootError
+from lrbench.checkpoints import load_checkpoint
+from lrbench.datasets import IMAGE_EXTENSIONS, DatasetRootError, to_rgb
 from lrbench.models import ModelAdapter, interpolation_mode
 from lrbench.registry import LrbenchError
 
@@ -117,7 +118,8 @@ class _FolderImages:
         return len(self.files)
 
     def load(self, i: int) -> Image.Image:
-        return Image.open(self.files[i]).convert("RGB")
+        with Image.open(self.files[i]) as im:
+            return to_rgb(im)
 
     def identity(self) -> dict[str, Any]:
         listing = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in self.files]
@@ -267,7 +269,7 @@ def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, warmup))
     start, losses = 0, []
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = load_checkpoint(checkpoint, map_location=device)
         tokens.load_state_dict(state["tokens"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

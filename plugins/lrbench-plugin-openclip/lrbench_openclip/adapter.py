@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from lrbench.cache import content_key, file_sha256, file_sha256_memo
+from lrbench.checkpoints import CheckpointRefused
 from lrbench.models import ModelAdapter, Preprocess
 from lrbench.registry import LrbenchError
 
@@ -205,7 +207,10 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
         identity["checkpoint_sha256"] = file_sha256(path)
         gelu = bool(quick_gelu)
         model = open_clip.create_model(arch, pretrained=None, load_weights=False, force_quick_gelu=gelu, **kwargs)
-        open_clip.load_checkpoint(model, str(path), weights_only=True)
+        try:
+            open_clip.load_checkpoint(model, str(path), weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointRefused(path, exc) from None
     elif pretrained == RANDOM:
         gelu = bool(quick_gelu)
         identity["random_init_seed"] = int(seed)

@@ -16,7 +16,9 @@ from typing import Any
 import torch
 
 from lrbench.cache import file_sha256
+from lrbench.checkpoints import load_checkpoint
 from lrbench.models import ModelAdapter, Preprocess
+from lrbench.registry import LrbenchError
 
 KINDS = ("classifier", "embedder")
 
@@ -26,11 +28,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"timm checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             return state[key]
@@ -61,7 +59,12 @@ class TimmAdapter(ModelAdapter):
             torch.manual_seed(seed)
             self.module = timm.create_model(arch, pretrained=bool(pretrained), **args).eval()
         if checkpoint:
-            self.module.load_state_dict(load_state_dict(checkpoint), strict=kind != "embedder")
+            # an embedder has no classifier head: the checkpoint's head keys are the only ones it may leave unused
+            result = self.module.load_state_dict(load_state_dict(checkpoint), strict=kind != "embedder")
+            if result.missing_keys:
+                few = ", ".join(result.missing_keys[:4]) + (" ..." if len(result.missing_keys) > 4 else "")
+                raise LrbenchError(f"{checkpoint}: weights do not fit timm {arch}: {len(result.missing_keys)} "
+                                   f"parameters missing ({few})")
         cfg = timm.data.resolve_model_data_config(self.module)
         self.preprocess = Preprocess(image_size=int(image_size or cfg["input_size"][-1]), mean=tuple(cfg["mean"]),
                                      std=tuple(cfg["std"]), interpolation=cfg.get("interpolation", "bicubic"))

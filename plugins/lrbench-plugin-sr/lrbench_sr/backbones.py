@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from lrbench.checkpoints import CheckpointRefused, load_checkpoint
 from lrbench.registry import LrbenchError
 from torch import nn
 
@@ -229,12 +230,9 @@ def load_weights(backbone: Backbone, path: str | Path) -> str:
     if not path.is_file():
         raise SRCheckpointError(f"SR checkpoint not found: {path}")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            raw: Any = load_file(str(path))
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw: Any = load_checkpoint(path)
+    except CheckpointRefused:
+        raise
     except Exception as exc:
         raise SRCheckpointError(f"cannot read SR checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     sd, layout = to_basicsr_layout(backbone.arch, unwrap(raw))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from lrbench.cache import Cache, content_key, file_sha256_memo
+from lrbench.checkpoints import load_checkpoint
 from lrbench.methods import Method, MethodContext
 from lrbench.models import ModelAdapter, ModelWrapper
 from lrbench.registry import LrbenchError
@@ -204,7 +205,7 @@ class SpandrelSRMethod(_SRMethodBase):
     def network(self) -> tuple[nn.Module, int, int]:
         import spandrel
 
-        raw = torch.load(self.path, map_location="cpu", weights_only=True)
+        raw = load_checkpoint(self.path)
         try:
             desc = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(raw))
         except Exception as exc:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lrbench.cache import atomic_write_bytes, content_key
+from lrbench.checkpoints import load_checkpoint
 from lrbench.methods import Method, MethodContext
 from lrbench.models import IMAGENET_MEAN, IMAGENET_STD, ModelAdapter, ModelWrapper, Preprocess
 from lrbench.registry import LrbenchError
@@ -458,7 +459,7 @@ class SR4IRMethod(Method):
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if self.checkpoint:
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            state = load_checkpoint(self.checkpoint)
             cfg = SR4IRConfig.from_dict(state["config"])
             key = None
         else:
@@ -477,7 +478,7 @@ class SR4IRMethod(Method):
     def _train_or_load(self, cfg: SR4IRConfig, dataset: Any, key: str, ctx: MethodContext) -> dict[str, Any]:
         if ctx.artifacts.exists(self.name, key, "pair.pt"):
             ctx.log.info("sr4ir: loading trained pair %s", key[:12])
-            return torch.load(ctx.artifacts.path(self.name, key) / "pair.pt", map_location="cpu", weights_only=True)
+            return load_checkpoint(ctx.artifacts.path(self.name, key) / "pair.pt")
         images, labels = load_images(dataset, cfg.resize_to)
         ctx.log.info("sr4ir: training %s on %d images (%d epochs)", cfg.mode, len(images), cfg.epochs)
         trainer = SR4IRTrainer(cfg, dataset.num_classes, ctx.device)
