@@ -9,6 +9,7 @@ import csv
 import difflib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Sequence
 
@@ -68,7 +69,15 @@ class Dataset:
     def params(self) -> dict[str, Any]:
         return {}
 
+    def item_files(self) -> Sequence[Path]:
+        """The files the items are read from; their (path, size, mtime) key the cells, so a replaced image recomputes
+        without hashing image bytes. Datasets that generate their items, or read one file named by a parameter (whose
+        sha256 the plan hashes), return none."""
+        return ()
+
     def identity(self) -> dict[str, Any]:
+        """What the cells of this dataset depend on: item ids and labels, the class names and prompt templates a task
+        reads, and a fingerprint of the item files; the plan adds the spec entry's parameters."""
         h = hashlib.sha256()
         for i in range(len(self)):
             h.update(self.item_id(i).encode())
@@ -76,7 +85,29 @@ class Dataset:
         labels = getattr(self, "labels", None)
         if labels is not None:
             h.update(np.ascontiguousarray(labels).tobytes())
-        return {"name": self.name, "params": self.params(), "items": h.hexdigest(), "n": len(self)}
+        ident = {"name": self.name, "params": self.params(), "items": h.hexdigest(), "n": len(self),
+                 "classnames": _text_hash(self.classnames), "templates": _text_hash(self.templates)}
+        files = self.item_files()
+        if files:
+            ident["files"] = files_fingerprint(files)
+        return ident
+
+
+def _text_hash(texts: Sequence[str]) -> str:
+    return hashlib.sha256("\0".join(map(str, texts)).encode()).hexdigest()
+
+
+def files_fingerprint(paths: Sequence[str | Path]) -> str:
+    """sha256 of every file's (path, size, mtime_ns): cheap (one stat per file), and changes when a file is replaced
+    or touched. A missing file is fingerprinted as missing (its item is skipped when loaded)."""
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\0missing\n".encode())
+    return h.hexdigest()
 
 
 class FileListDataset(Dataset):
@@ -103,6 +134,9 @@ class FileListDataset(Dataset):
 
     def item_id(self, index: int) -> str:
         return self.files[index]
+
+    def item_files(self) -> Sequence[Path]:
+        return [self.root / f for f in self.files]
 
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:

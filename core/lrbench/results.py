@@ -9,6 +9,9 @@ import csv
 import io
 import logging
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -193,3 +196,96 @@ def write_outputs(run_dir: Path, results: pd.DataFrame, agg: pd.DataFrame, summa
     md = ["# Summary\n", markdown_table(summary_pivot(summary)), "\n# Top-1 per dataset\n",
           markdown_table(accuracy_pivot(results))]
     atomic_write_text(run_dir / "summary.md", "\n".join(md))
+
+
+# ---- the run directory, published whole ---------------------------------------------------------------------------
+_STAGING, _OLD = ".staging-", ".old-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftovers(run_dir: Path, kind: str) -> list[tuple[Path, int]]:
+    out = []
+    for p in run_dir.parent.glob(f".{run_dir.name}{kind}*"):
+        pid = p.name[len(f".{run_dir.name}{kind}"):].split("-")[0]
+        if pid.isdigit():
+            out.append((p, int(pid)))
+    return out
+
+
+def clean_stale(run_dir: Path) -> None:
+    """Remove what killed runs left beside ``run_dir``: their staging folders, and a previous run directory moved aside
+    (put back when the kill came between the two renames of :func:`publish`, removed otherwise)."""
+    for path, pid in _leftovers(run_dir, _STAGING):
+        if not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+    for path, pid in _leftovers(run_dir, _OLD):
+        if _pid_alive(pid):
+            continue
+        if not run_dir.exists():
+            os.replace(path, run_dir)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def staging_dir(run_dir: Path) -> Path:
+    """A new folder beside ``run_dir`` that a run fills with all its outputs before :func:`publish` swaps it in."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(run_dir)
+    staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}{_STAGING}{os.getpid()}-"))
+    staging.chmod(0o777 & ~_umask())
+    return staging
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(staging: Path, run_dir: Path) -> None:
+    """Replace ``run_dir`` by ``staging`` with renames: a reader sees the old run's files or the new run's, never a mix
+    (for the instant between the two renames, no run directory)."""
+    old = None
+    if run_dir.exists():
+        old = run_dir.parent / f".{run_dir.name}{_OLD}{os.getpid()}-{staging.name.rsplit('-', 1)[-1]}"
+        os.replace(run_dir, old)
+    os.replace(staging, run_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+RUN_FILES = ("results.csv", "results.parquet", "run.json", "spec.resolved.yaml", "summary.csv", "aggregates.csv")
+
+
+def check_output_dir(path: Path) -> str | None:
+    """Why ``path`` cannot be a run directory (None when it can): a file, a folder holding something other than a
+    previous run (publishing replaces the whole folder), or a place this process cannot write."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    if path.is_dir() and any(path.iterdir()) and not any((path / f).is_file() for f in RUN_FILES):
+        return (f"{path} is a folder with other files in it (a run replaces its whole directory); "
+                "choose a new or a previous run's folder")
+    return writable_dir_problem(path.parent if not path.exists() else path)
+
+
+def writable_dir_problem(path: Path) -> str | None:
+    """Why files cannot be created in folder ``path`` (created if missing), or None; tried, not guessed from modes."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".lrbench-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in {path}: {exc.strerror or exc}"
+    return None

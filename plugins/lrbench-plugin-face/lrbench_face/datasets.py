@@ -235,6 +235,9 @@ class PairsVerification(VerificationDataset):
     def item_id(self, index: int) -> str:
         return self.files[index]
 
+    def item_files(self) -> Sequence[Path]:
+        return [self.root / f for f in self.files]
+
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:
             return _maybe_resize(to_rgb(im), self.image_size)
@@ -258,6 +261,9 @@ class FileIdentification(IdentificationDataset):
 
     def item_id(self, index: int) -> str:
         return self.files[index]
+
+    def item_files(self) -> Sequence[Path]:
+        return [self.root / f for f in self.files]
 
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from lrbench.cache import file_sha256
+from lrbench.cache import file_sha256, file_sha256_memo
 from lrbench.checkpoints import load_checkpoint
 from lrbench.models import ModelAdapter, Preprocess
 from lrbench.registry import LrbenchError
@@ -122,6 +122,23 @@ class FacenetEmbedder(FaceEmbedder):
             face = self.mtcnn(im.convert("RGB"))
             out.append(face if face is not None else self.preprocess.pil(im))
         return torch.stack(out).to(self.device)
+
+
+#: the files facenet-pytorch downloads for its named weights (facenet_pytorch.models.inception_resnet_v1.load_weights)
+FACENET_FILES = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
+
+
+def facenet_inputs(id: str = "vggface2", **params: Any) -> dict[str, Any]:
+    """What a named facenet model reads without naming it: the weights file in torch's hub cache, by sha256 once it
+    is there, so a replaced file is a new cell (before the first download the name stands for it)."""
+    if id not in FACENET_FILES:
+        return {}
+    try:
+        from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
+    except ImportError:
+        return {}
+    path = Path(get_torch_home()) / "checkpoints" / FACENET_FILES[id]
+    return {"weights_sha256": file_sha256_memo(path)} if path.is_file() else {}
 
 
 def facenet(id: str = "vggface2", weights: str | None = None, align: bool = False, flip: bool = False,

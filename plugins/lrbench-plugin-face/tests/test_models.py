@@ -71,3 +71,26 @@ def test_timm_embedder():
     assert e.shape == (2, 32)
     with pytest.raises(LrbenchError, match="face-timm"):
         face_timm("no-such-net")
+
+
+def test_named_facenet_weights_key_the_cells_by_the_cached_file(tmp_path, monkeypatch):
+    """facenet:vggface2 loads a file from torch's hub cache by name: once there, its sha256 is in the cell key, so a
+    replaced file recomputes (issue 13)."""
+    pytest.importorskip("facenet_pytorch")
+    from lrbench.plan import entry_identity
+    from lrbench.plugins import Plugins
+    from lrbench.spec import Item
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    plugins = Plugins()
+    item = Item("models", "facenet:vggface2")
+    absent = entry_identity(plugins, item)
+    assert "inputs" not in absent  # not downloaded yet: the name stands for it
+    weights = tmp_path / "checkpoints" / "20180402-114759-vggface2.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"first")
+    first = entry_identity(plugins, item)
+    weights.write_bytes(b"second!")
+    second = entry_identity(plugins, item)
+    assert first["inputs"]["weights_sha256"] != second["inputs"]["weights_sha256"]
+    assert "inputs" not in entry_identity(plugins, Item("models", "facenet:casia-webface"))

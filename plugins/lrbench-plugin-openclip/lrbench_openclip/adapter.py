@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable
@@ -153,6 +154,45 @@ def local_dir_inputs(arch: str | None) -> dict[str, Any]:
         return {}
     folder = Path(arch[len("local-dir:"):]).expanduser()
     return {"local_dir_sha256": _dir_sha256(folder)} if folder.is_dir() else {}
+
+
+def _weights_version(path: Path) -> str:
+    """A cheap identity of a downloaded weights file: in the Hugging Face cache a snapshot file links to a blob named
+    by its content hash (sha256 for LFS files); elsewhere its size and mtime."""
+    real = path.resolve()
+    if real.parent.name == "blobs":
+        return f"blob:{real.name}"
+    st = real.stat()
+    return f"file:{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def pretrained_inputs(arch: str, tag: str, cache_dir: str | None = None) -> dict[str, Any]:
+    """The weights file an ``ARCH/TAG`` model loads by name, found where open_clip's ``download_pretrained`` puts it
+    (Hugging Face cache, or ``~/.cache/clip`` for URL downloads) without downloading; nothing until it is there."""
+    import open_clip
+    from open_clip import pretrained as op
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if not cfg:
+        return {}
+    found: Path | None = None
+    if cfg.get("file"):
+        found = Path(cfg["file"]).expanduser()
+    elif cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        model_id, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or op.HF_WEIGHTS_NAME
+        for name in [*op._get_safe_alternatives(filename), filename]:  # the order open_clip tries them in
+            hit = try_to_load_from_cache(model_id, name, cache_dir=cache_dir)
+            if isinstance(hit, str):
+                found = Path(hit)
+                break
+    elif cfg.get("url"):
+        found = Path(cache_dir or "~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+    if found is None or not found.is_file():
+        return {}
+    return {"pretrained_weights": _weights_version(found)}
 
 
 def _check_arch(arch: str) -> dict[str, Any]:

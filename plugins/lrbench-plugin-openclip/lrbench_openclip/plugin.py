@@ -1,7 +1,7 @@
 """lrbench plugin: open_clip models (``openclip:ID``) and the toy CLIP (``toy-clip``)."""
 from lrbench import hookimpl
 
-from .adapter import OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id
+from .adapter import RANDOM, OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id, pretrained_inputs
 from .toy import TOY_DIR, toy_clip
 
 
@@ -24,9 +24,15 @@ def openclip(id: str | None = None, arch: str | None = None, pretrained: str | N
                          precision=precision, quick_gelu=quick_gelu, seed=seed, cache_dir=cache_dir)
 
 
-def openclip_inputs(id: str | None = None, arch: str | None = None, **_: object) -> dict[str, object]:
-    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model."""
-    return local_dir_inputs(parse_id(id)["arch"] if id is not None else arch)
+def openclip_inputs(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
+                    cache_dir: str | None = None, **_: object) -> dict[str, object]:
+    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model, or the downloaded weights file
+    an ``ARCH/TAG`` model loads by name (a re-downloaded or replaced file gives new cells)."""
+    parsed = parse_id(id) if id is not None else {"arch": arch, "pretrained": pretrained}
+    arch, pretrained = parsed.get("arch"), parsed.get("pretrained", pretrained)
+    if arch and pretrained and pretrained != RANDOM and not arch.startswith(("local-dir:", "hf-hub:")):
+        return pretrained_inputs(arch, pretrained, cache_dir)
+    return local_dir_inputs(arch)
 
 
 def toy_clip_inputs(**_: object) -> dict[str, object]:
