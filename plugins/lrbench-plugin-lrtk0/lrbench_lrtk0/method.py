@@ -121,10 +121,10 @@ class LRTokens(Method):
     def _trained(self, model: ModelAdapter, layout: ViTLayout, ctx: MethodContext) -> tuple[TokenSet, str]:
         assert self.train is not None
         cfg = self.train
-        fresh = make_tokens(layout, self.mode, self.start_block, self.patch_token, self.num_prompts)
         source, data_id = resolve_data(cfg.data, ctx.dataset)
         seed = int(cfg.seed if cfg.seed is not None else ctx.seed)
-        description = {"version": TRAIN_VERSION, "train": cfg.as_dict(), "data": data_id, "seed": seed,
+        fresh = make_tokens(layout, self.mode, self.start_block, self.patch_token, self.num_prompts, cfg.init, seed)
+        description = {"version": TRAIN_VERSION, "train": cfg.resolved(layout), "data": data_id, "seed": seed,
                        "tokens": fresh.config(), "base": model.identity()}
         key = content_key(description)
         folder = ctx.artifacts.path(self.name, key)
@@ -140,9 +140,10 @@ class LRTokens(Method):
                 finally:
                     injector.remove()
                 atomic_write_text(folder / "train_log.json", json.dumps(
-                    {"description": description, "losses": result.losses, "seconds": result.seconds,
-                     "images_per_second": result.images_per_second}, default=str))
-                save_tokens(target, fresh, {"train": cfg.as_dict(), "data": data_id, "seed": seed,
+                    {"description": description, "config": result.config, "losses": result.losses,
+                     "seconds": result.seconds, "images_per_second": result.images_per_second,
+                     "logit_scale": result.logit_scale}, default=str))
+                save_tokens(target, fresh, {"train": result.config, "data": data_id, "seed": seed,
                                             "base": model.identity()})
                 (folder / "state.pt").unlink(missing_ok=True)
         tokens, _ = load_tokens(target)

@@ -19,7 +19,7 @@ import torch
 
 from lrbench.plugins import get_plugins
 from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
-from lrbench_lrtk0.train import DEFAULT_BUCKETS, distill_loss, lr_sizes
+from lrbench_lrtk0.train import DEFAULT_BUCKETS, distill_loss
 
 
 def _timed(fn, device: torch.device, warmup: int, iters: int) -> float:
@@ -53,14 +53,11 @@ def main() -> None:
     for p in model.module.parameters():
         p.requires_grad_(False)
     layout = find_vit(model.module)
-    tokens = make_tokens(layout).to(device)
-    with torch.no_grad():
-        for p in tokens.parameters():
-            p.normal_(0, 0.02)
+    tokens = make_tokens(layout, init="authors").to(device)
     injector = TokenInjector(layout, tokens)
     size = model.preprocess.image_size
-    hr = torch.rand(args.batch, 3, size, size, device=device)
-    x = model.prepare_tensor(hr)
+    views = torch.rand(args.batch, 1 + len(DEFAULT_BUCKETS), 3, size, size, device=device)  # HR + one view per bucket
+    x = model.prepare_tensor(views[:, 0])
     amp = args.amp and device.type == "cuda"
 
     def forward() -> None:
@@ -72,15 +69,12 @@ def main() -> None:
             forward()
 
     opt = torch.optim.AdamW(tokens.parameters(), lr=1e-4)
-    step = [0]
 
     def train_step() -> None:
-        loss = distill_loss(model, injector, hr, lr_sizes(DEFAULT_BUCKETS, 0, step[0]), float(model.logit_scale),
-                            amp=amp)
+        loss = distill_loss(model, injector, views, 1 / 0.07, amp=amp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step[0] += 1
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

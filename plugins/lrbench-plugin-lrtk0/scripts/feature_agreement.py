@@ -17,7 +17,7 @@ from torchvision.transforms import functional as TF
 from lrbench.plugins import get_plugins
 from lrbench_lrtk0.method import load_tokens
 from lrbench_lrtk0.tokens import TokenInjector, find_vit
-from lrbench_lrtk0.train import degrade
+from lrbench_lrtk0.train import lr_copy
 
 
 def main() -> None:
@@ -38,13 +38,18 @@ def main() -> None:
     tokens, _ = load_tokens(args.tokens)
     injector = TokenInjector(find_vit(model.module), tokens)
     size = model.preprocess.image_size
-    hr = torch.stack([TF.to_tensor(TF.center_crop(TF.resize(ds.load(i), size, interpolation=TF.InterpolationMode.BICUBIC),
-                                                  [size, size])) for i in range(len(ds))])
+    def batch(lr: int | None) -> torch.Tensor:
+        """The test images at the model's input size, each first made an LR copy (training's lr_copy) if lr is set."""
+        images = [ds.load(i) for i in range(len(ds))]
+        images = [lr_copy(im, lr) if lr else im for im in images]
+        return torch.stack([TF.to_tensor(TF.center_crop(TF.resize(im, size, interpolation=TF.InterpolationMode.BICUBIC),
+                                                        [size, size])) for im in images])
+
     out: dict[str, dict[str, float]] = {}
     with torch.no_grad():
-        teacher = F.normalize(model.encode_image(model.prepare_tensor(hr)), dim=-1)
+        teacher = F.normalize(model.encode_image(model.prepare_tensor(batch(None))), dim=-1)
         for s in ["hr", *args.sizes.split(",")]:
-            x = model.prepare_tensor(hr if s == "hr" else degrade(hr, int(s)))
+            x = model.prepare_tensor(batch(None if s == "hr" else int(s)))
             base = F.normalize(model.encode_image(x), dim=-1)
             with injector.active():
                 tok = F.normalize(model.encode_image(x), dim=-1)

@@ -1,8 +1,10 @@
-"""The LR-TK0 proof on the toy world: run specs/toy_proof.yaml and print SAR / WAR / ACC per resolution and method
-from the run's summary.csv (one dataset, so SAR = gamma and WAR = Gamma; both against the vanilla model's HR accuracy).
+"""The LR-TK0 proof on the toy world: run examples/lrtk0-toy-proof.yaml and print SAR / WAR / ACC per resolution and
+method from the run's summary.csv (one dataset, so SAR = gamma and WAR = Gamma; both against the vanilla model's HR
+accuracy), and the paired McNemar comparison of each trained method with the vanilla model on the same test images.
+After `lrbench run examples/lrtk0-toy-proof.yaml` everything comes from the cache (nothing is trained or evaluated again).
 
-    python scripts/toy_proof.py [--spec specs/toy_proof.yaml] [--out runs/lrtk0-toy] [--device cpu] [--steps N]
-                                [--model NAME] [--test-n N] [--cache-dir DIR]
+    python scripts/toy_proof.py [--spec examples/lrtk0-toy-proof.yaml] [--out runs/lrtk0-toy] [--device cpu]
+                                [--steps N] [--model NAME] [--test-n N] [--cache-dir DIR]
 
 Training happens inside the run (the lrtk0 method trains on first use and caches its tokens under the lrbench cache);
 the table goes to stdout and to <out>/lrtk0_table.md, with the training time and loss curve ends from train_log.json.
@@ -21,7 +23,7 @@ import yaml
 from lrbench.runner import Runner, default_cache_dir, run_spec
 from scipy.stats import binomtest
 
-HERE = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def paper_table(summary: pd.DataFrame) -> str:
@@ -64,7 +66,7 @@ def paired_table(runner: Runner) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--spec", default=str(HERE / "specs" / "toy_proof.yaml"))
+    ap.add_argument("--spec", default=str(REPO / "examples" / "lrtk0-toy-proof.yaml"))
     ap.add_argument("--out", default="runs/lrtk0-toy")
     ap.add_argument("--device", default=None)
     ap.add_argument("--steps", type=int, default=None, help="override the training steps of every trained method")
@@ -72,15 +74,11 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="replace the spec's model (e.g. openclip:local-dir:/folder)")
     ap.add_argument("--test-n", type=int, default=None, help="replace the number of test images")
     ap.add_argument("--conditions", default=None, help="replace the conditions, comma-separated (hr,bicubic@16,...)")
-    ap.add_argument("--with-vpt", action="store_true", help="add the VPT baseline trained like the LR tokens")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = ap.parse_args()
     spec = yaml.safe_load(Path(args.spec).read_text())
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.with_vpt:
-        lrtk0 = next(m for m in spec["methods"] if isinstance(m, dict) and m.get("name") == "lrtk0")
-        spec["methods"].append({"name": "lrtk0-vpt", "label": "vpt", "train": dict(lrtk0["train"])})
     if args.steps is not None:
         for m in spec["methods"]:
             if isinstance(m, dict) and "train" in m:
@@ -104,7 +102,8 @@ def main() -> None:
         losses = info["losses"]
         text.append(f"- {info['description']['tokens']['mode']} tokens: {len(losses)} steps in "
                     f"{info['seconds']:.0f} s ({info['images_per_second']:.1f} HR images/s), loss "
-                    f"{np.mean(losses[:10]):.3f} (mean of the first 10 steps) -> {np.mean(losses[-10:]):.3f} (last 10)")
+                    f"{np.mean(losses[:10]):.3f} (mean of the first 10 steps) -> {np.mean(losses[-10:]):.3f} (last 10), "
+                    f"logit scale {1 / 0.07:.2f} -> {info.get('logit_scale', float('nan')):.2f}")
     report = "\n".join(text)
     print(report)
     (out / "lrtk0_table.md").write_text(report + "\n")

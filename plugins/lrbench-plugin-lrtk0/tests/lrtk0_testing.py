@@ -44,6 +44,29 @@ class TinyClipAdapter(ModelAdapter):
         return self.module.encode_text(open_clip.tokenize(texts, context_length=CONTEXT).to(self.device))
 
 
+class TinyEvaAdapter(ModelAdapter):
+    """Image side of an EVA-02 CLIP tower as open_clip builds it for EVA02-B/16 (timm ``Eva``: rotary embeddings,
+    SwiGLU, class-token pooling), cut to 2 blocks at 28 px with random weights: the paper's Table 4 architecture."""
+
+    kind = "zero-shot"
+
+    def __init__(self, seed: int = 0):
+        from timm.models.eva import eva02_tiny_patch14_224
+
+        torch.manual_seed(seed)
+        self.module = torch.nn.Module()
+        self.module.trunk = eva02_tiny_patch14_224(pretrained=False, img_size=28, depth=2, ref_feat_shape=(2, 2),
+                                                   num_classes=0, global_pool="token").eval()
+        self.preprocess = Preprocess(image_size=28)
+        self.seed, self.device = seed, torch.device("cpu")
+
+    def identity(self):
+        return {"family": "test-tiny-eva02", "seed": self.seed}
+
+    def encode_image(self, x):
+        return self.module.trunk(x)
+
+
 @pytest.fixture
 def adapter() -> TinyClipAdapter:
     return TinyClipAdapter()

@@ -1,9 +1,11 @@
 """The lrtk0 method: train-or-load artifacts, token files, wrapper identity, and a full `lrbench run` cell grid."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from lrtk0_testing import TinyClipAdapter
+from lrtk0_testing import TinyClipAdapter, TinyEvaAdapter
 
 import lrbench_lrtk0.method as method_mod
 from lrbench import hookimpl
@@ -62,6 +64,25 @@ def test_vpt_method_and_start_block_variants(tmp_path):
     assert v.tokens.prompts.shape == (50, 32) and v.identity()["method"]["name"] == "lrtk0-vpt"
     late = LRTokens(train=TRAIN, start_block=1).apply(TinyClipAdapter(), ctx)
     assert late.tokens.patch is None and late.tokens.blocks.shape == (2, 16, 32)
+
+
+def test_vpt_baseline_trains_on_an_eva02_tower(tmp_path):
+    """Table 4's VPT on EVA-02 (rotary embeddings): trains with the EVA recipe (LAMB, logit scale from 1/0.07) and
+    changes the image embeddings; the prompts start from the seeded trunc_normal(0.02) draw and move."""
+    import json
+
+    from lrbench_lrtk0.tokens import find_vit, make_tokens
+    base = TinyEvaAdapter()
+    x = torch.randn(2, 3, 28, 28)
+    ref = base.encode_image(x)
+    train = {**TRAIN, "buckets": [[4, 8], [8, 16], [16, 28]], "warmup_steps": 1, "lr": 1e-2}
+    wrapped = vpt(train=train).apply(base, _ctx(tmp_path))
+    start = make_tokens(find_vit(base.module), "vpt", init="authors", seed=0).prompts
+    assert wrapped.tokens.prompts.shape == (50, 192) and not torch.equal(wrapped.tokens.prompts, start)
+    assert not torch.allclose(wrapped.encode_image(x), ref) and torch.equal(base.encode_image(x), ref)
+    logged = json.loads(next((tmp_path / "artifacts" / "lrtk0-vpt").glob("*/train_log.json")).read_text())
+    assert (logged["config"]["recipe"], logged["config"]["optimizer"]) == ("eva", "lamb")
+    assert all(math.isfinite(v) for v in logged["losses"]) and logged["logit_scale"] != pytest.approx(1 / 0.07)
 
 
 def test_method_errors(tmp_path):

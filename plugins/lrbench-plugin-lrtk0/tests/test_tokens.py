@@ -1,9 +1,9 @@
-"""Token layout, parameter counts, identity at zero, and where tokens enter the network."""
+"""Token layout, parameter counts, initial values, identity at zero, and where tokens enter the network."""
 from __future__ import annotations
 
 import pytest
 import torch
-from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, tiny_clip
+from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, TinyEvaAdapter, tiny_clip
 from torch import nn
 
 from lrbench_lrtk0.tokens import TokenInjector, UnsupportedModelError, find_vit, make_tokens
@@ -89,58 +89,99 @@ def test_patch_token_enters_before_the_pre_norm(adapter, images):
     assert not torch.allclose(out, base)
 
 
-def test_vpt_adds_50_tokens_before_the_first_block_only(adapter, images):
+def test_authors_initial_values_per_family():
+    """open_clip ViT-B/16 (LR0.FM's OpenCLIP / MetaCLIP code): normal std 0.01 after patchification, 0.02 per block;
+    EVA-02 (timm Eva): trunc_normal std 0.02 everywhere; VPT prompts trunc_normal 0.02. Seeded: same seed, same tokens."""
+    import open_clip
+    lay = find_vit(open_clip.create_model("ViT-B-16", device="meta"))
+    tokens = make_tokens(lay, init="authors", seed=0)
+    assert tokens.patch.std().item() == pytest.approx(0.01, rel=0.01)  # 150,528 draws: 1 % is ~4 standard errors
+    assert tokens.blocks.std().item() == pytest.approx(0.02, rel=0.01)
+    assert abs(tokens.blocks.mean().item()) < 1e-4
+    assert torch.equal(make_tokens(lay, init="authors", seed=0).blocks, tokens.blocks)
+    assert not torch.equal(make_tokens(lay, init="authors", seed=1).blocks, tokens.blocks)
+    eva = find_vit(TinyEvaAdapter().module)
+    t = make_tokens(eva, init="authors", seed=0)
+    both = torch.cat([t.patch.flatten(), t.blocks.flatten()])  # 3 x 4 x 192 = 2,304 draws: 5 % is ~3.4 s.e.
+    assert both.std().item() == pytest.approx(0.02, rel=0.05) and both.abs().max() < 2  # timm's bounds are +-2
+    prompts = make_tokens(lay, "vpt", init="authors", seed=0).prompts
+    assert prompts.shape == (50, 768) and prompts.std().item() == pytest.approx(0.02, rel=0.03)
+    assert make_tokens(lay, init="zeros").blocks.abs().sum() == 0
+
+
+def _record_inputs(modules, into):
+    return [m.register_forward_pre_hook(lambda _, a, i=i: into.append((i, a[0].clone()))) for i, m in enumerate(modules)]
+
+
+def test_vpt_prompts_enter_with_the_class_position_embedding_before_the_pre_norm(adapter, images):
+    """As the authors' EVA VPT: 50 prompts concatenated after the class token where the position embedding is added,
+    each carrying the class token's position embedding; the sequence is 50 longer in every block and nowhere else."""
     lay = find_vit(adapter.module)
-    tokens = make_tokens(lay, "vpt")
+    tokens = make_tokens(lay, "vpt", init="authors")
     assert sum(p.numel() for p in tokens.parameters()) == 50 * WIDTH
-
-    def record(into):
-        return [b.register_forward_pre_hook(lambda m, a, i=i: into.append((i, a[0].clone())))
-                for i, b in enumerate(lay.blocks)]
-
+    visual = adapter.module.visual
     base_inputs: list = []
-    handles = record(base_inputs)
+    handles = _record_inputs([visual.ln_pre, *lay.blocks], base_inputs)
     base = adapter.encode_image(images)
     for h in handles:
         h.remove()
     injector = TokenInjector(lay, tokens)
     inputs: list = []
-    record(inputs)  # registered after the injector's hooks: sees the sequence each block really gets
+    _record_inputs([visual.ln_pre, *lay.blocks], inputs)  # after the injector's hooks: what each module really gets
     outputs: list = []
     lay.blocks[-1].register_forward_hook(lambda m, a, o: outputs.append(o.shape[1]))
     with injector.active():
         out = adapter.encode_image(images)
     L = P + 1
-    assert [x.shape[1] for _, x in base_inputs] == [L] * LAYERS
-    assert [x.shape[1] for _, x in inputs] == [L + 50] * LAYERS
+    assert [x.shape[1] for _, x in base_inputs] == [L] * (LAYERS + 1)
+    assert [x.shape[1] for _, x in inputs] == [L + 50] * (LAYERS + 1)
     assert outputs == [L]  # prompts removed after the last block: pooling sees the base token set
-    x, x0 = inputs[0][1], base_inputs[0][1]
-    assert torch.equal(x[:, 0], x0[:, 0]) and torch.equal(x[:, 51:], x0[:, 1:])  # concatenated, nothing added
-    torch.testing.assert_close(x[:, 1:51], tokens.prompts.detach().expand(len(images), -1, -1))
+    x, x0 = inputs[0][1], base_inputs[0][1]  # ln_pre's input: class + position, prompts, patches + position
+    assert torch.equal(x[:, 0], x0[:, 0]) and torch.equal(x[:, 51:], x0[:, 1:])
+    expected = (tokens.prompts + visual.positional_embedding[0]).detach().expand(len(images), -1, -1)
+    torch.testing.assert_close(x[:, 1:51], expected)
     assert out.shape == base.shape and not torch.allclose(out, base)
 
 
-def test_eva_style_timm_trunk():
-    """timm Eva (EVA-CLIP towers inside open_clip): tokens fit, zero tokens are exact, VPT is refused (RoPE)."""
-    from timm.models.eva import Eva
-    torch.manual_seed(0)
-    visual = nn.Module()
-    visual.trunk = Eva(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0,
-                       use_rot_pos_emb=True, ref_feat_shape=(4, 4)).eval()
-    lay = find_vit(visual)
-    assert (len(lay.blocks), lay.num_patches, lay.dim, lay.num_prefix, lay.rope) == (2, 16, 32, 1, True)
-    x = torch.randn(2, 3, 32, 32)
-    base = visual.trunk(x)
+def test_eva02_lr_tokens_and_vpt_with_rotary_embeddings():
+    """EVA-02 (Table 4's model family): LR tokens fit and are exact at zero; VPT runs with its prompts excluded from the
+    rotary embedding: they count as prefix tokens while active (restored after), so permuting the prompts changes
+    nothing (no position reaches them but the class token's), and they carry the class position embedding."""
+    model = TinyEvaAdapter()
+    trunk = model.module.trunk
+    lay = find_vit(model.module)
+    assert (len(lay.blocks), lay.num_patches, lay.dim, lay.num_prefix, len(lay.rope_attns)) == (2, 4, 192, 1, 2)
+    x = torch.randn(2, 3, 28, 28)
+    base = model.encode_image(x)
     tokens = make_tokens(lay)
-    assert sum(p.numel() for p in tokens.parameters()) == 3 * 16 * 32
+    assert sum(p.numel() for p in tokens.parameters()) == 3 * 4 * 192
     injector = TokenInjector(lay, tokens)
     with injector.active():
-        assert torch.equal(visual.trunk(x), base)
+        assert torch.equal(model.encode_image(x), base)
         with torch.no_grad():
             tokens.blocks[1].normal_()
-        assert not torch.allclose(visual.trunk(x), base)
-    with pytest.raises(UnsupportedModelError, match="rotary"):
-        make_tokens(lay, "vpt")
+        assert not torch.allclose(model.encode_image(x), base)
+    injector.remove()
+
+    prompts = make_tokens(lay, "vpt", init="authors", num_prompts=5)
+    vpt = TokenInjector(lay, prompts)
+    seen: list = []
+    _record_inputs([trunk.blocks[0]], seen)
+    with vpt.active():
+        assert [a.num_prefix_tokens for a in lay.rope_attns] == [6, 6]
+        out = model.encode_image(x)
+        with torch.no_grad():
+            prompts.prompts.copy_(prompts.prompts.flip(0))
+        permuted = model.encode_image(x)
+        with torch.no_grad():
+            prompts.prompts.copy_(prompts.prompts.flip(0))
+    assert [a.num_prefix_tokens for a in lay.rope_attns] == [1, 1]
+    assert torch.equal(model.encode_image(x), base)  # hooks idle outside active()
+    assert not torch.allclose(out, base)
+    torch.testing.assert_close(permuted, out, rtol=1e-5, atol=1e-5)
+    block_in = seen[0][1]
+    assert block_in.shape[1] == 1 + 5 + 4
+    torch.testing.assert_close(block_in[:, 1:6], (prompts.prompts + trunk.pos_embed[0, 0]).detach().expand(2, -1, -1))
 
 
 def test_errors_name_the_problem(adapter, images):
