@@ -61,6 +61,12 @@ def test_hr_accuracy_zero_or_nan_drops_the_dataset_from_sar_and_war_alike(caplog
     assert WAR16_WEIGHTS["dtd"] > 0  # the old WAR kept this weight in its denominator
 
 
+def test_every_dataset_dropped_leaves_war_empty_not_an_error():
+    rows = [("m", "none", "dtd", "hr", "top1", 0.0), ("m", "none", "dtd", "bicubic@16", "top1", 0.1)]
+    agg, summary = split_aggregates(_table(rows), AGGS, {})
+    assert set(summary["metric"]) == {"ACC"}  # SAR and WAR have no dataset left; before, WAR raised a TypeError
+
+
 def test_conflicting_duplicate_rows_are_refused_showing_them():
     rows = [("m", "none", "imagenet", "hr", "top1", 0.5), ("m", "none", "imagenet", "bicubic@16", "top1", 0.5),
             ("m", "none", "imagenet", "bicubic@16", "top1", 1.0)]

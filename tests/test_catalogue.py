@@ -108,8 +108,8 @@ def test_presets_resolve_through_the_registry(monkeypatch):
 def test_listing_info_says_who_can_load_each_preset(monkeypatch):
     monkeypatch.setattr(cat, "_installed_entry_points", lambda: {"eva"})
     entries = {}
-    cat.register_models(register=lambda name, factory, description="", info=None, accepts_id=False:
-                        entries.__setitem__(name, (description, info)))
+    cat.register_models(register=lambda name, factory, description="", info=None, accepts_id=False, kind=None:
+                        entries.__setitem__(name, (description, info, kind)))
     assert len(entries) == 67 and entries["lr0fm"][1] == {"presets": 66, "available": 8}
     eva = entries["lr0fm:EVA-02-CLIP-E/14+"][1]
     assert eva["available"] and eva["loader"] == "eva:EVA02-E-14-plus/laion2b_s9b_b144k" and eva["params_m"] > 4000
@@ -117,6 +117,7 @@ def test_listing_info_says_who_can_load_each_preset(monkeypatch):
     assert not clip["available"] and clip["installable_by"] == "lrbench-plugin-openclip"
     assert entries["lr0fm:M2-Encoder-10B"][1]["available"] is False
     assert entries["lr0fm:ALBEF (14M)"][1]["needs"] == ["checkpoint"]
+    assert {kind for _, _, kind in entries.values()} == {"zero-shot"}  # the 66 LR0.FM backbones are all zero-shot
 
 
 @pytest.mark.parametrize("name", ["lr0fm-full.yaml", "lr0fm-small.yaml"])

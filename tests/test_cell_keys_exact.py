@@ -12,6 +12,7 @@ from lrbench.methods import Method
 from lrbench.models import ModelWrapper
 from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
+from lrbench.tasks import CellOutput
 
 
 class _Offset(Method):
@@ -42,7 +43,7 @@ class _ScaledZeroShot(ZeroShotClassification):
 
     def run(self, model, dataset, conditions, ctx):
         out = super().run(model, dataset, conditions, ctx)
-        return {c: dict(o, logits=o["logits"] * self.scale) for c, o in out.items()}
+        return {c: CellOutput(o.index, o.n, {**o.arrays, "logits": o["logits"] * self.scale}) for c, o in out.items()}
 
 
 class _KeysPlugin:

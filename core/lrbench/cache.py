@@ -107,21 +107,8 @@ class Cache:
         """A complete entry exists (its checksum is verified when it is read)."""
         return self._paths(kind, key)[1].is_file()
 
-    def valid(self, kind: str, key: str) -> bool:
-        """A complete entry whose data matches its checksum; a corrupt one is dropped with a warning."""
-        data_path, meta_path = self._paths(kind, key)
-        if not meta_path.is_file():
-            return False
-        try:
-            ok = data_path.is_file() and file_sha256(data_path) == json.loads(meta_path.read_text())["sha256"]
-        except (OSError, ValueError, KeyError):
-            ok = False
-        if not ok:
-            log.warning("cache entry %s/%s is corrupt (checksum mismatch); recomputing", kind, key[:12])
-            meta_path.unlink(missing_ok=True)
-        return ok
-
     def get(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        """The entry's arrays, its checksum verified; None (and the entry dropped) when absent or corrupt."""
         data_path, meta_path = self._paths(kind, key)
         if not meta_path.is_file():
             return None
@@ -136,6 +123,12 @@ class Cache:
             log.warning("cache entry %s/%s is corrupt (%s); recomputing", kind, key[:12], exc)
             meta_path.unlink(missing_ok=True)
             return None
+
+    def discard(self, kind: str, key: str) -> None:
+        """Drop an entry (its json first, so it reads as absent at once)."""
+        data_path, meta_path = self._paths(kind, key)
+        meta_path.unlink(missing_ok=True)
+        data_path.unlink(missing_ok=True)
 
     def put(self, kind: str, key: str, arrays: dict[str, np.ndarray], description: Any = None) -> None:
         data_path, meta_path = self._paths(kind, key)

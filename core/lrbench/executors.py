@@ -12,53 +12,77 @@ is identical whichever ran the cells.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import numpy as np
+import torch
 
+from .compute import Computer, RunState
 from .datasets import Dataset
+from .models import ModelAdapter
+from .plan import Plan, Unit
+from .spec import Spec
+from .tasks import CellOutput, check_outputs
 
-if TYPE_CHECKING:
-    from .plan import Plan
-    from .runner import Runner
+
+def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
+    """Units one after another in this process; consecutive units of one (model, method) share the built model."""
+    todo = [u for u in plan.units if u.missing()]
+    total = sum(len(u.dataset_obj) for u in todo)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="img", desc="images", disable=None if progress else True, dynamic_ncols=True) as bar:
+        current: tuple[str, str] | None = None
+        model: ModelAdapter | None = None
+        for unit in todo:
+            bar.set_postfix_str(f"{unit.model.label} | {unit.method.label} | {unit.dataset.label}", refresh=False)
+            if current != (unit.model.label, unit.method.label):
+                model = None
+                if computer.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                model = computer.build_model(unit.model, unit.method)
+                current = (unit.model.label, unit.method.label)
+            computer.compute_unit(unit, model, bar)
 
 
-def run_ray(runner: "Runner", plan: "Plan", address: str | None = None, max_retries: int = 3) -> None:
+def run_ray(computer: Computer, plan: Plan, address: str | None = None, echo: Callable[[str], None] = print,
+            max_retries: int = 3) -> None:
+    """Each unit with missing cells becomes a Ray task that receives the unit itself (its dataset, task, conditions
+    and keys) and the recipe of the run's plugin set."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    todo = [i for i, u in enumerate(plan.units) if u.missing()]
-    gpu = runner.device.type == "cuda"
+    todo = [u for u in plan.units if u.missing()]
+    gpu = computer.device.type == "cuda"
     remote = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_retries=max_retries)(_ray_unit)
-    plugins = runner.plugins
-    refs = {remote.remote(runner.spec_data, i, str(runner.cache.root), str(runner.device), plugins.load_entry_points,
-                          plugins.extra): i for i in todo}
+    plugins = computer.plugins
+    refs = {remote.remote(unit, str(computer.cache.root), str(computer.device), computer.spec,
+                          plugins.load_entry_points, plugins.extra): unit for unit in todo}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
             computed, skipped = ray.get(ref)
-            unit = plan.units[refs[ref]]
+            unit = refs[ref]
             for deg in unit.conditions:
                 unit.cached[deg.condition] = True
-            runner.state.computed += computed
-            runner.state.skipped += skipped
-            runner.echo(f"done: {unit.model.label} | {unit.method.label} | {unit.dataset.label}")
+            computer.state.computed += computed
+            computer.state.skipped += skipped
+            echo(f"done: {unit.model.label} | {unit.method.label} | {unit.dataset.label}")
 
 
-def _ray_unit(spec_data: dict[str, Any], unit_index: int, cache_dir: str, device: str, load_entry_points: bool,
+def _ray_unit(unit: Unit, cache_dir: str, device: str, spec: Spec, load_entry_points: bool,
               extra: list) -> tuple[list[str], list[dict]]:
-    """Runs in a Ray worker: rebuild the plugins and the plan, compute one unit into the shared cache."""
+    """Runs in a Ray worker: rebuild the plugin set, compute the unit it was given into the shared cache."""
+    from .cache import Cache
     from .plugins import Plugins
-    from .runner import Runner
 
     plugins = Plugins(load_entry_points=load_entry_points, extra=extra)
-    runner = Runner(spec_data, device=device, plugins=plugins, progress=False, echo=lambda s: None, cache_dir=cache_dir)
-    unit = runner.plan().units[unit_index]
+    computer = Computer(plugins, Cache(cache_dir), torch.device(device), spec, RunState())
     if unit.missing():
-        runner.compute_unit(unit, runner._build_model(unit.model, unit.method))
-    return runner.state.computed, runner.state.skipped
+        computer.compute_unit(unit, computer.build_model(unit.model, unit.method))
+    return computer.state.computed, computer.state.skipped
 
 
 class Shard(Dataset):
@@ -89,20 +113,18 @@ class Shard(Dataset):
         return getattr(self.base, name)
 
 
-def merge_shards(parts: list[dict[str, np.ndarray]], shards: list[Shard]) -> dict[str, np.ndarray]:
-    """Concatenate per-item arrays of every rank (those with one row per reported index) in global item order."""
-    merged: dict[str, np.ndarray] = {}
-    global_index = [s.indices[p["index"]] for p, s in zip(parts, shards)]
-    order = np.argsort(np.concatenate(global_index), kind="stable")
-    n_rows = [len(p["index"]) for p in parts]
-    for key in parts[0]:
-        if key == "index":
-            merged[key] = np.concatenate(global_index)[order]
-        elif all(p[key].ndim and len(p[key]) == n for p, n in zip(parts, n_rows)):
-            merged[key] = np.concatenate([p[key] for p in parts])[order]
+def merge_shards(parts: list[CellOutput], shards: list[Shard]) -> CellOutput:
+    """One cell from every rank's part: per-item arrays (one row per reported index) concatenated in global item order,
+    other arrays taken from rank 0, ``n`` summed over the disjoint shards."""
+    global_index = np.concatenate([s.indices[p.index] for p, s in zip(parts, shards)])
+    order = np.argsort(global_index, kind="stable")
+    arrays: dict[str, np.ndarray] = {}
+    for key in parts[0].arrays:
+        if all(p.arrays[key].ndim and len(p.arrays[key]) == len(p.index) for p in parts):
+            arrays[key] = np.concatenate([p.arrays[key] for p in parts])[order]
         else:
-            merged[key] = parts[0][key]
-    return merged
+            arrays[key] = parts[0].arrays[key]
+    return CellOutput(global_index[order], sum(int(p.n) for p in parts), arrays)
 
 
 def distributed_env() -> tuple[int, int] | None:
@@ -111,25 +133,23 @@ def distributed_env() -> tuple[int, int] | None:
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
 
 
-def run_sharded(runner: "Runner", plan: "Plan", rank: int, world: int) -> None:
+def run_sharded(computer: Computer, plan: Plan, rank: int, world: int) -> None:
+    """Every rank computes every ``world``-th item of each unit; rank 0 gathers, merges in item order and writes."""
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if runner.device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if computer.device.type == "cuda" else "gloo")
     for unit in plan.units:
         missing = unit.missing()
         if not missing:
             continue
-        model = runner._build_model(unit.model, unit.method)
+        model = computer.build_model(unit.model, unit.method)
         shards = [Shard(unit.dataset_obj, r, world) for r in range(world)]
-        outputs = unit.task.run(model, shards[rank], missing, runner._context(None))
+        outputs = check_outputs(unit.task, unit.task.run(model, shards[rank], missing, computer.context(None)),
+                                [d.condition for d in missing])
         gathered: list[Any] = [None] * world if rank == 0 else []
         dist.gather_object(outputs, gathered if rank == 0 else None, dst=0)
         if rank == 0:
             for deg in missing:
-                merged = merge_shards([g[deg.condition] for g in gathered], shards)
-                runner.cache.put("cells", unit.keys[deg.condition], merged, unit.descriptions[deg.condition])
-                unit.cached[deg.condition] = True
-                runner.state.computed.append(
-                    f"{unit.model.label}|{unit.method.label}|{unit.dataset.label}|{deg.condition}")
+                computer.store(unit, deg.condition, merge_shards([g[deg.condition] for g in gathered], shards))
         dist.barrier()

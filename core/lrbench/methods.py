@@ -53,6 +53,11 @@ class Method:
         """
         return {}
 
+    def produces(self, model_kind: str) -> str:
+        """The kind of model ``apply`` returns for a model of ``model_kind``: the plan chooses each unit's task from it.
+        Most methods keep the kind; one that replaces the model (SR4IR's trained classifier) returns its own."""
+        return model_kind
+
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         raise NotImplementedError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .cache import Cache, content_key, file_sha256_memo
 from .datasets import Dataset
@@ -53,12 +53,14 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
     return ident
 
 
-def method_identity(plugins: Any, item: Item, seed: int) -> dict[str, Any]:
+def method_identity(plugins: Any, item: Item, seed: int, build_dataset: Callable[..., Dataset] | None = None,
+                    method: Any = None) -> dict[str, Any]:
     """The method entry's identity plus what the constructed method reads beyond it (weights found by a short name,
     training data); entries that read nothing more keep the key they had without it."""
     ident = entry_identity(plugins, item, seed)
-    method = plugins.registries["methods"].create(item.name, **item.params)
-    inputs = method.inputs_identity(plugins.registries["datasets"].create)
+    if method is None:
+        method = plugins.registries["methods"].create(item.name, **item.params)
+    inputs = method.inputs_identity(build_dataset or plugins.registries["datasets"].create)
     if inputs:  # merged with what the entry's ``inputs=`` callback (if any) put there, never replacing it
         ident["inputs"] = {**ident.get("inputs", {}), **inputs}
     return ident
@@ -78,9 +80,15 @@ class Unit:
     keys: dict[str, str]
     descriptions: dict[str, dict[str, Any]]
     cached: dict[str, bool] = field(default_factory=dict)
+    #: the kind the built model (method applied) must have; None when the spec names the task
+    model_kind: str | None = None
 
     def missing(self) -> list[Degradation]:
         return [d for d in self.conditions if not self.cached[d.condition]]
+
+    def cell_label(self, condition: str) -> str:
+        """``model|method|dataset|condition``: how logs and run.json name a cell."""
+        return f"{self.model.label}|{self.method.label}|{self.dataset.label}|{condition}"
 
 
 @dataclass
@@ -101,23 +109,28 @@ class Plan:
                  "key": u.keys[d.condition][:12]} for u in self.units for d in u.conditions]
 
 
-def _model_kind(plugins: Any, item: Item) -> str | None:
-    entry, _ = plugins.registries["models"].resolve(item.name)
-    return entry.info.get("kind") or getattr(entry.factory, "kind", None)
+def model_kind(plugins: Any, model: Item, method: Any) -> str:
+    """The kind of the model a unit evaluates: the model entry's declared kind, as the method transforms it."""
+    entry, implied = plugins.registries["models"].resolve(model.name)
+    return method.produces(entry.model_kind(implied, model.params))
 
 
-def choose_task(plugins: Any, resolved: ResolvedSpec, model: Item, dataset: Dataset) -> tuple[Task, Item]:
+def choose_task(plugins: Any, resolved: ResolvedSpec, kind: str | None, dataset: Dataset) -> tuple[Task, Item]:
+    """The spec's task, else the one registered task that evaluates a ``kind`` model on the dataset's task; none or
+    several is an error naming the candidates (the spec key ``task`` settles it)."""
     if resolved.task is not None:
         return plugins.registries["tasks"].create(resolved.task.name, **resolved.task.params), resolved.task
-    kind = _model_kind(plugins, model) or "zero-shot"
-    candidates = []
-    for entry in plugins.registries["tasks"]:
-        cls = entry.factory
-        if getattr(cls, "dataset_task", None) == dataset.task and kind in getattr(cls, "model_kinds", ()):
-            candidates.append(entry)
+    candidates = [entry for entry in plugins.registries["tasks"]
+                  if getattr(entry.factory, "auto_select", True)
+                  and getattr(entry.factory, "dataset_task", None) == dataset.task
+                  and kind in getattr(entry.factory, "model_kinds", ())]
     if not candidates:
         raise LrbenchError(f"no registered task evaluates a {kind!r} model on a {dataset.task!r} dataset "
-                           f"({model.path}, {dataset.name}); name one with the spec key 'task'")
+                           f"({dataset.name}); name one with the spec key 'task'")
+    if len(candidates) > 1:
+        names = ", ".join(f"{e.name} (plugin {e.plugin})" for e in candidates)
+        raise LrbenchError(f"several tasks evaluate a {kind!r} model on a {dataset.task!r} dataset ({dataset.name}): "
+                           f"{names}; choose one with the spec key 'task'")
     entry = candidates[0]
     return entry.factory(), Item("tasks", entry.name, {}, "", "task")
 
@@ -132,18 +145,26 @@ def build_conditions(plugins: Any, resolved: ResolvedSpec) -> list[Degradation]:
     return out
 
 
-def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
+def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
+               build_dataset: Callable[..., Dataset] | None = None) -> Plan:
+    """Units and cell keys of a spec. ``build_dataset`` (the run's memoised builder) keeps each dataset entry built once
+    per run; a cell counts as cached when its entry is complete (its checksum is verified when it is read)."""
+    build_dataset = build_dataset or plugins.registries["datasets"].create
     conditions = build_conditions(plugins, resolved)
     seed = resolved.spec.seed
     path = "fast" if resolved.spec.fast_path else "reference"
     units = []
-    datasets = [(item, plugins.registries["datasets"].create(item.name, **item.params)) for item in resolved.datasets]
-    method_ids = [method_identity(plugins, method, seed) for method in resolved.methods]
+    datasets = [(item, build_dataset(item.name, **item.params)) for item in resolved.datasets]
+    methods = []
+    for method in resolved.methods:
+        method_obj = plugins.registries["methods"].create(method.name, **method.params)
+        methods.append((method, method_obj, method_identity(plugins, method, seed, build_dataset, method_obj)))
     for model in resolved.models:
         model_id = entry_identity(plugins, model)
-        for method, method_id in zip(resolved.methods, method_ids):
+        for method, method_obj, method_id in methods:
+            kind = model_kind(plugins, model, method_obj) if resolved.task is None else None
             for ds_item, ds in datasets:
-                task, task_item = choose_task(plugins, resolved, model, ds)
+                task, task_item = choose_task(plugins, resolved, kind, ds)
                 ds_id = ds.identity()
                 keys, descriptions, cached = {}, {}, {}
                 for deg in conditions:
@@ -151,6 +172,7 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache) -> Plan:
                             "method": method_id, "dataset": ds_id, "condition": deg.identity(), "path": path}
                     key = content_key(desc)
                     keys[deg.condition], descriptions[deg.condition] = key, desc
-                    cached[deg.condition] = cache.valid("cells", key)
-                units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached))
+                    cached[deg.condition] = cache.contains("cells", key)
+                units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached,
+                                  kind))
     return Plan(units)

@@ -113,9 +113,14 @@ class Plugins:
                 info = self.info.setdefault(plugin_name, PluginInfo(plugin_name))
 
                 def register(name: str, factory: Any, description: str = "", *, info: dict | None = None,
-                             accepts_id: bool = False, inputs: Any = None, _kind=kind, _plugin=plugin_name) -> None:
+                             accepts_id: bool = False, inputs: Any = None, kind: Any = None, _kind=kind,
+                             _plugin=plugin_name) -> None:
+                    if kind is not None and _kind != "models":
+                        raise TypeError(f"{_kind[:-1]} {name!r}: only models declare a kind")
+                    if _kind == "models" and kind is None:
+                        kind = declared_kind(factory)
                     registry.add(Entry(_kind, name, factory, description or (factory.__doc__ or "").strip().split("\n")[0],
-                                       _plugin, info or {}, accepts_id, inputs))
+                                       _plugin, info or {}, accepts_id, inputs, kind))
                     self.info[_plugin].registered.setdefault(_kind, []).append(name)
 
                 try:
@@ -143,6 +148,13 @@ class Plugins:
 
     def listing(self) -> list[PluginInfo]:
         return sorted(self.info.values(), key=lambda i: (i.distribution != "lrbench", i.name))
+
+
+def declared_kind(factory: Any) -> str | None:
+    """The kind a model adapter class declares (its ``kind`` class attribute), read when it is registered without
+    ``kind=``; a function factory declares nothing."""
+    kind = getattr(factory, "kind", None) if isinstance(factory, type) else None
+    return kind if isinstance(kind, str) else None
 
 
 _cached: Plugins | None = None

@@ -50,6 +50,17 @@ class Entry:
     #: what an entry reads beyond its parameters (weights shipped in a package, a folder named by an id), called with
     #: the factory's parameters without building anything; its result is part of every cell key of the entry
     inputs: Callable[..., dict[str, Any]] | None = None
+    #: models only: the adapter kind the entry builds (``zero-shot``, ``classifier``, ``embedder``), or a function of
+    #: the factory's parameters returning it for entries whose kind is a parameter; task choice reads only this
+    adapter_kind: str | Callable[..., str] | None = None
+
+    def model_kind(self, implied: dict[str, Any], params: dict[str, Any]) -> str:
+        """The kind this entry builds with these parameters, as declared at registration."""
+        if self.adapter_kind is None:
+            raise LrbenchError(f"model {self.name!r} of plugin {self.plugin!r} declares no kind; its plugin must "
+                               "register it with kind='zero-shot', 'classifier' or 'embedder'")
+        kind = self.adapter_kind
+        return kind if isinstance(kind, str) else kind(**implied, **params)
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         """The factory's keyword parameters: the schema a spec entry is checked against."""

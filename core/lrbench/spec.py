@@ -11,7 +11,7 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -244,8 +244,10 @@ class ResolvedSpec:
     raw: dict[str, Any]
 
 
-def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_datasets: bool = True) -> ResolvedSpec:
-    """Check a spec mapping; raise SpecError listing every problem, or return it normalized."""
+def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_datasets: bool = True,
+             build_dataset: Callable[..., Any] | None = None) -> ResolvedSpec:
+    """Check a spec mapping; raise SpecError listing every problem, or return it normalized. Datasets are checked by
+    building them with ``build_dataset`` (a run passes its memoised builder, so the plan reuses them)."""
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -297,7 +299,7 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
             if item.params.get("download"):
                 continue  # its root is filled by the run; validating must never start a download
             try:
-                plugins.registries["datasets"].create(item.name, **item.params)
+                (build_dataset or plugins.registries["datasets"].create)(item.name, **item.params)
             except DatasetRootError as exc:
                 problems.append((f"{item.path}.root", str(exc)))
             except (LrbenchError, ValueError, TypeError) as exc:

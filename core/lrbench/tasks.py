@@ -30,6 +30,7 @@ from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
 from .models import ModelAdapter, Preprocess
+from .registry import LrbenchError
 
 
 @dataclass
@@ -53,14 +54,88 @@ class RunContext:
         return torch.autocast(self.device.type, enabled=False)
 
 
+@dataclass
+class CellOutput:
+    """One condition's raw outputs: what a task returns for each condition, what the cache stores, what metrics read.
+
+    ``index``: the dataset items the cell holds outputs of (undecodable items are absent); ``n``: how many units its
+    metrics score (images, pairs, probes: the ``n`` column of results); ``arrays``: the named arrays its metrics read
+    (the task lists their names in ``Task.outputs``).
+    """
+
+    index: np.ndarray
+    n: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    #: the names the contract itself uses in a stored cell
+    RESERVED: ClassVar[tuple[str, ...]] = ("index", "n")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """``cell["logits"]``, ``cell["index"]``: an array by name, as in the stored mapping."""
+        if name == "index":
+            return self.index
+        if name == "n":
+            return np.asarray(self.n, dtype=np.int64)
+        return self.arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.RESERVED or name in self.arrays
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The flat mapping the cache stores and metrics read: the arrays plus ``index`` and ``n``."""
+        return {**self.arrays, "index": self.index, "n": np.asarray(self.n, dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "CellOutput":
+        """A stored cell back; raises ValueError when it lacks the contract's keys (written by an older lrbench)."""
+        missing = [k for k in cls.RESERVED if k not in arrays]
+        if missing:
+            raise ValueError(f"the cell has no {' or '.join(missing)}")
+        return cls(arrays["index"], int(arrays["n"]), {k: v for k, v in arrays.items() if k not in cls.RESERVED})
+
+
+def check_outputs(task: "Task", outputs: Any, conditions: Sequence[str]) -> dict[str, CellOutput]:
+    """A task's result for ``conditions`` checked against the contract; an LrbenchError names the task and the fault."""
+    where = f"task {task.name!r} ({type(task).__module__}.{type(task).__qualname__})"
+    if not isinstance(outputs, dict) or set(outputs) != set(conditions):
+        got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
+        raise LrbenchError(f"{where} must return {{condition: CellOutput}} for {sorted(conditions)}; got {got}")
+    for condition, cell in outputs.items():
+        problem = _cell_problem(task, cell)
+        if problem:
+            raise LrbenchError(f"{where} returned a bad output for condition {condition!r}: {problem}")
+    return outputs
+
+
+def _cell_problem(task: "Task", cell: Any) -> str | None:
+    if not isinstance(cell, CellOutput):
+        return f"expected a lrbench.tasks.CellOutput, got {type(cell).__name__}"
+    index = cell.index
+    if not isinstance(index, np.ndarray) or index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+        return f"index must be a 1-D integer array, got {getattr(index, 'dtype', type(index).__name__)}"
+    if not isinstance(cell.n, (int, np.integer)) or isinstance(cell.n, bool) or cell.n < 0:
+        return f"n must be a non-negative int, got {cell.n!r}"
+    bad = [k for k, v in cell.arrays.items() if not isinstance(v, np.ndarray) or k in CellOutput.RESERVED]
+    if bad:
+        return f"arrays {bad} are not numpy arrays or use a reserved name ({', '.join(CellOutput.RESERVED)})"
+    missing = [k for k in task.outputs if k not in cell.arrays]
+    if missing:
+        return f"missing arrays {missing} (the task declares outputs {list(task.outputs)})"
+    return None
+
+
 class Task:
     name: ClassVar[str] = "task"
     #: the dataset kind it evaluates (Dataset.task)
     dataset_task: ClassVar[str] = "classification"
     #: model kinds it accepts (ModelAdapter.kind)
     model_kinds: ClassVar[Sequence[str]] = ("zero-shot",)
+    #: False for tasks that run only when a spec names them (``task: shift``): they never compete in task choice
+    auto_select: ClassVar[bool] = True
     #: metrics used when the spec names none
     default_metrics: ClassVar[Sequence[str]] = ()
+    #: the arrays every CellOutput of this task holds (what its metrics read)
+    outputs: ClassVar[Sequence[str]] = ()
     #: bump when the evaluator's outputs change: it is part of every cache key
     version: ClassVar[str] = "1"
 
@@ -68,7 +143,8 @@ class Task:
         return {"name": self.name, "version": self.version}
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
+        """One pass over ``dataset``: a :class:`CellOutput` per condition, keyed by ``condition`` name."""
         raise NotImplementedError
 
 

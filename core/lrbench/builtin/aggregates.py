@@ -162,7 +162,7 @@ class War(AggregateMetric):
 
     def aggregate(self, table, num_classes):
         g = _scored(self.Gamma.aggregate(table, num_classes))
-        g["w"] = g["dataset"].map(self.weight)
+        g["w"] = g["dataset"].map(self.weight).astype(float)  # float even when no dataset is left (empty frame)
         g["wv"] = g["w"] * g["value"].abs()
         s = g.groupby(["model", "method", "condition"], sort=False).agg(wv=("wv", "sum"), w=("w", "sum"),
                                                                          n_datasets=("value", "count")).reset_index()

@@ -107,8 +107,8 @@ def register_models(register):
     presets = catalogue()["models"]
     n_ok = sum(1 for p in presets if p.get("load") and p["load"]["entry_point"] in installed)
     register("lr0fm", build, "LR0.FM catalogue: lr0fm:PRESET loads one of the paper's 66 backbones through its plugin",
-             accepts_id=True, info={"presets": len(presets), "available": n_ok})
+             accepts_id=True, kind="zero-shot", info={"presets": len(presets), "available": n_ok})
     for p in presets:
         register(f"lr0fm:{p['name']}", partial(build, p["name"]),
                  f"{p['family']} {p['architecture']} ({p['pretraining']}, {p['data_size']}) at {p['input_size']} px",
-                 info=preset_info(p, installed))
+                 kind="zero-shot", info=preset_info(p, installed))

@@ -11,7 +11,7 @@ from .. import hookimpl
 from ..datasets import Dataset
 from ..degradations import Degradation
 from ..models import ModelAdapter
-from ..tasks import RunContext, Task, iter_condition_batches
+from ..tasks import CellOutput, RunContext, Task, iter_condition_batches
 
 
 def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
@@ -34,6 +34,7 @@ class ZeroShotClassification(Task):
     dataset_task = "classification"
     model_kinds = ("zero-shot",)
     default_metrics = ("top1", "top5")
+    outputs = ("logits", "labels")
 
     def text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor:
         description = {"model": model.identity(), "classnames": list(dataset.classnames),
@@ -50,7 +51,7 @@ class ZeroShotClassification(Task):
         return torch.from_numpy(arrays["weights"]).to(ctx.device)
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         weights = self.text_weights(model, dataset, ctx)
         scale = float(model.logit_scale)
         logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
@@ -66,8 +67,8 @@ class ZeroShotClassification(Task):
         index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
         labels = dataset.labels[index]
         n_cls = weights.shape[0]
-        return {c: {"logits": np.concatenate(v) if v else np.zeros((0, n_cls), np.float32),
-                    "labels": labels, "index": index} for c, v in logits.items()}
+        return {c: CellOutput(index, len(index), {"logits": np.concatenate(v) if v else np.zeros((0, n_cls), np.float32),
+                                                  "labels": labels}) for c, v in logits.items()}
 
 
 class Classification(Task):
@@ -77,9 +78,10 @@ class Classification(Task):
     dataset_task = "classification"
     model_kinds = ("classifier",)
     default_metrics = ("top1", "top5")
+    outputs = ("logits", "labels")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
         seen: list[np.ndarray] = []
         with torch.no_grad():
@@ -90,8 +92,8 @@ class Classification(Task):
                         out = model.classify(x)
                     logits[cond].append(out.float().cpu().numpy())
         index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
-        return {c: {"logits": np.concatenate(v) if v else np.zeros((0, 0), np.float32),
-                    "labels": dataset.labels[index], "index": index} for c, v in logits.items()}
+        return {c: CellOutput(index, len(index), {"logits": np.concatenate(v) if v else np.zeros((0, 0), np.float32),
+                                                  "labels": dataset.labels[index]}) for c, v in logits.items()}
 
 
 @hookimpl

@@ -128,6 +128,6 @@ def eva(id: str | None = None, arch: str | None = None, pretrained: str | None =
 @hookimpl
 def register_models(register):
     register("eva", eva, "EVA-CLIP zero-shot models: eva:ARCH/TAG (open_clip) or eva:BAAI/EVA-CLIP-8B (Hub, custom code)",
-             accepts_id=True,
-             info={"kind": "zero-shot", "open_clip": [f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()],
+             accepts_id=True, kind="zero-shot",
+             info={"open_clip": [f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()],
                    "hub": list(HUB_EVA)})

@@ -20,7 +20,7 @@ from lrbench.datasets import Dataset
 from lrbench.degradations import Degradation
 from lrbench.models import ModelAdapter
 from lrbench.registry import LrbenchError
-from lrbench.tasks import RunContext, Task
+from lrbench.tasks import CellOutput, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -117,6 +117,12 @@ def _stack(emb: dict[int, np.ndarray], idx: np.ndarray, dim: int) -> tuple[np.nd
     return out, ok
 
 
+def _loaded(embs: dict[str, dict[int, np.ndarray]], condition: str, mode: str) -> np.ndarray:
+    """The items a condition's cell holds outputs of: those embedded for it (and at full resolution in cross mode)."""
+    items = set(embs[condition]) | (set(embs[HR_KEY]) if mode == "cross" else set())
+    return np.array(sorted(items), dtype=np.int64)
+
+
 def _dim(embs: dict[str, dict[int, np.ndarray]]) -> int:
     for d in embs.values():
         for v in d.values():
@@ -144,9 +150,10 @@ class Verification(_FaceTask):
     name = "verification"
     dataset_task = "verification"
     default_metrics = ("face_acc", "tar_far", "roc_auc")
+    outputs = ("dist", "issame", "res")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         pairs = getattr(dataset, "pairs", None)
         if pairs is None:
             raise LrbenchError(f"dataset {dataset.name!r} has no pairs: the verification task needs a verification "
@@ -164,7 +171,9 @@ class Verification(_FaceTask):
             dist = (1 - F.cosine_similarity(a_t.double(), b_t.double(), dim=1)).numpy()
             dist[~(ok_a & ok_b)] = np.nan
             res = _resolution(d, len(dataset))[pairs[:, 1]]
-            out[c] = {"dist": dist, "issame": dataset.issame.copy(), "res": res}
+            # n: the pairs scored (both images embedded)
+            out[c] = CellOutput(_loaded(embs, c, modes[c]), int(np.isfinite(dist).sum()),
+                                {"dist": dist, "issame": dataset.issame.copy(), "res": res})
         return out
 
 
@@ -174,9 +183,10 @@ class Identification(_FaceTask):
     name = "identification"
     dataset_task = "identification"
     default_metrics = ("rank1", "rank5", "rank20")
+    outputs = ("rank", "label", "group")
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         roles = getattr(dataset, "roles", None)
         if roles is None:
             raise LrbenchError(f"dataset {dataset.name!r} has no probe/gallery roles: the identification task needs "
@@ -192,5 +202,8 @@ class Identification(_FaceTask):
             p, ok_p = _stack(embs[c], probes, dim)
             ranks = np.full(len(probes), np.nan)
             ranks[ok_p] = match_ranks(p[ok_p], dataset.labels[probes][ok_p], g[ok_g], dataset.labels[gallery][ok_g])
-            out[c] = {"rank": ranks, "label": dataset.labels[probes], "group": np.asarray(dataset.groups)[probes]}
+            # n: the probes scored (embedded; a probe whose identity has no gallery image counts, at rank inf)
+            out[c] = CellOutput(_loaded(embs, c, modes[c]), int((~np.isnan(ranks)).sum()),
+                                {"rank": ranks, "label": dataset.labels[probes],
+                                 "group": np.asarray(dataset.groups)[probes]})
         return out

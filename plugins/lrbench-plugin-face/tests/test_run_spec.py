@@ -23,6 +23,7 @@ def test_run_spec_verification(tmp_path):
     acc = df[df["metric"] == "face_acc"].set_index("condition")["value"]
     assert ((acc >= 0) & (acc <= 1)).all() and len(acc) == 4
     assert {"face_acc.std", "face_acc.threshold", "face_dist.genuine", "roc_auc"} <= set(df["metric"])
+    assert set(df["n"]) == {20}  # every one of the 20 pairs scored, in every cell (it was 0 before the cell contract)
     again = run_spec(SPEC, tmp_path / "out2", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(again.sort_values(["condition", "metric"])["value"].to_numpy(),
                                df.sort_values(["condition", "metric"])["value"].to_numpy())

@@ -109,8 +109,8 @@ def blip(id: str | None = None, checkpoint: str | None = None, image_size: int =
 @hookimpl
 def register_models(register):
     register("hf", hf, "transformers zero-shot models: hf:HUB_ID or hf:/local/folder (CLIP, SigLIP, BLIP ITC, ...)",
-             accepts_id=True, info={"kind": "zero-shot", "library": "transformers"})
+             accepts_id=True, kind="zero-shot", info={"library": "transformers"})
     register("albef", albef, "ALBEF from an official checkpoint: albef:/path/ALBEF.pth (ITC path, timm ViT + BERT)",
-             accepts_id=True, info={"kind": "zero-shot", "image_size": 384})
+             accepts_id=True, kind="zero-shot", info={"image_size": 384})
     register("blip", blip, "BLIP from an original checkpoint: blip:/path/model_base.pth (ITC path, timm ViT + BERT)",
-             accepts_id=True, info={"kind": "zero-shot", "image_size": 384})
+             accepts_id=True, kind="zero-shot", info={"image_size": 384})

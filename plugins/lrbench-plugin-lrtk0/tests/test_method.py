@@ -102,7 +102,7 @@ class _TinyModels:
     def register_models(register):
         def tiny_clip(seed: int = 0):
             return TinyClipAdapter(seed)
-        register("tiny-clip", tiny_clip, "random-init 32 px open_clip ViT for tests")
+        register("tiny-clip", tiny_clip, "random-init 32 px open_clip ViT for tests", kind="zero-shot")
 
 
 def test_lrbench_run_trains_then_evaluates(tmp_path, monkeypatch):

@@ -43,7 +43,7 @@ def toy_clip_inputs(**_: object) -> dict[str, object]:
 @hookimpl
 def register_models(register):
     register("openclip", openclip, "open_clip zero-shot models: ARCH/TAG, ARCH@checkpoint, hf-hub:org/name, "
-             "local-dir:/folder", info={"kind": "zero-shot", "library": "open_clip_torch"}, accepts_id=True,
+             "local-dir:/folder", kind="zero-shot", info={"library": "open_clip_torch"}, accepts_id=True,
              inputs=openclip_inputs)
     register("toy-clip", toy_clip, "Tiny CLIP (ViT 64/8, 128 wide) trained on the toy world; offline, shipped "
-             "weights", info={"kind": "zero-shot", "input_size": 64}, inputs=toy_clip_inputs)
+             "weights", kind="zero-shot", info={"input_size": 64}, inputs=toy_clip_inputs)

@@ -7,7 +7,7 @@ from .method import METHODS
 from .metrics import METRIC_CLASSES
 from .shifts import CropShift, CyclicShift
 from .task import shift_task
-from .timm_models import timm_model
+from .timm_models import timm_kind, timm_model
 
 
 @hookimpl
@@ -36,4 +36,4 @@ def register_metrics(register):
 @hookimpl
 def register_models(register):
     register("timm", timm_model, "timm image models (classifier or embedder); timm:ARCH[.TAG], pretrained: true",
-             info={"kind": "classifier", "install": "pip install timm"}, accepts_id=True)
+             kind=timm_kind, info={"install": "pip install timm"}, accepts_id=True)

@@ -24,7 +24,7 @@ from lrbench.datasets import Dataset
 from lrbench.degradations import Degradation
 from lrbench.models import ModelAdapter
 from lrbench.registry import LrbenchError
-from lrbench.tasks import RunContext, Task
+from lrbench.tasks import CellOutput, RunContext, Task
 
 from .shifts import ShiftCondition
 
@@ -37,7 +37,10 @@ class ShiftTask(Task):
     name = "shift"
     dataset_task = "classification"
     model_kinds = ("classifier", "zero-shot", "embedder")
+    #: its conditions are shifts, not resolutions: it runs when a spec names it (``task: shift``)
+    auto_select = False
     default_metrics = METRICS
+    outputs = ("offsets", "pred", "nn", "knn", "labels")
     version = "1"
 
     def __init__(self, same_class: bool = True, knn: int = 11):
@@ -114,7 +117,7 @@ class ShiftTask(Task):
 
     # ---- the pass -------------------------------------------------------------------------------------------------
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         for c in conditions:
             if not isinstance(c, ShiftCondition):
                 raise LrbenchError(f"task 'shift' evaluates shift conditions (shift@D, cyclic@D); got {c.condition!r}")
@@ -122,7 +125,7 @@ class ShiftTask(Task):
         families: dict[str, list[ShiftCondition]] = {}
         for c in conditions:
             families.setdefault(repr(sorted(c.family().items())), []).append(c)  # type: ignore[arg-type]
-        out: dict[str, dict[str, np.ndarray]] = {}
+        out: dict[str, CellOutput] = {}
         for members in families.values():
             out.update(self._run_family(model, dataset, members, weights, ctx))
         return out
@@ -136,7 +139,7 @@ class ShiftTask(Task):
                                     "error": f"{type(exc).__name__}: {exc}"})
 
     def _run_family(self, model: ModelAdapter, dataset: Dataset, members: list[ShiftCondition],
-                    weights: torch.Tensor | None, ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+                    weights: torch.Tensor | None, ctx: RunContext) -> dict[str, CellOutput]:
         rep = max(members, key=lambda c: c.max_shift)
         offsets = rep.offsets()
         ref = np.zeros((1, 2), dtype=np.int64)
@@ -164,9 +167,9 @@ class ShiftTask(Task):
         out = {}
         for c in members:
             cols = _columns(offsets, c.offsets())
-            out[c.condition] = {"offsets": offsets[cols], "pred": pred[:, cols],
-                                "nn": np.where(nn[:, cols] >= 0, idx[np.maximum(nn[:, cols], 0)], -1),
-                                "knn": knn, "labels": labels, "index": idx}
+            out[c.condition] = CellOutput(idx, len(idx), {
+                "offsets": offsets[cols], "pred": pred[:, cols],
+                "nn": np.where(nn[:, cols] >= 0, idx[np.maximum(nn[:, cols], 0)], -1), "knn": knn, "labels": labels})
         return out
 
 

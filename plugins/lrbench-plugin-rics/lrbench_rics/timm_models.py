@@ -101,3 +101,10 @@ def timm_model(id: str, pretrained: bool = False, checkpoint: str | None = None,
                model_args: dict[str, Any] | None = None) -> TimmAdapter:
     """A timm model: ``timm:resnet50.a1_in1k`` (pretrained: true for weights), ``timm:vit_small_patch14_dinov2``..."""
     return TimmAdapter(id, pretrained, checkpoint, num_classes, image_size, kind, seed, model_args)
+
+
+def timm_kind(kind: str = "classifier", **_: Any) -> str:
+    """The kind a ``timm`` entry builds: its ``kind`` parameter (the registered kind of the entry, for task choice)."""
+    if kind not in KINDS:
+        raise ValueError(f"timm: unknown kind {kind!r}; choices: {', '.join(KINDS)}")
+    return kind

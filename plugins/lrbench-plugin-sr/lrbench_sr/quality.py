@@ -19,7 +19,7 @@ from lrbench.datasets import Dataset
 from lrbench.degradations import Degradation
 from lrbench.metrics import CellMetric
 from lrbench.models import ModelAdapter
-from lrbench.tasks import RunContext, Task
+from lrbench.tasks import CellOutput, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -92,9 +92,11 @@ class SRQuality(Task):
 
     name = "sr"
     dataset_task = "classification"
-    #: empty: never chosen automatically (it would shadow the recognition tasks); name it with ``task: sr``
-    model_kinds = ()
+    #: the recognition model is never run, so any kind will do; chosen only when named (``task: sr``)
+    model_kinds = ("zero-shot", "classifier", "embedder")
+    auto_select = False
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
+    outputs = OUTPUTS
 
     def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16):
         if upsample not in ("bicubic", "bilinear"):
@@ -130,7 +132,7 @@ class SRQuality(Task):
         return (up.clamp(0, 1) * 255).round() / 255, self.scale
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, dict[str, np.ndarray]]:
+            ctx: RunContext) -> dict[str, CellOutput]:
         lp = self._lpips_model(ctx.device)
         rows: dict[str, dict[str, list[float]]] = {d.condition: {k: [] for k in OUTPUTS} for d in conditions}
         index: list[int] = []
@@ -171,7 +173,7 @@ class SRQuality(Task):
                     r["lpips"].append(float("nan"))
             ctx.progress(1)
         idx = np.asarray(index, dtype=np.int64)
-        return {c: {**{k: np.asarray(v, dtype=np.float64) for k, v in r.items()}, "index": idx}
+        return {c: CellOutput(idx, len(idx), {k: np.asarray(v, dtype=np.float64) for k, v in r.items()})
                 for c, r in rows.items()}
 
 

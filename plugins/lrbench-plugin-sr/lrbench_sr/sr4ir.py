@@ -457,6 +457,10 @@ class SR4IRMethod(Method):
             return {}
         return {"data": self._training_set(dataset).identity()}
 
+    def produces(self, model_kind: str) -> str:
+        """A classifier whatever the spec's model: the trained pair replaces it (its ResNet-18 task network)."""
+        return "classifier"
+
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if self.checkpoint:
             state = load_checkpoint(self.checkpoint)

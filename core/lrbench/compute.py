@@ -1,0 +1,123 @@
+"""Computing a unit: build its model and method, run its task over the data, cache each condition's raw outputs.
+
+Every executor (local, Ray worker, torchrun rank) computes through a :class:`Computer`; it holds what a unit needs
+beyond the unit itself (the registries, the cache, the device, the spec's run settings), so a worker given a unit
+computes it without re-planning the spec.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .cache import Cache, canonical_json
+from .methods import ArtifactStore, MethodContext
+from .models import ModelAdapter
+from .plan import Unit
+from .registry import LrbenchError
+from .spec import Item, Spec
+from .tasks import CellOutput, RunContext, check_outputs, resolve_workers
+
+log = logging.getLogger("lrbench")
+
+
+@dataclass
+class RunState:
+    """What a run did: shown to the user and written to run.json."""
+
+    computed: list[str] = field(default_factory=list)
+    reused: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    model_loads: int = 0
+    #: model label -> its own input size in px (the "HR" of the report's resolution axis)
+    input_size: dict[str, int] = field(default_factory=dict)
+    num_classes: dict[str, int] = field(default_factory=dict)
+
+
+class DatasetBuilder:
+    """Builds each dataset entry (registry name + parameters) once per run: planning, validation and training methods
+    that ask for the same entry share the object."""
+
+    def __init__(self, create: Callable[..., Any]):
+        self._create = create
+        self._built: dict[str, Any] = {}
+
+    def __call__(self, name: str, **params: Any) -> Any:
+        key = canonical_json({"name": name, "params": params})
+        if key not in self._built:
+            self._built[key] = self._create(name, **params)
+        return self._built[key]
+
+
+class Computer:
+    """Builds models and computes units into the cache for one run (or one worker of it)."""
+
+    def __init__(self, plugins: Any, cache: Cache, device: torch.device, spec: Spec, state: RunState | None = None,
+                 datasets: DatasetBuilder | None = None):
+        self.plugins, self.cache, self.device, self.spec = plugins, cache, device, spec
+        self.artifacts = ArtifactStore(cache.root / "artifacts")
+        self.state = state or RunState()
+        self.datasets = datasets or DatasetBuilder(plugins.registries["datasets"].create)
+        #: loader workers: ``auto`` resolved on the machine that computes (a Ray worker counts its own cores)
+        self.num_workers = resolve_workers(spec.num_workers)
+
+    def context(self, bar: Any = None) -> RunContext:
+        s = self.spec
+        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=self.num_workers,
+                          fast_path=s.fast_path, amp=s.amp, cache=self.cache, seed=s.seed, log=log,
+                          progress=(bar.update if bar is not None else (lambda n: None)), skipped=self.state.skipped)
+
+    def build_model(self, model: Item, method: Item) -> ModelAdapter:
+        """The model entry's adapter on the run's device with the method applied (training methods reuse their
+        cached artifact)."""
+        base = self.plugins.registries["models"].create(model.name, **model.params)
+        self.state.model_loads += 1
+        size = getattr(getattr(base, "preprocess", None), "image_size", None)
+        if isinstance(size, int):
+            self.state.input_size[model.label] = size
+        base.to(self.device).eval()
+        method_obj = self.plugins.registries["methods"].create(method.name, **method.params)
+        ctx = MethodContext(device=self.device, artifacts=self.artifacts, cache=self.cache, seed=self.spec.seed,
+                            log=log, dataset=self.datasets)
+        torch.manual_seed(self.spec.seed)
+        adapted = method_obj.apply(base, ctx)
+        return adapted.to(self.device).eval()
+
+    def compute_unit(self, unit: Unit, model: ModelAdapter, bar: Any = None) -> None:
+        """Compute a unit's missing conditions and store each in the cache (under a lock shared by concurrent runs)."""
+        missing = unit.missing()
+        if not missing:
+            return
+        if unit.model_kind is not None and model.kind != unit.model_kind:
+            raise LrbenchError(f"model {unit.model.label!r} with method {unit.method.label!r} was planned as a "
+                               f"{unit.model_kind!r} model (its registered kind, as the method declares it changes) "
+                               f"but built a {model.kind!r} one; fix the registration's kind= or the method's produces()")
+        locks = [self.cache.lock("cells", unit.keys[d.condition]) for d in missing]
+        for lock in locks:
+            lock.acquire()
+        try:
+            # another run may have finished these while we waited for the locks
+            missing = [d for d in missing if not self.cache.contains("cells", unit.keys[d.condition])]
+            if not missing:
+                return
+            torch.manual_seed(self.spec.seed)
+            t0 = time.perf_counter()
+            outputs = check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, missing, self.context(bar)),
+                                    [d.condition for d in missing])
+            elapsed = time.perf_counter() - t0
+            for deg in missing:
+                self.store(unit, deg.condition, outputs[deg.condition])
+            self.state.timings[f"{unit.model.label}|{unit.method.label}|{unit.dataset.label}"] = elapsed
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def store(self, unit: Unit, condition: str, outputs: CellOutput) -> None:
+        """Write one cell's raw outputs and mark it computed."""
+        self.cache.put("cells", unit.keys[condition], outputs.to_arrays(), unit.descriptions[condition])
+        unit.cached[condition] = True
+        self.state.computed.append(unit.cell_label(condition))
