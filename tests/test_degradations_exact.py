@@ -9,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 from torchvision.transforms import functional as TF
 
-from lrbench.builtin.degradations import Area, Bilinear, GaussianBlur, Nearest, Noise, Pixelate, Resize
+from lrbench.builtin.degradations import HR, Area, Bilinear, GaussianBlur, Jpeg, Nearest, Noise, Pixelate, Resize
 from lrbench.builtin.toyworld import render
 
 
@@ -103,3 +103,13 @@ def test_gaussian_blur_has_the_named_sigma(w, h, sigma):
     ref = TF.pil_to_tensor(GaussianBlur(sigma).pil(img)).float() / 255
     levels = ((ref - fast)[inner].abs() * 255)
     assert levels.max().item() < 6 and levels.mean().item() < 1.2
+
+
+def test_every_builtin_degradation_is_registered_with_its_one_line_description():
+    from lrbench.plugins import Plugins
+
+    reg = Plugins(load_entry_points=False).registries["degradations"]
+    for name, cls in [("hr", HR), ("bicubic", Resize), ("bilinear", Bilinear), ("area", Area), ("nearest", Nearest),
+                      ("pixelate", Pixelate), ("gaussian_blur", GaussianBlur), ("jpeg", Jpeg), ("noise", Noise)]:
+        entry, _ = reg.resolve(name)
+        assert entry.factory is cls and entry.description == cls.__doc__.strip().split("\n")[0], name

@@ -47,6 +47,12 @@ def test_registered_metrics_are_these_functions():
     assert reg.create("mean_per_class").compute(OUT, None) == pytest.approx(7 / 12)
 
 
+def test_one_item_cell_and_default_k():
+    one = {"logits": LOGITS[:1], "labels": LABELS[:1]}
+    assert TopK(1).compute(one, None) == 1.0 and MeanPerClass().compute(one, None) == 1.0
+    assert TopK().compute(OUT, None) == pytest.approx(4 / 6)  # the default k is top-1
+
+
 def test_empty_cell_is_nan_not_zero():
     empty = {"logits": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64)}
     assert math.isnan(TopK(1).compute(empty, None)) and math.isnan(MeanPerClass().compute(empty, None))
@@ -106,3 +112,18 @@ def test_method_gamma_measures_easiness_on_the_baseline_hr():
     G = ImprovedGamma().aggregate(t, CLASSES).set_index(["method", "dataset", "condition"])["value"]
     assert G[("tk", "near", "bicubic@16")] == pytest.approx(0.14 / 0.15 * (1 - math.exp(-0.5)), rel=1e-12)
     assert G[("tk", "near", "hr")] == pytest.approx(0.30 / 0.15 * (1 - math.exp(-0.5)), rel=1e-12)
+
+
+def test_aggregates_keep_the_order_of_the_table():
+    """Rows come out in the spec's order (models, then conditions as listed), which the summary's columns follow: not
+    sorted by name (that would put bicubic@16 before bicubic@32 and hr last, and model "b" after "a")."""
+    rows = [(m, "none", "near", c, "top1", v) for m in ("b", "a")
+            for c, v in (("hr", 0.5), ("bicubic@32", 0.4), ("bicubic@16", 0.3))]
+    t = _table(rows)
+    order = [("b", "bicubic@32"), ("b", "bicubic@16"), ("a", "bicubic@32"), ("a", "bicubic@16")]
+    acc = Acc().aggregate(t, CLASSES)
+    assert list(zip(acc["model"], acc["condition"])) == [(m, c) for m in ("b", "a")
+                                                         for c in ("hr", "bicubic@32", "bicubic@16")]
+    for agg in (Sar(), War(weights={"near": 1.0})):
+        out = agg.aggregate(t, CLASSES)
+        assert list(zip(out["model"], out["condition"])) == order, type(agg).__name__

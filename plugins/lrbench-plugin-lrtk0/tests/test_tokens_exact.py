@@ -1,0 +1,99 @@
+"""Where LR tokens enter, block by block, for each ``start_block``; and the distillation loss against a hand-written
+sum of CLIP losses (HR term included)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH
+from torchvision.transforms import functional as TF
+
+from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
+from lrbench_lrtk0.train import distill_loss
+
+P = (IMAGE_SIZE // PATCH) ** 2
+
+
+def _distinct(tokens) -> None:
+    """Every token tensor different and non-zero: block j's tokens are (j + 1) x a ramp, the patch token -ramp."""
+    ramp = torch.linspace(-0.5, 0.5, P * WIDTH).view(P, WIDTH)
+    with torch.no_grad():
+        for j in range(tokens.blocks.shape[0]):
+            tokens.blocks[j].copy_((j + 1) * ramp)
+        if tokens.patch is not None:
+            tokens.patch.copy_(-ramp)
+
+
+@pytest.mark.parametrize("start_block", range(LAYERS))
+@pytest.mark.parametrize("patch_token", [True, False])
+def test_each_block_gets_its_own_token_from_start_block_on(adapter, images, start_block, patch_token):
+    """In one forward pass, what each block receives minus what reached it: 0 before ``start_block``, then the
+    tokens' row ``i - start_block``, on the patch positions only; the after-patchification token only when
+    ``start_block == 0`` and ``patch_token``."""
+    lay = find_vit(adapter.module)
+    tokens = make_tokens(lay, "add", start_block, patch_token)
+    _distinct(tokens)
+    sites = [lay.embed_site, *lay.blocks]
+    seen: dict[str, dict[int, torch.Tensor]] = {"before": {}, "after": {}}
+
+    def recorder(when):
+        return [m.register_forward_pre_hook(lambda m, a, i=i: seen[when].__setitem__(i, a[0].clone()))
+                for i, m in enumerate(sites)]
+
+    recorder("before")  # registered before the injector's hooks: sees what reached the site
+    injector = TokenInjector(lay, tokens)
+    recorder("after")  # after them: sees what the site really gets
+    with injector.active():
+        adapter.encode_image(images)
+    for i, site in enumerate(sites):
+        delta = seen["after"][i] - seen["before"][i]
+        if not lay.batch_first and i > 0:
+            delta = delta.transpose(0, 1)
+        assert torch.equal(delta[:, 0], torch.zeros_like(delta[:, 0])), f"class token changed at site {i}"
+        block = i - 1
+        if i == 0:
+            want = tokens.patch if (start_block == 0 and patch_token) else None
+        else:
+            want = tokens.blocks[block - start_block] if block >= start_block else None
+        if want is None:
+            assert torch.equal(delta, torch.zeros_like(delta)), f"site {i} got a token"
+        else:
+            torch.testing.assert_close(delta[:, 1:], want.detach().expand_as(delta[:, 1:]), rtol=0, atol=1e-6)
+
+
+def _clip_loss(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    """The symmetric CLIP loss, written out: mean of the two cross-entropies of scale * a @ b.T with the diagonal."""
+    logits = scale * a @ b.T
+    target = torch.arange(len(a))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def test_distill_loss_is_hr_term_plus_one_term_per_lr_size(adapter):
+    lay = find_vit(adapter.module)
+    tokens = make_tokens(lay, "add", 1, True)
+    _distinct(tokens)
+    with torch.no_grad():
+        tokens.blocks.mul_(0.2)
+    injector = TokenInjector(lay, tokens)
+    torch.manual_seed(2)
+    hr = torch.rand(5, 3, IMAGE_SIZE, IMAGE_SIZE)
+    sizes, scale = [6, 12, 20], 7.0
+
+    def embed(x, student):
+        x = adapter.prepare_tensor(x)
+        if student:
+            with injector.active():
+                return F.normalize(adapter.encode_image(x), dim=-1)
+        return F.normalize(adapter.encode_image(x), dim=-1)
+
+    def lr_view(size):  # an LR copy back at the model's input size (how the trainer builds its views)
+        small = TF.resize(hr, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        return TF.resize(small, [IMAGE_SIZE, IMAGE_SIZE], interpolation=TF.InterpolationMode.BICUBIC).clamp(0, 1)
+
+    views = torch.stack([hr] + [lr_view(s) for s in sizes], dim=1)  # (B, V, 3, S, S), view 0 the HR one
+    with torch.no_grad():
+        teacher = embed(hr, False)
+        terms = [_clip_loss(embed(views[:, v], True), teacher, scale) for v in range(views.shape[1])]
+        got = distill_loss(adapter, injector, views, scale)
+    assert float(terms[0]) > 1e-3  # the tokens move the HR student away from the teacher: the HR term counts
+    assert float(got) == pytest.approx(float(sum(terms)), rel=1e-5)
