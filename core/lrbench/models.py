@@ -91,6 +91,21 @@ class Preprocess:
         return (x - mean) / std
 
 
+@dataclass(frozen=True)
+class HRView:
+    """The HR image a model's protocol degrades, made from the dataset image before any condition: ``Resize(resize)``
+    (shorter side) + ``CenterCrop(crop)`` on the PIL image. SR benchmarks degrade such a fixed crop (SR4IR tests on
+    Resize 256 + CenterCrop 224, bilinear), where LR0.FM degrades the dataset image itself (no view)."""
+
+    resize: int
+    crop: int
+    interpolation: str = "bilinear"
+
+    def pil(self, image: Image.Image) -> Image.Image:
+        image = TF.resize(image.convert("RGB"), self.resize, interpolation=interpolation_mode(self.interpolation))
+        return TF.center_crop(image, [self.crop, self.crop])
+
+
 class ModelAdapter:
     """Base class of model adapters.
 
@@ -110,6 +125,8 @@ class ModelAdapter:
     logit_scale: float = 100.0
     classnames: Sequence[str] | None = None
     device: torch.device = torch.device("cpu")
+    #: the HR image conditions act on; None: the dataset image itself (the LR0.FM protocol)
+    hr_view: HRView | None = None
 
     def identity(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -189,6 +206,10 @@ class ModelWrapper(ModelAdapter):
     @property
     def module(self) -> torch.nn.Module | None:  # type: ignore[override]
         return self.inner.module
+
+    @property
+    def hr_view(self) -> HRView | None:  # type: ignore[override]
+        return self.inner.hr_view
 
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self.inner.prepare(images)

@@ -8,7 +8,9 @@ Reference path (default): per image, in the DataLoader workers, ``degradation.pi
 ``Preprocess.pil`` (PIL, exactly the papers' transform); the main process only copies the pinned batches to the device.
 Fast path (``fast_path: true``): the workers read each file; JPEGs are decoded in batches on the device (nvJPEG on
 CUDA; on a CPU run the workers decode and derive), every condition is made from the whole decode with the reference's
-steps, sizes and crop box (``derive_conditions``); only the resampling arithmetic differs from PIL's.
+steps, sizes and crop box (``derive_conditions``); only the resampling arithmetic differs from PIL's. A model with an
+``hr_view`` (SR benchmarks: a fixed crop) has its conditions act on that view on both paths, the view made once per
+image on the PIL image in the workers.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from torchvision.transforms import functional as TF
 from .cache import Cache
 from .datasets import Dataset
 from .degradations import Degradation
-from .models import ModelAdapter, Preprocess
+from .models import HRView, ModelAdapter, Preprocess
 from .registry import LrbenchError
 
 
@@ -208,8 +210,8 @@ class _ReferenceLoader(torch.utils.data.Dataset):
     calls ``model.prepare`` on the degraded images)."""
 
     def __init__(self, dataset: Dataset, conditions: Sequence[Degradation],
-                 prepare: Callable[[Image.Image], torch.Tensor] | None):
-        self.dataset, self.conditions, self.prepare = dataset, conditions, prepare
+                 prepare: Callable[[Image.Image], torch.Tensor] | None, hr_view: HRView | None = None):
+        self.dataset, self.conditions, self.prepare, self.hr_view = dataset, conditions, prepare, hr_view
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -217,6 +219,8 @@ class _ReferenceLoader(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, list[Any]]:
         try:
             image = self.dataset.load(i)
+            if self.hr_view is not None:
+                image = self.hr_view.pil(image)
         except Exception as exc:
             return i, [_error(exc)] * len(self.conditions)
         payloads: list[Any] = []
@@ -379,14 +383,18 @@ class _FastLoader(torch.utils.data.Dataset):
     ``decode`` the JPEG is decoded here too (a CPU run: the workers are the decoders), and with ``derive`` (a CPU run
     whose model keeps its plain preprocessing) every condition's model input is made here as well."""
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], decode: bool, derive: Preprocess | None):
+    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], decode: bool, derive: Preprocess | None,
+                 hr_view: HRView | None = None):
         self.dataset, self.conditions, self.decode, self.derive = dataset, conditions, decode, derive
+        self.hr_view = hr_view
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> tuple[int, str, torch.Tensor | str]:
         try:
+            if self.hr_view is not None:  # the view is made on the PIL image, as on the reference path
+                return i, "pixels", TF.pil_to_tensor(self.hr_view.pil(self.dataset.load(i)))
             data = self.dataset.encoded(i)
             if data is not None and _is_rgb_jpeg(data):
                 return i, "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
@@ -414,9 +422,9 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
     on_cpu = ctx.device.type == "cpu"
     source: _ReferenceLoader | _FastLoader
     if ctx.fast_path:
-        source = _FastLoader(dataset, conditions, decode=on_cpu, derive=pre if on_cpu else None)
+        source = _FastLoader(dataset, conditions, decode=on_cpu, derive=pre if on_cpu else None, hr_view=model.hr_view)
     else:
-        source = _ReferenceLoader(dataset, conditions, pre.pil if pre is not None else None)
+        source = _ReferenceLoader(dataset, conditions, pre.pil if pre is not None else None, model.hr_view)
     subset = source if indices is None else torch.utils.data.Subset(source, list(indices))
     n_batches = -(-len(subset) // ctx.batch_size)
     loader = DataLoader(subset, batch_size=ctx.batch_size, num_workers=ctx.num_workers if n_batches > 1 else 0,

@@ -6,7 +6,7 @@ from lrbench import hookimpl
 from . import backbones
 from .method import SpandrelSRMethod, SRMethod, short_form
 from .quality import METRICS, SRDown, SRQuality, metric_factory
-from .sr4ir import SR4IRMethod
+from .sr4ir import SR4IRMethod, sr4ir_model
 
 
 @hookimpl
@@ -19,6 +19,12 @@ def register_methods(register):
                      info={"arch": arch, "variant": variant, "scale": scale})
     register("sr/file", SpandrelSRMethod, SpandrelSRMethod.__doc__)
     register("sr4ir", SR4IRMethod, "SR4IR: SR + ResNet-18 trained with TDP loss, CQMix and alternate training")
+
+
+@hookimpl
+def register_models(register):
+    register("sr4ir", sr4ir_model, "An SR4IR pair (SR + task network) as a classifier: trained by an sr4ir method, or "
+             "a trained one from checkpoint", kind="classifier")
 
 
 @hookimpl

@@ -1,11 +1,12 @@
 """SR quality: the ``sr`` task scores super-resolved images against their HR originals (PSNR, SSIM, LPIPS).
 
-Protocol (the SR literature's, as BasicSR and SR4IR compute it): images on the 0-255 scale, 8-bit SR outputs, ``scale``
-pixels cropped from every border, each metric per image and then averaged; PSNR/SSIM on RGB and on the Y channel
-(ITU-R BT.601, as MATLAB's rgb2ycbcr); LPIPS on [-1, 1] inputs with the same crop. Each image is first center-cropped to
-a square (so the LR, SR and HR grids align exactly); the HR reference is that square resized to the SR output size,
-which is the square itself whenever ``LR size x scale`` equals it (``srdown@4`` on any image, ``bicubic@56`` x4 on the
-224 px toy world).
+Protocol (as SR4IR computes it, ``src/utils/common/metrics.py``): images on the 0-255 scale, 8-bit SR outputs,
+``crop_border`` pixels (8 by default, SR4IR's; BasicSR's tables crop ``scale``) cropped from every border, each metric
+per image and then averaged; PSNR/SSIM on RGB and on the Y channel (ITU-R BT.601, as MATLAB's rgb2ycbcr); LPIPS on
+[-1, 1] inputs with the same crop. The HR image is the model's ``hr_view`` when it has one (an SR4IR pair: Resize +
+CenterCrop), otherwise each image center-cropped to a square (so the LR, SR and HR grids align exactly); the reference
+is that HR image resized to the SR output size, which is the HR image itself whenever ``LR size x scale`` equals it
+(``srdown@4`` on any image, ``bicubic@56`` x4 on the 224 px toy world).
 """
 from __future__ import annotations
 
@@ -98,17 +99,21 @@ class SRQuality(Task):
     default_metrics = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
     outputs = OUTPUTS
 
-    def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16):
+    def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16,
+                 crop_border: int | str = 8):
         if upsample not in ("bicubic", "bilinear"):
             raise ValueError(f"upsample must be bicubic or bilinear, got {upsample!r}")
         if lpips not in ("vgg", "alex", "none"):
             raise ValueError(f"lpips must be vgg, alex or none, got {lpips!r}")
+        if crop_border != "scale" and (isinstance(crop_border, str) or int(crop_border) < 0):
+            raise ValueError(f"crop_border must be a number of pixels >= 0 or 'scale', got {crop_border!r}")
         self.scale, self.upsample, self.lpips_net, self.batch_size = int(scale), upsample, lpips, int(batch_size)
+        self.crop_border = crop_border if crop_border == "scale" else int(crop_border)
         self._lpips: torch.nn.Module | None | bool = None
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "scale": self.scale, "upsample": self.upsample,
-                "lpips": self.lpips_net}
+                "lpips": self.lpips_net, "crop_border": self.crop_border}
 
     def _lpips_model(self, device: torch.device) -> torch.nn.Module | None:
         if self._lpips is None:
@@ -144,8 +149,8 @@ class SRQuality(Task):
                                     "error": f"{type(exc).__name__}: {exc}"})
                 continue
             index.append(i)
-            side = min(image.size)
-            hr = TF.center_crop(image, [side, side])
+            view = model.hr_view
+            hr = view.pil(image) if view is not None else TF.center_crop(image, [min(image.size)] * 2)
             for deg in conditions:
                 lr = deg.pil(hr)
                 if lr.size == hr.size:  # not a low-resolution condition (e.g. hr): nothing to super-resolve
@@ -155,20 +160,21 @@ class SRQuality(Task):
                 x = TF.to_tensor(lr)[None].to(ctx.device)
                 with torch.no_grad(), ctx.autocast():
                     sr, scale = self._upscale(model, x)
+                border = scale if self.crop_border == "scale" else self.crop_border
                 sr = sr.float().clamp(0, 1)
                 ref = hr if hr.size == (sr.shape[-1], sr.shape[-2]) else TF.resize(
                     hr, list(sr.shape[-2:]), interpolation=TF.InterpolationMode.BICUBIC)
                 sr8 = (sr[0] * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 ref8 = np.asarray(ref)
                 r = rows[deg.condition]
-                r["psnr"].append(psnr(sr8, ref8, scale))
-                r["psnr_y"].append(psnr(sr8, ref8, scale, y_channel=True))
-                r["ssim"].append(ssim(sr8, ref8, scale))
-                r["ssim_y"].append(ssim(sr8, ref8, scale, y_channel=True))
+                r["psnr"].append(psnr(sr8, ref8, border))
+                r["psnr_y"].append(psnr(sr8, ref8, border, y_channel=True))
+                r["ssim"].append(ssim(sr8, ref8, border))
+                r["ssim_y"].append(ssim(sr8, ref8, border, y_channel=True))
                 if lp is not None:
                     ref_t = TF.to_tensor(ref)[None].to(ctx.device)
                     sr_t = torch.from_numpy(sr8).permute(2, 0, 1)[None].float().div(255).to(ctx.device)
-                    r["lpips"].append(float(lpips_distance(lp, sr_t, ref_t, scale)[0]))
+                    r["lpips"].append(float(lpips_distance(lp, sr_t, ref_t, border)[0]))
                 else:
                     r["lpips"].append(float("nan"))
             ctx.progress(1)
@@ -199,9 +205,9 @@ def metric_factory(output: str, doc: str) -> Callable[[], SRMetric]:
 
 
 METRICS = {
-    "psnr": "PSNR (dB) of SR vs HR on RGB, 0-255, border = scale cropped, mean over images",
-    "psnr_y": "PSNR (dB) on the Y channel (BT.601), border = scale cropped, mean over images",
-    "ssim": "SSIM on RGB (per channel, averaged), border = scale cropped, mean over images",
-    "ssim_y": "SSIM on the Y channel, border = scale cropped, mean over images",
+    "psnr": "PSNR (dB) of SR vs HR on RGB, 0-255, the task's crop_border cropped, mean over images",
+    "psnr_y": "PSNR (dB) on the Y channel (BT.601), the task's crop_border cropped, mean over images",
+    "ssim": "SSIM on RGB (per channel, averaged), the task's crop_border cropped, mean over images",
+    "ssim_y": "SSIM on the Y channel, the task's crop_border cropped, mean over images",
     "lpips": "LPIPS distance (lower is better; the task's lpips network), mean over images",
 }

@@ -1,16 +1,24 @@
 """SR4IR (Kim et al., CVPR 2024): an SR network and a task network trained together for LR recognition.
 
-- TDP loss: L1 between the task network's feature maps (ResNet-18 ``layer4``, before pooling) of SR and HR images,
+The recipe is the authors' classification code (JaehaKim97/SR4IR, ``src/models/cls/*_cls_model.py`` and
+``options/cls/*``); docs/sr.md cites file and line for each point and lists what departs from it.
+
+- TDP loss: L1 between the task network's feature maps (ResNet ``layer4``, before pooling) of SR and HR images,
   computed with the task network frozen and in eval mode, switched on after a warm-up.
 - CQMix: a sqrt(P) x sqrt(P) grid of patches, each taken from the SR or the HR image with probability 0.5.
 - Alternate training, per iteration: phase 1 updates SR with L1(SR, HR) + TDP, the task network frozen; phase 2 updates
-  the task network with 0.34 * (CE(SR) + CE(HR) + CE(CQMix)), the SR output detached.
-- Baselines (``mode``): ``hr_t`` (T on HR, the oracle), ``lr_t`` (T on bilinear-upsampled LR), ``s_t`` (S with L1 first,
-  then T on frozen S), ``t_s`` (T on HR first, then S with L1 + CE through frozen T), ``s_plus_t`` (joint L1 + CE).
+  the task network with 0.34 * (CE(SR) + CE(HR) + CE(CQMix)), three forward passes (so BatchNorm normalises and
+  tracks each view on its own), the SR output detached and not clamped.
+- Baselines (``mode``): ``hr_t`` (T on HR, the oracle), ``lr_t`` (T on bilinear-upsampled LR, align_corners as
+  ``nn.UpsamplingBilinear2d``), ``s_t`` (S with L1 first, then T on frozen S), ``t_s`` (T on HR first, then S with
+  L1 + CE through frozen T), ``s_plus_t`` (joint L1 + CE).
+- Schedules: BasicSR's cosine annealing with restarts, stepped every iteration; SR4IR restarts at the end of the TDP
+  warm-up (periods [warm-up, rest] epochs), eta_min 1e-6 for SR and 1e-4 for T; each baseline stage one period.
 
 LR images are made on the fly as the authors do: torch bicubic by 1/scale without antialias, rounded to 8 bits. The
 trained pair is stored as a method artifact keyed by the hash of the config and the training set, and used as a
-classifier: LR -> SR (or bilinear up for the T-only modes) -> ImageNet normalisation -> ResNet-18.
+classifier on the authors' test images: Resize(hr_size x 256/224, bilinear) + CenterCrop(hr_size) is the HR image
+(the model's ``hr_view``), conditions degrade it, LR inputs go through SR (or bilinear up), HR inputs straight to T.
 """
 from __future__ import annotations
 
@@ -26,14 +34,15 @@ import torch.nn.functional as F
 from lrbench.cache import atomic_write_bytes, content_key
 from lrbench.checkpoints import load_checkpoint
 from lrbench.methods import Method, MethodContext
-from lrbench.models import IMAGENET_MEAN, IMAGENET_STD, ModelAdapter, ModelWrapper, Preprocess
+from lrbench.models import IMAGENET_MEAN, IMAGENET_STD, HRView, ModelAdapter, ModelWrapper, Preprocess
 from lrbench.registry import LrbenchError
 from PIL import Image
 from torch import nn
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from . import backbones
-from .inference import SRInference
+from .inference import pad_to_multiple
 from .quality import SRDown
 
 log = logging.getLogger("lrbench.sr")
@@ -43,9 +52,14 @@ MODES = ("sr4ir", "hr_t", "lr_t", "s_t", "t_s", "s_plus_t")
 SR_MODES = ("sr4ir", "s_t", "t_s", "s_plus_t")
 
 
+#: what an ``init`` pair takes from the pair it starts, unless it names them
+_INHERITED_BY_INIT = ("scale", "arch", "variant", "sr_options", "task_arch", "dataset", "hr_size", "resize")
+
+
 @dataclass
 class SR4IRConfig:
-    """Everything that determines a trained pair (its hash keys the artifact)."""
+    """Everything that determines a trained pair (its hash keys the artifact). Defaults: the authors' EDSR-baseline
+    classification recipe (``options/cls/CUB200/014_SR4IR_edsr_x4.yml``)."""
 
     mode: str = "sr4ir"
     scale: int = 4
@@ -53,30 +67,42 @@ class SR4IRConfig:
     variant: str = "baseline"
     #: overrides of the SR architecture (e.g. ``{num_feat: 32, num_block: 4}`` for CPU-sized runs)
     sr_options: dict[str, Any] = field(default_factory=dict)
-    #: SR initialisation (the paper starts from DIV2K weights); without it, ``sr_pretrain_epochs`` of L1 training
+    #: SR initialisation (the authors: EDSR-baseline DIV2K weights); without it, ``sr_pretrain_epochs`` of L1 training
     sr_checkpoint: str | None = None
     sr_pretrain_epochs: int = 0
+    #: a torchvision ResNet (the authors: resnet18) or ``timm:<name>`` (random init only: CPU-sized runs, tests)
     task_arch: str = "resnet18"
-    #: ImageNet weights for the task network when timm can load them (random init otherwise, with a warning)
-    pretrained: bool = True
+    #: torchvision weights tag the task network starts from (the authors: ResNet18_Weights.IMAGENET1K_V1, its fc
+    #: replaced for the dataset's classes); None: random init
+    task_weights: str | None = "IMAGENET1K_V1"
     #: the training images: a registered dataset entry
     dataset: dict[str, Any] = field(default_factory=lambda: {"name": "toyworld", "split": "train", "n": 480})
-    #: HR training crop (paper: Resize 256 + RandomCrop 224; here Resize ``resize`` + RandomCrop ``hr_size``)
-    hr_size: int = 64
+    #: HR crop (the authors: Resize 256 + RandomCrop 224 for training, Resize 256 + CenterCrop 224 for testing)
+    hr_size: int = 224
+    #: shorter side before cropping; default hr_size x 256 / 224
     resize: int | None = None
-    epochs: int = 30
-    batch_size: int = 32
+    epochs: int = 200
+    batch_size: int = 128
     sr_lr: float = 1e-4
+    sr_weight_decay: float = 0.0
+    sr_eta_min: float = 1e-6
     task_lr: float = 3e-2
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    task_eta_min: float = 1e-4
     tdp: bool = True
     tdp_weight: float = 1.0
-    #: epochs before the TDP loss is switched on (paper: 20 of 200 for classification)
-    tdp_warmup_epochs: int = 3
+    #: epochs before the TDP loss is switched on, and where both schedules restart (the authors: 20 of 200)
+    tdp_warmup_epochs: int = 20
     cqmix: bool = True
     cqmix_patches: int = 16
+    #: weight of each phase-2 cross-entropy: CE(SR), CE(HR), CE(CQMix)
+    ce_weight: float = 0.34
     seed: int = 0
+    #: a pair trained first (or loaded from the artifacts) whose SR and task weights this one starts from: the
+    #: stand-in for DIV2K SR and ImageNet T weights on data without them (e.g. ``{mode: hr_t, sr_pretrain_epochs:
+    #: 5, task_weights: null}``); networks, data and crop sizes default to this one's
+    init: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -85,11 +111,34 @@ class SR4IRConfig:
             raise LrbenchError(f"cqmix_patches must be a square number (1, 4, 16, 64), got {self.cqmix_patches}")
         if self.hr_size % self.scale:
             raise LrbenchError(f"hr_size ({self.hr_size}) must be a multiple of scale ({self.scale})")
+        if self.task_arch.startswith("timm:") and self.task_weights:
+            raise LrbenchError(f"task_weights ({self.task_weights!r}) are torchvision weights; a timm task_arch "
+                               f"({self.task_arch}) starts from random init: set task_weights: null")
+        if self.mode == "sr4ir" and not 0 <= self.tdp_warmup_epochs <= self.epochs:
+            raise LrbenchError(f"tdp_warmup_epochs must be in [0, epochs={self.epochs}], got {self.tdp_warmup_epochs}")
+        if self.init is not None and (self.task_weights or self.sr_checkpoint):
+            raise LrbenchError("init gives both networks their weights: set task_weights: null and no sr_checkpoint")
+        self.init_config()  # a bad init entry is reported when the spec is read
         backbones.variant(self.arch, self.variant)
+
+    def init_config(self) -> "SR4IRConfig | None":
+        if self.init is None:
+            return None
+        inherited = {k: getattr(self, k) for k in _INHERITED_BY_INIT}
+        init = self.from_dict({**inherited, **self.init})
+        if (init.arch, init.variant, init.sr_options, init.scale, init.task_arch) != (
+                self.arch, self.variant, self.sr_options, self.scale, self.task_arch):
+            raise LrbenchError("init must train the same networks (arch, variant, sr_options, scale, task_arch)")
+        return init
 
     @property
     def resize_to(self) -> int:
         return self.resize or round(self.hr_size * 256 / 224)
+
+    @property
+    def hr_view(self) -> HRView:
+        """The authors' test image (``src/utils/cls/presets.py``: Resize, CenterCrop, bilinear)."""
+        return HRView(self.resize_to, self.hr_size, "bilinear")
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "SR4IRConfig":
@@ -107,7 +156,8 @@ def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def bilinear_up(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    return F.interpolate(lr, scale_factor=scale, mode="bilinear", align_corners=False).clamp(0, 1)
+    """The authors' "bilinear up" (``nn.UpsamplingBilinear2d``: align_corners=True; never overshoots, so no clamp)."""
+    return F.interpolate(lr, scale_factor=scale, mode="bilinear", align_corners=True)
 
 
 def cqmix(hr: torch.Tensor, sr: torch.Tensor, patches: int = 16,
@@ -125,28 +175,78 @@ def cqmix(hr: torch.Tensor, sr: torch.Tensor, patches: int = 16,
     return mask * sr + (1 - mask) * hr, mask
 
 
+def cosine_restart(optimizer: torch.optim.Optimizer, periods: Sequence[int], eta_min: float):
+    """BasicSR's CosineAnnealingRestartLR (the authors' ``src/utils/common/lr_scheduler.py``), periods in steps."""
+    from ._basicsr import CosineAnnealingRestartLR
+
+    return CosineAnnealingRestartLR(optimizer, periods=[max(1, int(p)) for p in periods],
+                                    restart_weights=[1] * len(periods), eta_min=eta_min)
+
+
+def _pretrained_state(arch: str, tag: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(arch)[tag]
+    except (KeyError, ValueError) as exc:
+        raise LrbenchError(f"unknown task_weights {tag!r} for {arch}: {exc}") from None
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # offline: no download; the file may still be put in the hub cache by hand
+        raise LrbenchError(
+            f"the {arch} {tag} weights are not available ({type(exc).__name__}: {exc}). Put "
+            f"{weights.url.rsplit('/', 1)[-1]} (from {weights.url}) in {torch.hub.get_dir()}/checkpoints, or set "
+            f"task_weights: null to start from random init") from None
+
+
 class TaskNet(nn.Module):
-    """A timm classifier taking [0, 1] images (ImageNet normalisation inside); ``features`` = last feature map."""
+    """The task network on [0, 1] images (ImageNet normalisation inside, as the authors' ``ManualNormalize``);
+    ``features`` is the last feature map, before pooling (ResNet ``layer4``): the TDP feature space."""
 
-    def __init__(self, arch: str, num_classes: int, pretrained: bool):
+    def __init__(self, arch: str, num_classes: int, weights: str | None):
         super().__init__()
-        import timm
+        self.timm = arch.startswith("timm:")
+        if self.timm:
+            import timm
 
-        try:
-            self.net = timm.create_model(arch, pretrained=pretrained, num_classes=num_classes)
-        except Exception as exc:  # offline: no hub access; the paper's ImageNet init is then unavailable
-            log.warning("no pretrained %s weights (%s: %s); the task network starts from random init",
-                        arch, type(exc).__name__, exc)
-            self.net = timm.create_model(arch, pretrained=False, num_classes=num_classes)
+            self.net = timm.create_model(arch[len("timm:"):], pretrained=False, num_classes=num_classes)
+        else:
+            import torchvision
+
+            try:
+                self.net = torchvision.models.get_model(arch, num_classes=num_classes)
+            except ValueError as exc:
+                raise LrbenchError(f"task_arch {arch!r}: {exc}") from None
+            if not hasattr(self.net, "layer4"):
+                raise LrbenchError(f"task_arch {arch!r} is not a torchvision ResNet (resnet18, resnet50, ...) and has "
+                                   f"no layer4 for the TDP loss; other networks: timm:<name>")
+            if weights:
+                self._load(arch, weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    def _load(self, arch: str, tag: str) -> None:
+        """Pretrained weights but the classifier, which is sized for the dataset (the authors load with
+        ``strict_load: false``, dropping the mismatched ``fc``)."""
+        own = self.net.state_dict()
+        state = {k: v for k, v in _pretrained_state(arch, tag).items() if k in own and v.shape == own[k].shape}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if set(missing) - {"fc.weight", "fc.bias"} or unexpected:
+            raise LrbenchError(f"{arch} {tag} does not fit {arch}: missing {missing}, unexpected {unexpected}")
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """ResNet ``layer4`` output (before pooling): the TDP feature space."""
-        return self.net.forward_features((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        if self.timm:
+            return self.net.forward_features(x)
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(self.features(x))
+        f = self.features(x)
+        if self.timm:
+            return self.net.forward_head(f)
+        return self.net.fc(torch.flatten(self.net.avgpool(f), 1))
 
 
 def set_trainable(module: nn.Module, flag: bool) -> None:
@@ -155,7 +255,8 @@ def set_trainable(module: nn.Module, flag: bool) -> None:
 
 
 class SR4IRTrainer:
-    """The SR and task networks, their optimisers and one method per training step; ``history`` logs the steps."""
+    """The SR and task networks and one method per training step; ``history`` logs each step (phase, losses, the
+    learning rates it used)."""
 
     def __init__(self, cfg: SR4IRConfig, num_classes: int, device: torch.device | str = "cpu"):
         self.cfg, self.device = cfg, torch.device(device)
@@ -164,21 +265,28 @@ class SR4IRTrainer:
         if cfg.sr_checkpoint:
             backbones.load_weights(bb, cfg.sr_checkpoint)
         self.sr, self.pad = bb.module.to(self.device), bb.pad_multiple
-        self.task = TaskNet(cfg.task_arch, num_classes, cfg.pretrained).to(self.device)
-        self.sr_opt = torch.optim.AdamW(self.sr.parameters(), lr=cfg.sr_lr)
-        self.task_opt = torch.optim.SGD(self.task.parameters(), lr=cfg.task_lr, momentum=cfg.momentum,
-                                        weight_decay=cfg.weight_decay)
-        self._reset_schedules(1)
+        self.task = TaskNet(cfg.task_arch, num_classes, cfg.task_weights).to(self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.history: list[dict[str, Any]] = []
+        self.sr_opt, self.task_opt = self._optimiser("sr"), self._optimiser("task")
+
+    def _optimiser(self, net: str) -> torch.optim.Optimizer:
+        """The authors' optimisers: AdamW for SR (no weight decay), SGD with momentum for T."""
+        if net == "sr":
+            return torch.optim.AdamW(self.sr.parameters(), lr=self.cfg.sr_lr, weight_decay=self.cfg.sr_weight_decay,
+                                     betas=(0.9, 0.999))
+        return torch.optim.SGD(self.task.parameters(), lr=self.cfg.task_lr, momentum=self.cfg.momentum,
+                               weight_decay=self.cfg.weight_decay)
 
     # ------------------------------------------------------------------ single steps
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
-        from .inference import pad_to_multiple
-
         h, w = lr.shape[-2:]
         out = self.sr(pad_to_multiple(lr, self.pad))
         return out[..., : h * self.cfg.scale, : w * self.cfg.scale]
+
+    def _lrs(self) -> dict[str, float]:
+        return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in (("sr", self.sr_opt), ("task", self.task_opt))
+                if opt is not None}
 
     def sr_step(self, hr: torch.Tensor, lr: torch.Tensor, tdp: bool,
                 labels: torch.Tensor | None = None) -> dict[str, float]:
@@ -186,7 +294,6 @@ class SR4IRTrainer:
         self.sr.train()
         self.task.eval()
         set_trainable(self.task, False)
-        set_trainable(self.sr, True)
         sr = self.super_resolve(lr)
         loss = F.l1_loss(sr, hr)
         parts = {"pixel": loss.item()}
@@ -205,30 +312,32 @@ class SR4IRTrainer:
         loss.backward()
         self.sr_opt.step()
         set_trainable(self.task, True)
-        self.history.append({"phase": "sr", **parts})
+        self.history.append({"phase": "sr", **parts, **self._lrs()})
         return parts
 
     def task_step(self, hr: torch.Tensor, lr: torch.Tensor, labels: torch.Tensor, inputs: str) -> dict[str, float]:
         """Phase 2 (and the T-only baselines): update T; SR output detached. ``inputs``: sr4ir | sr | hr | lr."""
         self.task.train()
-        if inputs in ("sr4ir", "sr"):
-            self.sr.eval()
-            with torch.no_grad():
-                sr = self.super_resolve(lr).clamp(0, 1)
         if inputs == "sr4ir":
-            parts = [sr, hr]
+            with torch.no_grad():  # the authors recompute SR after phase 1, net_sr still in train mode
+                sr = self.super_resolve(lr)
+            views = [sr, hr]
             if self.cfg.cqmix:
-                parts.append(cqmix(hr, sr, self.cfg.cqmix_patches, self.gen)[0])
-            logits = self.task(torch.cat(parts)).chunk(len(parts))
-            weight = 0.34 if len(parts) == 3 else 0.5
-            loss = weight * sum(F.cross_entropy(lg, labels) for lg in logits)
+                views.append(cqmix(hr, sr, self.cfg.cqmix_patches, self.gen)[0])
+            # one forward pass per view, as the authors: BatchNorm sees (and tracks) each view's statistics alone
+            loss = sum(self.cfg.ce_weight * F.cross_entropy(self.task(v), labels) for v in views)
         else:
-            x = {"sr": lambda: sr, "hr": lambda: hr, "lr": lambda: bilinear_up(lr, self.cfg.scale)}[inputs]()
+            if inputs == "sr":
+                self.sr.eval()
+                with torch.no_grad():
+                    x = self.super_resolve(lr)
+            else:
+                x = hr if inputs == "hr" else bilinear_up(lr, self.cfg.scale)
             loss = F.cross_entropy(self.task(x), labels)
         self.task_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.task_opt.step()
-        self.history.append({"phase": "task", "inputs": inputs, "ce": loss.item()})
+        self.history.append({"phase": "task", "inputs": inputs, "ce": loss.item(), **self._lrs()})
         return {"ce": loss.item()}
 
     def joint_step(self, hr: torch.Tensor, lr: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -242,16 +351,22 @@ class SR4IRTrainer:
         (pixel + ce).backward()
         self.sr_opt.step()
         self.task_opt.step()
-        self.history.append({"phase": "joint", "pixel": pixel.item(), "ce": ce.item()})
+        self.history.append({"phase": "joint", "pixel": pixel.item(), "ce": ce.item(), **self._lrs()})
         return {"pixel": pixel.item(), "ce": ce.item()}
 
-    # ------------------------------------------------------------------ schedules
-    def _batches(self, images: torch.Tensor, labels: torch.Tensor):
-        """One epoch of (hr, lr, labels) batches: random crop ``hr_size`` + horizontal flip, LR made on the fly."""
+    # ------------------------------------------------------------------ stages
+    def steps_per_epoch(self, n: int) -> int:
+        """Batches per epoch: the last partial batch counts (the authors' DataLoader keeps it) unless it holds a single
+        image, which BatchNorm cannot train on."""
+        full, rest = divmod(n, self.cfg.batch_size)
+        return max(1, full + (rest > 1))
+
+    def _batches(self, images: Sequence[torch.Tensor], labels: torch.Tensor):
+        """One epoch of (hr, lr, labels) batches: RandomCrop ``hr_size`` + horizontal flip, LR made on the fly."""
         n, size = len(images), self.cfg.hr_size
         order = torch.randperm(n, generator=self.gen)
-        for start in range(0, n - self.cfg.batch_size + 1, self.cfg.batch_size):
-            idx = order[start:start + self.cfg.batch_size]
+        for b in range(self.steps_per_epoch(n)):
+            idx = order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
             crops = []
             for i in idx.tolist():
                 img = images[i]
@@ -264,88 +379,65 @@ class SR4IRTrainer:
             hr = torch.stack(crops).to(self.device).float() / 255
             yield hr, make_lr(hr, self.cfg.scale), labels[idx].to(self.device)
 
-    def _stage(self, images, labels, epochs: int, step) -> None:
+    def _stage(self, images, labels, epochs: int, step: Callable, sr_periods: Sequence[int] | None = None,
+               task_periods: Sequence[int] | None = None) -> None:
+        """``epochs`` of ``step(epoch, hr, lr, y)``; the networks with periods (in epochs) get a fresh optimiser and
+        cosine-restart schedule (a separate run in the authors' code for each baseline stage)."""
+        per_epoch = self.steps_per_epoch(len(images))
+        scheds = []
+        # a network the stage does not train has no optimiser (and no learning rate in the history)
+        self.sr_opt = self._optimiser("sr") if sr_periods is not None else None
+        self.task_opt = self._optimiser("task") if task_periods is not None else None
+        if self.sr_opt is not None:
+            scheds.append(cosine_restart(self.sr_opt, [p * per_epoch for p in sr_periods], self.cfg.sr_eta_min))
+        if self.task_opt is not None:
+            scheds.append(cosine_restart(self.task_opt, [p * per_epoch for p in task_periods],
+                                         self.cfg.task_eta_min))
         for epoch in range(epochs):
             for hr, lr, y in self._batches(images, labels):
                 step(epoch, hr, lr, y)
-                if self._sched_sr:
-                    self.sr_sched.step()
-                if self._sched_task:
-                    self.task_sched.step()
+                for s in scheds:
+                    s.step()
 
-    def fit(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Train by ``cfg.mode``. ``images``: uint8 (N, 3, H, W) resized to ``resize_to``; ``labels``: (N,)."""
-        cfg = self.cfg
-        per_epoch = max(1, len(images) // cfg.batch_size)
-        self._reset_schedules(cfg.epochs * per_epoch)
-        if cfg.mode in SR_MODES and cfg.sr_pretrain_epochs and not cfg.sr_checkpoint:
-            # stands in for the paper's DIV2K-pretrained SR initialisation: plain L1 training, no task signal
-            self._reset_schedules(cfg.sr_pretrain_epochs * per_epoch, task=False)
-            self._stage(images, labels, cfg.sr_pretrain_epochs, lambda e, hr, lr, y: self.sr_step(hr, lr, tdp=False))
-            self.sr_opt = torch.optim.AdamW(self.sr.parameters(), lr=cfg.sr_lr)
-            self._reset_schedules(cfg.epochs * per_epoch)
+    def fit(self, images: Sequence[torch.Tensor], labels: torch.Tensor) -> None:
+        """Train by ``cfg.mode``. ``images``: uint8 (3, H, W) tensors, shorter side ``resize_to``; ``labels``: (N,)."""
+        cfg, e = self.cfg, self.cfg.epochs
+        if cfg.sr_pretrain_epochs and not cfg.sr_checkpoint:
+            # stands in for the authors' DIV2K-pretrained SR initialisation: plain L1 training, no task signal (in
+            # every mode, so an hr_t ``init`` pair carries a pretrained SR too)
+            self._stage(images, labels, cfg.sr_pretrain_epochs, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False),
+                        sr_periods=[cfg.sr_pretrain_epochs])
         if cfg.mode == "sr4ir":
-            def step(epoch, hr, lr, y):
-                self.sr_step(hr, lr, tdp=cfg.tdp and epoch >= cfg.tdp_warmup_epochs)
-                self.task_step(hr, lr, y, "sr4ir")
-            self._stage(images, labels, cfg.epochs, step)
-        elif cfg.mode in ("hr_t", "lr_t"):
-            self._reset_schedules(cfg.epochs * per_epoch, sr=False)
-            inputs = "hr" if cfg.mode == "hr_t" else "lr"
-            self._stage(images, labels, cfg.epochs, lambda e, hr, lr, y: self.task_step(hr, lr, y, inputs))
-        elif cfg.mode == "s_t":
-            self._reset_schedules(cfg.epochs * per_epoch, task=False)
-            self._stage(images, labels, cfg.epochs, lambda e, hr, lr, y: self.sr_step(hr, lr, tdp=False))
-            self._reset_schedules(cfg.epochs * per_epoch, sr=False)
-            self._stage(images, labels, cfg.epochs, lambda e, hr, lr, y: self.task_step(hr, lr, y, "sr"))
-        elif cfg.mode == "t_s":
-            self._reset_schedules(cfg.epochs * per_epoch, sr=False)
-            self._stage(images, labels, cfg.epochs, lambda e, hr, lr, y: self.task_step(hr, lr, y, "hr"))
-            self._reset_schedules(cfg.epochs * per_epoch, task=False)
-            self._stage(images, labels, cfg.epochs,
-                        lambda e, hr, lr, y: self.sr_step(hr, lr, tdp=False, labels=y))
-        else:  # s_plus_t
-            self._stage(images, labels, cfg.epochs, lambda e, hr, lr, y: self.joint_step(hr, lr, y))
+            w = cfg.tdp_warmup_epochs
+            periods = [w, e - w] if 0 < w < e else [e]
 
-    def _reset_schedules(self, steps: int, sr: bool = True, task: bool = True) -> None:
-        """Fresh cosine schedules over ``steps`` for the networks a stage trains."""
-        self._sched_sr, self._sched_task = sr, task
-        if sr:
-            for g in self.sr_opt.param_groups:
-                g["lr"] = self.cfg.sr_lr
-            self.sr_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.sr_opt, max(1, steps))
-        if task:
-            for g in self.task_opt.param_groups:
-                g["lr"] = self.cfg.task_lr
-            self.task_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.task_opt, max(1, steps))
+            def step(epoch, hr, lr, y):
+                self.sr_step(hr, lr, tdp=cfg.tdp and epoch >= w)
+                self.task_step(hr, lr, y, "sr4ir")
+            self._stage(images, labels, e, step, sr_periods=periods, task_periods=periods)
+        elif cfg.mode in ("hr_t", "lr_t"):
+            inputs = "hr" if cfg.mode == "hr_t" else "lr"
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.task_step(hr, lr, y, inputs), task_periods=[e])
+        elif cfg.mode == "s_t":
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False), sr_periods=[e])
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.task_step(hr, lr, y, "sr"), task_periods=[e])
+        elif cfg.mode == "t_s":
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.task_step(hr, lr, y, "hr"), task_periods=[e])
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False, labels=y),
+                        sr_periods=[e])
+        else:  # s_plus_t
+            self._stage(images, labels, e, lambda ep, hr, lr, y: self.joint_step(hr, lr, y), sr_periods=[e],
+                        task_periods=[e])
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def recognition_input(self, lr: torch.Tensor) -> torch.Tensor:
-        """What T sees for an LR batch: the SR output for SR modes, the bilinear upsampling otherwise."""
+        """What T sees for an LR batch: the SR output (not clamped, as the authors) for SR modes, the bilinear
+        upsampling otherwise."""
         self.sr.eval()
         if self.cfg.mode in SR_MODES:
-            return self.super_resolve(lr).clamp(0, 1)
+            return self.super_resolve(lr)
         return bilinear_up(lr, self.cfg.scale)
-
-    @torch.no_grad()
-    def evaluate(self, hr: torch.Tensor, labels: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
-        """Top-1 on LR (via SR or bilinear up) and on HR, PSNR (RGB, border = scale) of the recognition input."""
-        self.task.eval()
-        correct_lr = correct_hr = 0
-        psnrs = []
-        s = self.cfg.scale
-        for i in range(0, len(hr), batch_size):
-            h = hr[i:i + batch_size].to(self.device)
-            y = labels[i:i + batch_size].to(self.device)
-            x = self.recognition_input(make_lr(h, s))
-            correct_lr += int((self.task(x).argmax(1) == y).sum())
-            correct_hr += int((self.task(h).argmax(1) == y).sum())
-            x8, h8 = (x * 255).round(), (h * 255).round()
-            mse = ((x8 - h8)[..., s:-s, s:-s] ** 2).mean(dim=(1, 2, 3))
-            psnrs.extend((10 * torch.log10(255.0 ** 2 / mse)).tolist())
-        n = len(hr)
-        return {"top1_lr": correct_lr / n, "top1_hr": correct_hr / n, "psnr": float(np.mean(psnrs))}
 
     # ------------------------------------------------------------------ persistence
     def state(self, classnames: Sequence[str]) -> dict[str, Any]:
@@ -357,25 +449,28 @@ class SR4IRTrainer:
         self.task.load_state_dict(state["task"])
 
 
-def load_images(dataset: Any, resize: int, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dataset's images as uint8 (N, 3, resize, resize): shorter side to ``resize`` (bicubic), center square."""
+def load_images(dataset: Any, resize: int, limit: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A dataset's images as uint8 (3, H, W) tensors, shorter side resized to ``resize`` (bilinear, the authors'
+    ``ClassificationPresetTrain``); random crops are taken from the whole resized image at each step."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    out = []
-    for i in range(n):
-        img = TF.resize(dataset.load(i).convert("RGB"), resize, interpolation=TF.InterpolationMode.BICUBIC)
-        out.append(TF.pil_to_tensor(TF.center_crop(img, [resize, resize])))
-    return torch.stack(out), torch.as_tensor(np.asarray(dataset.labels[:n]), dtype=torch.long)
+    out = [TF.pil_to_tensor(TF.resize(dataset.load(i).convert("RGB"), resize, interpolation=InterpolationMode.BILINEAR))
+           for i in range(n)]
+    return out, torch.as_tensor(np.asarray(dataset.labels[:n]), dtype=torch.long)
 
 
 class SR4IRClassifier(ModelWrapper):
-    """The trained pair as a classifier: LR image -> SR (or bilinear up) -> ResNet-18 (replaces the wrapped model)."""
+    """The trained pair as a classifier on the authors' test images (``hr_view``): an input smaller than ``hr_size``
+    (an LR condition) goes through SR (or bilinear up for the T-only modes), an HR input straight to the task network.
+    It replaces the wrapped model."""
 
     def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer,
                  classnames: Sequence[str]):
         super().__init__(inner, method_identity)
         self.trainer, self._classnames = trainer, list(classnames)
-        self._preprocess = Preprocess(image_size=trainer.cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        self.inference = SRInference(trainer.sr, trainer.cfg.scale, trainer.pad, amp=False)
+        cfg = trainer.cfg
+        # inputs of another size (bicubic@N of the view) are resized to hr_size; at hr_size nothing changes
+        self._preprocess = Preprocess(image_size=cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                                      interpolation="bilinear")
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -388,6 +483,14 @@ class SR4IRClassifier(ModelWrapper):
     @property
     def preprocess(self) -> Preprocess:  # type: ignore[override]
         return self._preprocess
+
+    @property
+    def hr_view(self) -> HRView:  # type: ignore[override]
+        return self.trainer.cfg.hr_view
+
+    @property
+    def scale(self) -> int:
+        return self.trainer.cfg.scale
 
     @property
     def module(self) -> nn.Module:  # type: ignore[override]
@@ -408,10 +511,14 @@ class SR4IRClassifier(ModelWrapper):
         self.trainer.task.eval()
         return self
 
-    def _recognise_input(self, lr: torch.Tensor) -> torch.Tensor:
-        """[0, 1] LR batch -> [0, 1] batch at hr_size (square, center-cropped as the training crops)."""
-        lr = TF.center_crop(lr, [min(lr.shape[-2:])] * 2)
-        x = self.trainer.recognition_input(lr.to(self.device))
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        """What the task network sees for an LR batch (the ``sr`` task scores it against the HR view)."""
+        return self.trainer.recognition_input(lr.to(self.device))
+
+    def _recognise_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device)
+        if min(x.shape[-2:]) < self.trainer.cfg.hr_size:
+            x = self.trainer.recognition_input(x)
         return self._preprocess.tensor(x)
 
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -433,6 +540,32 @@ class SR4IRClassifier(ModelWrapper):
             return self.trainer.task(x)
 
 
+class SR4IRPair(ModelAdapter):
+    """The ``sr4ir`` model entry: a pair is a classifier in its own right (its task network and classes), so a spec
+    names it as its model. Without a ``checkpoint`` it is the pair an ``sr4ir`` method trains (or loads from the
+    artifacts); used with no such method it refuses, naming both ways to get one."""
+
+    kind = "classifier"
+
+    def identity(self) -> dict[str, Any]:
+        return {"family": "sr4ir"}
+
+    def _untrained(self, *args: Any) -> Any:
+        raise LrbenchError("model 'sr4ir' is an untrained pair: train it with an sr4ir method (methods: [{name: sr4ir, "
+                           "train: {...}}]) or name a trained one (models: [{sr4ir: {checkpoint: pair.pt}}])")
+
+    prepare = prepare_tensor = classify = _untrained
+
+
+def sr4ir_model(checkpoint: str | None = None) -> ModelAdapter:
+    """An SR4IR pair: a trained one from ``checkpoint`` (a ``pair.pt``), or the pair an ``sr4ir`` method trains."""
+    if checkpoint is None:
+        return SR4IRPair()
+    state = load_checkpoint(checkpoint)
+    cfg = SR4IRConfig.from_dict(state["config"])
+    return SR4IRMethod.classifier(SR4IRPair(), cfg, state, {"name": "sr4ir", "config": asdict(cfg)}, "cpu")
+
+
 class SR4IRMethod(Method):
     """Train (or load) an SR4IR pair; evaluated with the ``classification`` task on LR conditions."""
 
@@ -444,22 +577,26 @@ class SR4IRMethod(Method):
         self.checkpoint = checkpoint
         self._cfg = SR4IRConfig.from_dict(self.train)
 
-    def _training_set(self, dataset: Callable[..., Any] | None) -> Any:
+    @staticmethod
+    def _training_set(cfg: SR4IRConfig, dataset: Callable[..., Any] | None) -> Any:
         if dataset is None:
             raise LrbenchError("sr4ir needs a training dataset but the run context provides none")
-        params = {k: v for k, v in self._cfg.dataset.items() if k != "name"}
-        return dataset(self._cfg.dataset["name"], **params)
+        params = {k: v for k, v in cfg.dataset.items() if k != "name"}
+        return dataset(cfg.dataset["name"], **params)
+
+    def _identity(self, cfg: SR4IRConfig, dataset: Callable[..., Any] | None) -> dict[str, Any]:
+        """What a trained pair depends on: its resolved config, its training set and, recursively, its ``init``."""
+        init = cfg.init_config()
+        return {"config": asdict(cfg), "data": self._training_set(cfg, dataset).identity(),
+                "init": self._identity(init, dataset) if init else None}
 
     def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
-        """The training set's identity (as in the artifact key): other training images make another pair, so other
-        cells. ``checkpoint`` and ``train.sr_checkpoint`` are hashed with the spec entry."""
+        """The resolved config and the training sets' identities (as in the artifact key): other training images or
+        other defaults make another pair, so other cells. ``checkpoint`` and ``train.sr_checkpoint`` are hashed with
+        the spec entry."""
         if self.checkpoint:
             return {}
-        return {"data": self._training_set(dataset).identity()}
-
-    def produces(self, model_kind: str) -> str:
-        """A classifier whatever the spec's model: the trained pair replaces it (its ResNet-18 task network)."""
-        return "classifier"
+        return self._identity(self._cfg, dataset)
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         if self.checkpoint:
@@ -468,27 +605,43 @@ class SR4IRMethod(Method):
             key = None
         else:
             cfg = self._cfg
-            dataset = self._training_set(ctx.dataset)
-            key = content_key({"method": self.name, "config": asdict(cfg), "dataset": dataset.identity()})
-            state = self._train_or_load(cfg, dataset, key, ctx)
-        # the weights come from the state: no pretrained download, no SR checkpoint to read again
-        trainer = SR4IRTrainer(replace(cfg, pretrained=False, sr_checkpoint=None), len(state["classnames"]),
-                               ctx.device)
-        trainer.load_state(state)
+            key, state = self._train_or_load(cfg, ctx)
         identity = {"name": self.name, "config": asdict(cfg), "artifact": key,
                     "checkpoint": None if key else self.checkpoint}
+        return self.classifier(model, cfg, state, identity, ctx.device)
+
+    def produces(self, model_kind: str) -> str:
+        """A classifier whatever the spec's model: the trained pair replaces it."""
+        return "classifier"
+
+    @staticmethod
+    def classifier(model: ModelAdapter, cfg: SR4IRConfig, state: dict[str, Any], identity: dict[str, Any],
+                   device: torch.device | str) -> "SR4IRClassifier":
+        """The pair ``state`` holds as a classifier; its weights come from the state (no pretrained download, no SR
+        checkpoint or init pair to read again)."""
+        trainer = SR4IRTrainer(replace(cfg, task_weights=None, sr_checkpoint=None, init=None),
+                               len(state["classnames"]), device)
+        trainer.load_state(state)
         return SR4IRClassifier(model, identity, trainer, state["classnames"]).eval()
 
-    def _train_or_load(self, cfg: SR4IRConfig, dataset: Any, key: str, ctx: MethodContext) -> dict[str, Any]:
+    def _train_or_load(self, cfg: SR4IRConfig, ctx: MethodContext) -> tuple[str, dict[str, Any]]:
+        """(artifact key, state) of the pair ``cfg`` describes: loaded when stored, else trained (after its ``init``
+        pair, itself trained or loaded the same way) and stored."""
+        key = content_key({"method": self.name, **self._identity(cfg, ctx.dataset)})
         if ctx.artifacts.exists(self.name, key, "pair.pt"):
             ctx.log.info("sr4ir: loading trained pair %s", key[:12])
-            return load_checkpoint(ctx.artifacts.path(self.name, key) / "pair.pt")
+            return key, load_checkpoint(ctx.artifacts.path(self.name, key) / "pair.pt")
+        init = cfg.init_config()
+        init_state = self._train_or_load(init, ctx)[1] if init else None
+        dataset = self._training_set(cfg, ctx.dataset)
         images, labels = load_images(dataset, cfg.resize_to)
         ctx.log.info("sr4ir: training %s on %d images (%d epochs)", cfg.mode, len(images), cfg.epochs)
         trainer = SR4IRTrainer(cfg, dataset.num_classes, ctx.device)
+        if init_state is not None:
+            trainer.load_state(init_state)
         trainer.fit(images, labels)
         state = trainer.state(dataset.classnames)
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(ctx.artifacts.path(self.name, key) / "pair.pt", buf.getvalue())
-        return state
+        return key, state

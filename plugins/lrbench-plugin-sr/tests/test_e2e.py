@@ -86,3 +86,28 @@ def test_short_name_weights_key_the_cells(tmp_path, monkeypatch):
     assert psnr[0][("none", "srdown@4")] == psnr[1][("none", "srdown@4")]
     assert psnr[0][("sr", "srdown@4")] != psnr[1][("sr", "srdown@4")]  # the new weights were used
     assert run("d").attrs["computed"] == []
+
+
+def test_sr4ir_pair_is_the_spec_model(tmp_path):
+    """A spec names the pair as its model (``sr4ir``, a classifier: the classification task is chosen from it, no
+    placeholder model, no ``task`` key); the sr4ir method trains it; the stored pair, named by ``checkpoint``, is the same
+    classifier with no method; the untrained pair alone refuses with both ways out."""
+    import pytest
+    from lrbench.registry import LrbenchError
+
+    plugins = Plugins(load_entry_points=False, extra=[(sr_plugin, "sr")])
+    train = {"sr_options": {"num_feat": 8, "num_block": 1}, "task_weights": None, "task_arch": "timm:test_resnet",
+             "hr_size": 16, "batch_size": 4, "epochs": 1, "tdp_warmup_epochs": 0,
+             "dataset": {"name": "toyworld", "split": "train", "n": 4}}
+    spec = {"models": ["sr4ir"], "methods": [{"name": "sr4ir", "label": "pair", "train": train}],
+            "datasets": [{"name": "toyworld", "split": "test", "n": 3}], "conditions": ["hr", "srdown@4"],
+            "metrics": ["top1"]}
+    trained = run_spec(spec, tmp_path / "a", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    assert set(trained["condition"]) == {"hr", "srdown@4"} and set(trained["metric"]) == {"top1"}
+    pair = next((tmp_path / "cache").rglob("pair.pt"))
+    spec_file = {**spec, "models": [{"name": "sr4ir", "checkpoint": str(pair)}], "methods": ["none"]}
+    loaded = run_spec(spec_file, tmp_path / "b", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
+    assert loaded["value"].tolist() == trained["value"].tolist()
+    with pytest.raises(LrbenchError, match="untrained pair.*checkpoint"):
+        run_spec({**spec, "methods": ["none"]}, tmp_path / "c", device="cpu", plugins=plugins,
+                 cache_dir=tmp_path / "cache")

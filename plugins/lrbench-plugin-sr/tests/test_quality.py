@@ -103,8 +103,11 @@ def test_sr_task_bicubic_baseline_matches_direct_computation():
     hr = ds.load(0)  # 224 px square: srdown@4 is 56 px, bicubic up x4 is 224 px again
     lr = TF.to_tensor(SRDown(4).pil(hr))[None]
     up = (F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1) * 255).round()
-    direct = psnr(up[0].permute(1, 2, 0).to(torch.uint8).numpy(), np.asarray(hr), 4)
-    assert out["srdown@4"]["psnr"][0] == pytest.approx(direct, abs=1e-9)
+    up8, hr8 = up[0].permute(1, 2, 0).to(torch.uint8).numpy(), np.asarray(hr)
+    assert out["srdown@4"]["psnr"][0] == pytest.approx(psnr(up8, hr8, 8), abs=1e-9)  # SR4IR's crop_border 8
+    assert out["srdown@4"]["psnr"][0] != pytest.approx(psnr(up8, hr8, 4), abs=1e-3)
+    by_scale = SRQuality(scale=4, lpips="none", crop_border="scale").run(Probe(), ds, [SRDown(4)], RunContext())
+    assert by_scale["srdown@4"]["psnr"][0] == pytest.approx(psnr(up8, hr8, 4), abs=1e-9)  # BasicSR's tables
     assert 15 < out["bicubic@56"]["psnr"].mean() < 45
     assert (out["srdown@4"]["ssim"] < 1).all() and (out["srdown@4"]["ssim_y"] > 0).all()
     assert out["srdown@4"]["index"].tolist() == [0, 1, 2]
