@@ -11,6 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=${PYTHON:-$(command -v python)}
 OUT=${COVERAGE_OUT:-$(mktemp -d /tmp/lrbench-coverage-XXXX)}
+mkdir -p "$OUT"
 cd "$ROOT"
 export LRBENCH_CACHE="${LRBENCH_CACHE:-$OUT/cache}"
 export COVERAGE_FILE="$OUT/.coverage"

@@ -13,6 +13,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=${PYTHON:-$(command -v python)}
 BIN="$(dirname "$PY")"
 OUT=${MUTATION_OUT:-$(mktemp -d /tmp/lrbench-mutation-XXXX)}
+mkdir -p "$OUT"
 SAMPLE=${MUTATION_SAMPLE:-0}
 SEED=${MUTATION_SEED:-0}
 TIMEOUT=${MUTATION_TIMEOUT:-120}

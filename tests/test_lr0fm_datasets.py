@@ -155,7 +155,8 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", list(LOADERS))
 def test_loader_counts_labels_and_metadata(registry, roots, name):
-    ds = registry.create(name, root=str(roots[name]))
+    every = {"split": "all"} if name in ("caltech101", "eurosat") else {}  # the fixture has too few images to split
+    ds = registry.create(name, root=str(roots[name]), **every)
     n, checks = EXPECTED[name]
     assert len(ds) == n and len(ds.labels) == n
     assert ds.num_classes == CLASS_COUNTS[name] == len(ds.classnames)
@@ -207,7 +208,7 @@ def test_corrupt_image_fails_alone(registry, roots, tmp_path):
     root = tmp_path / "eurosat"
     shutil.copytree(roots["eurosat"], root)
     (root / "eurosat" / "2750" / "Forest" / "Forest_1.jpg").write_bytes(b"not a jpeg")
-    ds = registry.create("eurosat", root=str(root))
+    ds = registry.create("eurosat", root=str(root), split="all")
     bad = [i for i in range(len(ds)) if "Forest_1" in ds.item_id(i)][0]
     with pytest.raises(OSError):
         ds.load(bad)
@@ -257,7 +258,7 @@ def test_end_to_end_run_on_a_lr0fm_root(plugins, tmp_path):
             path = root / "eurosat" / "2750" / c / f"{c}_{j}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
-    spec = {"name": "e2e", "models": ["tiny"], "datasets": [{"name": "eurosat", "root": str(root), "limit": 15}],
+    spec = {"name": "e2e", "models": ["tiny"], "datasets": [{"name": "eurosat", "root": str(root), "split": "all", "limit": 15}],
             "conditions": ["hr", "bicubic@16"], "metrics": ["top1", "gamma", "SAR", "WAR"], "batch_size": 8}
     df = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "cache")
     top1 = df[(df["metric"] == "top1")].set_index("condition")
@@ -270,3 +271,94 @@ def test_end_to_end_run_on_a_lr0fm_root(plugins, tmp_path):
     assert a_hr > 0  # the seeded images give the tiny model 2 of 15 at HR
     assert at16["SAR"] == pytest.approx(a16 / a_hr)
     assert at16["WAR"] == pytest.approx(a16 / a_hr * (1 - np.exp(-200 * (a_hr - 1 / 10) ** 2)))  # EuroSAT: C = 10
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def test_caltech101_is_the_authors_split_30_train_per_class_seed_1234(registry, tmp_path):
+    """CLIP/dataloaders/caltech101.py of LR0.FM: 30 training images per class (np seed 1234), the rest is the test set.
+    On a root with the real download's 8,677 images in 101 categories: 5,647 test, 3,030 train."""
+    cal = tmp_path / "caltech101" / "101_ObjectCategories"
+    folders = ["Faces", "Faces_easy", "Leopards", "Motorbikes", "accordion"] + [f"zz{i:03d}" for i in range(96)]
+    counts = [86] * 92 + [85] * 9  # 8,677 images
+    for f, n in zip(folders, counts):
+        for j in range(n):
+            _touch(cal / f / f"image_{j + 1:04d}.jpg")
+    for j in range(40):
+        _touch(cal / "BACKGROUND_Google" / f"image_{j + 1:04d}.jpg")
+    test = registry.create("caltech101", root=str(tmp_path))
+    train = registry.create("caltech101", root=str(tmp_path), split="train")
+    every = registry.create("caltech101", root=str(tmp_path), split="all")
+    assert (len(test), len(train), len(every)) == (5647, 3030, 8677)
+    assert np.bincount(train.labels, minlength=101).tolist() == [30] * 101
+    ids = {d: {d.item_id(i) for i in range(len(d))} for d in (test, train, every)}
+    assert not ids[test] & ids[train] and ids[test] | ids[train] == ids[every]
+    assert ids[test] == {test.item_id(i) for i in range(len(test))}  # deterministic: the same draw every time
+    assert [registry.create("caltech101", root=str(tmp_path)).item_id(i) for i in range(5)] == \
+        [test.item_id(i) for i in range(5)]
+    assert test.params()["split"] == "test" and test.identity() != every.identity()
+    with pytest.raises(ValueError, match="choose one of"):
+        registry.create("caltech101", root=str(tmp_path), split="val")
+
+
+def test_eurosat_tests_on_the_authors_list_of_the_coop_split(registry, tmp_path):
+    """CLIP/dataloaders/eurosat.py of LR0.FM evaluates on the 'val' list of CoOp's split_zhou_EuroSAT.json (asserted
+    there: train 13,500, val 5,400, test 8,100), not on all 27,000 tiles."""
+    classes = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
+               "Residential", "River", "SeaLake"]
+    folder = tmp_path / "eurosat" / "2750"
+    split: dict[str, list] = {"train": [], "val": [], "test": []}
+    for k in range(27000):
+        c = classes[k % 10]
+        rel = f"{c}/{c}_{k // 10 + 1}.jpg"
+        _touch(folder / rel)
+        part = "train" if k < 13500 else "val" if k < 18900 else "test"
+        split[part].append([rel, k % 10, c])
+    (tmp_path / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
+    sizes = {s: len(registry.create("eurosat", root=str(tmp_path), split=s)) for s in ("test", "coop-test", "train")}
+    assert sizes == {"test": 5400, "coop-test": 8100, "train": 13500}
+    test = registry.create("eurosat", root=str(tmp_path))
+    assert len(test) == 5400 and test.item_id(0) == "eurosat/2750/" + split["val"][0][0]
+    assert [test.classnames[y] for y in test.labels[:2]] == ["annual crop land", "forest"]
+    (tmp_path / "split_zhou_EuroSAT.json").unlink()
+    with pytest.raises(DatasetRootError, match="split_zhou_EuroSAT.json not found"):
+        registry.create("eurosat", root=str(tmp_path))
+
+
+def test_the_authors_dataset_names_are_aliases_with_a_warning(registry, roots, caplog):
+    from lrbench.builtin.lr0fm_datasets import ALIASES, canonical_dataset
+
+    assert canonical_dataset("stanford_cars") == "stanford-cars" and canonical_dataset("mine") == "mine"
+    assert {"stanford_cars", "fgvc_aircraft", "oxford_pets", "imagenet1k", "pets", "cars", "flowers"} <= set(ALIASES)
+    with caplog.at_level("WARNING", logger="lrbench"):
+        pets = registry.create("oxford_pets", root=str(roots["oxford-pets"]))
+    assert len(pets) == 3 and pets.name == "oxford-pets"
+    assert "'oxford_pets'" in caplog.text and "'oxford-pets'" in caplog.text
+    assert set(registry["fgvc_aircraft"].parameters()) == set(registry["fgvc-aircraft"].parameters())
+
+
+def test_the_authors_names_aggregate_with_the_papers_weights_and_unweighted_datasets_are_noted():
+    """An authors' table (stanford_cars, fgvc_aircraft) finds the class counts and WAR-16 weights; a dataset without
+    a WAR weight is named in aggregates.csv's note with the weight it got."""
+    from lrbench.builtin.aggregates import WAR16_WEIGHTS, ImprovedGamma, War
+
+    rows = []
+    for dataset, hr, low in (("stanford_cars", 0.6, 0.3), ("fgvc_aircraft", 0.3, 0.1), ("mine", 0.8, 0.4)):
+        rows += [{"model": "m", "method": "none", "dataset": dataset, "condition": c, "metric": "top1", "value": v}
+                 for c, v in (("hr", hr), ("bicubic@16", low))]
+    table = pd.DataFrame(rows)
+    g = ImprovedGamma().aggregate(table, {"mine": 10}).set_index(["dataset", "condition"])
+    expected = 0.5 * (1 - np.exp(-200 * (0.6 - 1 / 196) ** 2))  # Stanford Cars: 196 classes
+    assert g.loc[("stanford_cars", "bicubic@16"), "value"] == pytest.approx(expected)
+    mean_w = np.mean(list(WAR16_WEIGHTS.values()))
+    assert g.loc[("mine", "bicubic@16"), "note"] == f"no WAR-16 weight: WAR (default weights) gives it the mean weight {mean_w:.4f}"
+    assert g.loc[("stanford_cars", "bicubic@16"), "note"] == ""
+    war = War()
+    assert war.weight("stanford_cars") == WAR16_WEIGHTS["stanford-cars"] and war.weight("mine") == pytest.approx(mean_w)
+    gam = {d: g.loc[(d, "bicubic@16"), "value"] for d in ("stanford_cars", "fgvc_aircraft", "mine")}
+    w = {"stanford_cars": WAR16_WEIGHTS["stanford-cars"], "fgvc_aircraft": WAR16_WEIGHTS["fgvc-aircraft"], "mine": mean_w}
+    at16 = war.aggregate(table, {"mine": 10}).set_index("condition").loc["bicubic@16", "value"]
+    assert at16 == pytest.approx(sum(w[d] * gam[d] for d in w) / sum(w.values()))

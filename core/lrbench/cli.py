@@ -93,15 +93,18 @@ def validate_cmd(spec: str) -> None:
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--recompute", is_flag=False, flag_value="*", default=None, metavar="[PATTERN]",
+              help="Compute cells again even if cached: all of them, or those whose model|method|dataset|condition "
+                   "matches PATTERN (shell-style; '*|bicubic@16', 'tiny|*').")
 def run_cmd(spec: str, output: str | None, dry_run: bool, device: str | None, executor: str, address: str | None,
-            cache_dir: str | None, quiet: bool) -> None:
+            cache_dir: str | None, quiet: bool, recompute: str | None) -> None:
     """Run SPEC: every model x method x dataset x condition cell, then results, summary and report."""
     from .executors import distributed_env
     from .results import markdown_table, summary_pivot
     from .runner import Runner
 
     runner = Runner(spec, output, device=device, plugins=_plugins(), progress=not quiet,
-                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address)
+                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address, recompute=recompute)
     results = runner.run(dry_run=dry_run)
     if dry_run or results.empty and distributed_env():
         return

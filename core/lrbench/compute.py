@@ -7,10 +7,12 @@ computes it without re-planning the spec.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from .cache import Cache, canonical_json
@@ -19,9 +21,16 @@ from .models import ModelAdapter
 from .plan import Unit
 from .registry import LrbenchError
 from .spec import Item, Spec
-from .tasks import CellOutput, RunContext, check_outputs, resolve_workers
+from .tasks import CellOutput, ConditionFailed, RunContext, check_outputs, resolve_workers
 
 log = logging.getLogger("lrbench")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a model, method or task may draw from (torch, numpy's global, Python's ``random``)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 @dataclass
@@ -33,6 +42,8 @@ class RunState:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     model_loads: int = 0
+    #: cells that could not be computed: {"cell": model|method|dataset|condition, "error": ...}; never cached
+    failed: list[dict[str, str]] = field(default_factory=list)
     #: model label -> its own input size in px (the "HR" of the report's resolution axis)
     input_size: dict[str, int] = field(default_factory=dict)
     num_classes: dict[str, int] = field(default_factory=dict)
@@ -74,6 +85,7 @@ class Computer:
     def build_model(self, model: Item, method: Item) -> ModelAdapter:
         """The model entry's adapter on the run's device with the method applied (training methods reuse their
         cached artifact)."""
+        seed_everything(self.spec.seed)  # random-init weights are drawn here: the same spec gives the same model
         base = self.plugins.registries["models"].create(model.name, **model.params)
         self.state.model_loads += 1
         size = getattr(getattr(base, "preprocess", None), "image_size", None)
@@ -83,7 +95,7 @@ class Computer:
         method_obj = self.plugins.registries["methods"].create(method.name, **method.params)
         ctx = MethodContext(device=self.device, artifacts=self.artifacts, cache=self.cache, seed=self.spec.seed,
                             log=log, dataset=self.datasets)
-        torch.manual_seed(self.spec.seed)
+        seed_everything(self.spec.seed)
         adapted = method_obj.apply(base, ctx)
         return adapted.to(self.device).eval()
 
@@ -100,21 +112,46 @@ class Computer:
         for lock in locks:
             lock.acquire()
         try:
-            # another run may have finished these while we waited for the locks
-            missing = [d for d in missing if not self.cache.contains("cells", unit.keys[d.condition])]
+            # another run may have finished these while we waited for the locks (forced cells are computed anyway)
+            missing = [d for d in missing if d.condition in unit.forced
+                       or not self.cache.contains("cells", unit.keys[d.condition])]
             if not missing:
                 return
-            torch.manual_seed(self.spec.seed)
             t0 = time.perf_counter()
-            outputs = check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, missing, self.context(bar)),
-                                    [d.condition for d in missing])
+            outputs: dict[str, CellOutput] = {}
+            skipped: list[dict[str, Any]] = []
+            while missing:
+                # a condition that fails on an item fails its own cell; the others are computed again without it
+                seed_everything(self.spec.seed)
+                skipped = []
+                ctx = self.context(bar)
+                ctx.skipped = skipped
+                try:
+                    outputs = check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, missing, ctx),
+                                            [d.condition for d in missing])
+                    break
+                except ConditionFailed as exc:
+                    self.fail(unit, exc.condition, exc.error)
+                    missing = [d for d in missing if d.condition != exc.condition]
+            self.state.skipped.extend(skipped)
             elapsed = time.perf_counter() - t0
             for deg in missing:
-                self.store(unit, deg.condition, outputs[deg.condition])
+                cell = outputs[deg.condition]
+                if cell.n == 0:  # an empty cell would be reused by every later run: never cache one
+                    first = f": {skipped[0]['error']}" if skipped else ""
+                    self.fail(unit, deg.condition, f"no item of {len(unit.dataset_obj)} could be evaluated{first}")
+                    continue
+                self.store(unit, deg.condition, cell)
             self.state.timings[f"{unit.model.label}|{unit.method.label}|{unit.dataset.label}"] = elapsed
         finally:
             for lock in locks:
                 lock.release()
+
+    def fail(self, unit: Unit, condition: str, error: str) -> None:
+        """Record a cell that could not be computed (reported at the end of the run, never cached)."""
+        label = unit.cell_label(condition)
+        log.error("cell %s failed: %s", label, error)
+        self.state.failed.append({"cell": label, "error": error})
 
     def store(self, unit: Unit, condition: str, outputs: CellOutput) -> None:
         """Write one cell's raw outputs and mark it computed."""

@@ -9,6 +9,7 @@ seed.
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -82,6 +83,8 @@ class Unit:
     cached: dict[str, bool] = field(default_factory=dict)
     #: the kind the built model (method applied) must have; None when the spec names the task
     model_kind: str | None = None
+    #: conditions to compute even if cached (``--recompute PATTERN``)
+    forced: set[str] = field(default_factory=set)
 
     def missing(self) -> list[Degradation]:
         return [d for d in self.conditions if not self.cached[d.condition]]
@@ -145,6 +148,22 @@ def build_conditions(plugins: Any, resolved: ResolvedSpec) -> list[Degradation]:
     return out
 
 
+def force(plan: Plan, pattern: str) -> int:
+    """Mark the cells whose ``model|method|dataset|condition`` label matches the shell-style ``pattern`` (``*`` for
+    all, ``*|bicubic@16``, ``tiny|*``) to be computed again; returns how many. A pattern with fewer than four fields
+    matches their ends (``*|bicubic@16`` is every cell at that condition)."""
+    count = 0
+    for unit in plan.units:
+        for deg in unit.conditions:
+            label = unit.cell_label(deg.condition)
+            tail = "|".join(label.split("|")[-len(pattern.split("|")):])
+            if fnmatch.fnmatchcase(label, pattern) or fnmatch.fnmatchcase(tail, pattern):
+                unit.cached[deg.condition] = False
+                unit.forced.add(deg.condition)
+                count += 1
+    return count
+
+
 def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
                build_dataset: Callable[..., Dataset] | None = None) -> Plan:
     """Units and cell keys of a spec. ``build_dataset`` (the run's memoised builder) keeps each dataset entry built once
@@ -165,7 +184,9 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
             kind = model_kind(plugins, model, method_obj) if resolved.task is None else None
             for ds_item, ds in datasets:
                 task, task_item = choose_task(plugins, resolved, kind, ds)
-                ds_id = ds.identity()
+                # everything of the dataset that can change an output: the spec entry's parameters (files hashed), the
+                # dataset's own identity (items, labels, class names, templates, item files' size and mtime)
+                ds_id = {**ds.identity(), "entry": entry_identity(plugins, ds_item)}
                 keys, descriptions, cached = {}, {}, {}
                 for deg in conditions:
                     desc = {"task": task.identity(), "task_params": task_item.params, "model": model_id,

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,24 +24,41 @@ from . import __version__
 from .cache import Cache, atomic_write_text
 from .compute import Computer, DatasetBuilder, RunState, log
 from .executors import distributed_env, run_local, run_ray, run_sharded
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, force
 from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
-from .results import COLUMNS, split_aggregates, write_outputs
+from .results import (COLUMNS, check_output_dir, publish, split_aggregates, staging_dir, write_outputs,
+                      writable_dir_problem)
 from .scoring import aggregates, score
-from .spec import Item, ResolvedSpec, load_spec_file, validate
+from .spec import Item, ResolvedSpec, SpecError, load_spec_file, validate
 
-__all__ = ["Runner", "RunState", "run_spec", "default_cache_dir", "resolve_device"]
+__all__ = ["CellsFailed", "Runner", "RunState", "run_spec", "default_cache_dir", "resolve_device"]
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LRBENCH_CACHE", "~/.cache/lrbench")).expanduser()
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, source: str = "spec") -> torch.device:
+    """``auto`` -> cuda when a GPU is visible, else cpu; a named device that is not there is a spec error (exit 2),
+    not a traceback in the middle of the run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SpecError([("device", f"{name!r}: no CUDA device is visible (torch {torch.__version__}, "
+                                        f"CUDA build {torch.version.cuda or 'none'}); use cpu or auto")], source)
+        if device.index is not None and device.index >= count:
+            raise SpecError([("device", f"{name!r}: only {count} CUDA device(s) visible")], source)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SpecError([("device", f"{name!r}: MPS is not available on this machine; use cpu or auto")], source)
+    return device
+
+
+class CellsFailed(LrbenchError):
+    """Some cells could not be computed: the others are written; these are listed in run.json and here."""
 
 
 class Runner:
@@ -49,7 +67,8 @@ class Runner:
     def __init__(self, spec: dict[str, Any] | str | Path, output: str | Path | None = None, *,
                  device: str | None = None, plugins: Plugins | None = None, progress: bool = True,
                  echo: Callable[[str], None] = print, cache_dir: str | Path | None = None,
-                 executor: str = "local", address: str | None = None):
+                 executor: str = "local", address: str | None = None, recompute: str | None = None):
+        self.recompute = recompute
         self.plugins = plugins or get_plugins()
         source = str(spec) if isinstance(spec, (str, Path)) else "spec"
         data = load_spec_file(spec) if isinstance(spec, (str, Path)) else dict(spec)
@@ -61,7 +80,8 @@ class Runner:
         self.executor, self.address = executor, address
         s = self.resolved.spec
         self.run_dir = Path(output or s.output or Path("runs") / s.name)
-        self.device = resolve_device(device or s.device)
+        self.source = source
+        self.device = resolve_device(device or s.device, source)
         self.cache = Cache(cache_dir or s.cache_dir or default_cache_dir())
         self.progress, self.echo = progress, echo
         self.state = RunState()
@@ -71,6 +91,9 @@ class Runner:
     def plan(self) -> Plan:
         t0 = time.perf_counter()
         plan = build_plan(self.resolved, self.plugins, self.cache, self.datasets)
+        if self.recompute:
+            n = force(plan, self.recompute)
+            self.echo(f"--recompute {self.recompute!r}: {n} cell{'s' * (n != 1)} forced")
         self.state.timings["plan_s"] = time.perf_counter() - t0
         return plan
 
@@ -98,12 +121,15 @@ class Runner:
 
     def score(self, plan: Plan, executor: str | None = None) -> pd.DataFrame:
         """The results table; a cell that fails its checksum when read is computed again, then scored."""
+        failed = {f["cell"] for f in self.state.failed}
         results, unreadable = score(plan, self.resolved.metrics, self.plugins, self.cache, self.state.skipped)
+        unreadable = [(u, c) for u, c in unreadable if u.cell_label(c) not in failed]
         if unreadable:
             for unit, condition in unreadable:
                 unit.cached[condition] = False
             self.execute(plan, executor)
             results, unreadable = score(plan, self.resolved.metrics, self.plugins, self.cache, self.state.skipped)
+            unreadable = [(u, c) for u, c in unreadable if u.cell_label(c) not in failed]
             if unreadable:
                 unit, condition = unreadable[0]
                 raise LrbenchError(f"cell {unit.cell_label(condition)} could not be read back "
@@ -117,10 +143,14 @@ class Runner:
         self.echo(self.describe(plan))
         if dry_run:
             return pd.DataFrame(plan.table())
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.run_dir / "run.log")
+        self.check_paths()
+        # every output goes to a staging folder that replaces the run directory at the end: a reader sees the previous
+        # run's files or this run's, never a mix (and a killed run leaves the previous run intact)
+        staging = staging_dir(self.run_dir)
+        handler = logging.FileHandler(staging / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
+        published = False
         try:
             t1 = time.perf_counter()
             ranks = distributed_env()
@@ -135,25 +165,51 @@ class Runner:
             results = self.score(plan, "local" if ranks is not None else None)
             num_classes = {u.dataset.label: u.dataset_obj.num_classes for u in plan.units}
             self.state.num_classes = {k: int(v) for k, v in num_classes.items() if v}
+            # the class count of each row's dataset, so `lrbench aggregate` works on a run's own results.csv
+            results["num_classes"] = pd.array([num_classes.get(d) or None for d in results["dataset"]], dtype="Int64")
             agg, summary = split_aggregates(results, aggregates(plan, self.resolved.metrics, self.plugins), num_classes)
-            write_outputs(self.run_dir, results, agg, summary)
+            write_outputs(staging, results, agg, summary)
             self.state.timings["total_s"] = time.perf_counter() - t0
-            self._write_meta(plan)
+            self._write_meta(plan, staging)
             from .report import write_report
 
-            write_report(self.run_dir)
+            write_report(staging)
             if self.state.skipped:
                 log.warning("%d undecodable items skipped (listed in run.json)", len(self.state.skipped))
+            log.removeHandler(handler)
+            handler.close()
+            publish(staging, self.run_dir)
+            published = True
             self.echo(f"computed {len(self.state.computed)} cells, reused {plan.n_cells - len(self.state.computed)} "
                       f"from the cache; results in {self.run_dir}")
         finally:
             log.removeHandler(handler)
             handler.close()
+            if not published:
+                shutil.rmtree(staging, ignore_errors=True)
+        if self.state.failed:
+            lines = [f"{f['cell']}: {f['error']}" for f in self.state.failed]
+            raise CellsFailed(f"{len(lines)} cell{'s' * (len(lines) != 1)} failed and {'were' if len(lines) != 1 else 'was'}"
+                              f" not cached (the other results are in {self.run_dir}; listed in run.json): "
+                              + "; ".join(lines))
         results.attrs.update(run_dir=str(self.run_dir), computed=list(self.state.computed))
         return results
 
-    def _write_meta(self, plan: Plan) -> None:
-        atomic_write_text(self.run_dir / "spec.resolved.yaml", yaml.safe_dump(self.resolved_spec_dict(), sort_keys=False))
+    def check_paths(self) -> None:
+        """Refuse, before computing anything, a run directory or cache that cannot be written (exit status 2)."""
+        problems = []
+        out = check_output_dir(self.run_dir)
+        if out:
+            problems.append(("output", out))
+        cache = writable_dir_problem(self.cache.root) if not self.cache.root.is_file() else \
+            f"{self.cache.root} is a file, not a folder"
+        if cache:
+            problems.append(("cache_dir", cache))
+        if problems:
+            raise SpecError(problems, self.source)
+
+    def _write_meta(self, plan: Plan, out: Path) -> None:
+        atomic_write_text(out / "spec.resolved.yaml", yaml.safe_dump(self.resolved_spec_dict(), sort_keys=False))
         try:  # a re-run served from the cache builds no model: keep the input sizes an earlier run saw
             earlier = json.loads((self.run_dir / "run.json").read_text()).get("input_size") or {}
         except (OSError, ValueError):
@@ -178,8 +234,9 @@ class Runner:
             "cache_dir": str(self.cache.root),
             "input_size": self.state.input_size,
             "num_classes": self.state.num_classes,
+            "failed_cells": self.state.failed,
         }
-        atomic_write_text(self.run_dir / "run.json", json.dumps(meta, indent=2, default=str))
+        atomic_write_text(out / "run.json", json.dumps(meta, indent=2, default=str))
 
     def resolved_spec_dict(self) -> dict[str, Any]:
         s = self.resolved
@@ -199,8 +256,9 @@ class Runner:
 def run_spec(spec: dict[str, Any] | str | Path, output: str | Path | None = None, *, device: str | None = None,
              dry_run: bool = False, plugins: Plugins | None = None, progress: bool = False,
              echo: Callable[[str], None] = lambda s: None, cache_dir: str | Path | None = None,
-             executor: str = "local", address: str | None = None) -> pd.DataFrame:
-    """Run a spec (a mapping or a YAML path) and return the tidy results table (the plan table for ``dry_run``)."""
+             executor: str = "local", address: str | None = None, recompute: str | None = None) -> pd.DataFrame:
+    """Run a spec (a mapping or a YAML path) and return the tidy results table (the plan table for ``dry_run``);
+    ``recompute``: a ``model|method|dataset|condition`` pattern of cells to compute even if cached."""
     runner = Runner(spec, output, device=device, plugins=plugins, progress=progress, echo=echo, cache_dir=cache_dir,
-                    executor=executor, address=address)
+                    executor=executor, address=address, recompute=recompute)
     return runner.run(dry_run=dry_run)

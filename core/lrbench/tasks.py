@@ -167,6 +167,18 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _LoadError(str):
+    """The item itself could not be read: skipped in every condition (a condition's own error fails its cell)."""
+
+
+class ConditionFailed(LrbenchError):
+    """A condition raised on an item that loaded: its cell fails (with this error); the other conditions do not."""
+
+    def __init__(self, condition: str, error: str):
+        self.condition, self.error = condition, error
+        super().__init__(f"condition {condition}: {error}")
+
+
 @dataclass
 class ConditionBatch:
     """One loader batch, each condition's outcome kept apart so one failing condition need not fail the others.
@@ -222,7 +234,7 @@ class _ReferenceLoader(torch.utils.data.Dataset):
             if self.hr_view is not None:
                 image = self.hr_view.pil(image)
         except Exception as exc:
-            return i, [_error(exc)] * len(self.conditions)
+            return i, [_LoadError(_error(exc))] * len(self.conditions)
         payloads: list[Any] = []
         for deg in self.conditions:
             try:
@@ -357,7 +369,7 @@ def derive_batch(index: np.ndarray, images: Sequence[torch.Tensor | str], condit
     for p, image in enumerate(images):
         if isinstance(image, torch.Tensor):
             groups.setdefault(tuple(image.shape[-2:]), []).append(p)  # type: ignore[arg-type]
-    load_errors = {p: image for p, image in enumerate(images) if isinstance(image, str)}
+    load_errors = {p: _LoadError(image) for p, image in enumerate(images) if isinstance(image, str)}
     parts: dict[str, list[tuple[list[int], torch.Tensor]]] = {d.condition: [] for d in conditions}
     errors: dict[str, dict[int, str]] = {d.condition: dict(load_errors) for d in conditions}
     for positions in groups.values():
@@ -400,7 +412,7 @@ class _FastLoader(torch.utils.data.Dataset):
                 return i, "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
             return i, "pixels", TF.pil_to_tensor(self.dataset.load(i).convert("RGB"))
         except Exception as exc:
-            return i, "error", _error(exc)
+            return i, "error", _LoadError(_error(exc))
 
     def collate(self, batch: list[tuple[int, str, torch.Tensor | str]]) -> _Sources | ConditionBatch:
         sources = _Sources(np.array([i for i, _, _ in batch], dtype=np.int64), [k for _, k, _ in batch],
@@ -444,10 +456,13 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
 
 
 def _keep_and_record(batch: ConditionBatch, dataset: Dataset, ctx: RunContext) -> np.ndarray:
-    """Positions every condition succeeded on; each other item is recorded once in ``ctx.skipped``."""
+    """Positions every condition succeeded on; an unreadable item is recorded once in ``ctx.skipped``; a condition that
+    failed on an item that loaded raises ConditionFailed (its cell fails, the others do not)."""
     first_error: dict[int, str] = {}
-    for errors in batch.errors.values():
+    for condition, errors in batch.errors.items():
         for p, message in errors.items():
+            if not isinstance(message, _LoadError):
+                raise ConditionFailed(condition, f"{message} (item {dataset.item_id(int(batch.index[p]))})")
             first_error.setdefault(p, message)
     for p in sorted(first_error):
         i = int(batch.index[p])

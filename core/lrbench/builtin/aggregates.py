@@ -8,7 +8,8 @@
 A_HR comes from the baseline (method ``none``) when the table has it, for gamma and for E alike: the paper measures a
 method against the vanilla model (LR-TK0's 224 px gamma of 99.1% in Table 2 is 69.0 / 69.6, its HR accuracy over the
 vanilla one), so a method that lowers HR accuracy cannot look more robust by it. Datasets the weight set does not name get the mean weight of those it does (a user's own
-dataset is neither ignored nor dominant); pass ``weights`` to choose otherwise.
+dataset is neither ignored nor dominant), noted in aggregates.csv (and warned about); pass ``weights`` to choose
+otherwise. The LR0.FM authors' dataset names (``stanford_cars``, ...) find lrbench's class counts and weights.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .. import hookimpl
 from ..datasets import load_json_resource
 from ..metrics import AggregateMetric, AggregateSkipped
 from ..registry import LrbenchError
+from .lr0fm_datasets import canonical_dataset
 
 LR0FM = load_json_resource("lr0fm.json")
 WAR16_WEIGHTS: dict[str, float] = LR0FM["war16_weights"]
@@ -54,8 +56,8 @@ class UnknownClassCount(LrbenchError, KeyError):
 def _class_count(dataset: str, num_classes: dict[str, int]) -> int:
     if dataset in num_classes:
         count = int(num_classes[dataset])
-    elif dataset in NUM_CLASSES:
-        count = NUM_CLASSES[dataset]
+    elif canonical_dataset(dataset) in NUM_CLASSES:  # the LR0.FM authors' names count as lrbench's
+        count = NUM_CLASSES[canonical_dataset(dataset)]
     else:
         raise UnknownClassCount(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or "
                                 "mapping")
@@ -112,6 +114,11 @@ class ImprovedGamma(Gamma):
         easiness = f["a_hr_base"].to_numpy(dtype=float) - chance
         f["value"] = f["value"] * (1 - np.exp(-self.alpha * easiness**2))
         f["metric"] = self.name
+        unweighted = ~f["dataset"].map(canonical_dataset).isin(list(WAR16_WEIGHTS))
+        weight_note = (f"no WAR-16 weight: WAR (default weights) gives it the mean weight "
+                       f"{np.mean(list(WAR16_WEIGHTS.values())):.4f}")
+        f["note"] = np.where(unweighted, np.where(f["note"] != "", f["note"] + "; " + weight_note, weight_note),
+                             f["note"])
         return f[KEYS + ["condition", "metric", "value", "note"]]
 
 
@@ -158,6 +165,8 @@ class War(AggregateMetric):
     def weight(self, dataset: str) -> float:
         if dataset in self.weights:
             return abs(float(self.weights[dataset]))
+        if canonical_dataset(dataset) in self.weights:  # the LR0.FM authors' names (stanford_cars, ...)
+            return abs(float(self.weights[canonical_dataset(dataset)]))
         return float(np.mean([abs(v) for v in self.weights.values()])) if self.weights else 1.0
 
     def aggregate(self, table, num_classes):

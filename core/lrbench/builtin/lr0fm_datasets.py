@@ -9,7 +9,9 @@ sources are written in each file). Nothing is downloaded unless ``download: true
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import re
 from functools import lru_cache
@@ -205,13 +207,39 @@ def imagenet_v2(root: str | None = None, variant: str = "matched-frequency", num
 
 CALTECH101_LAYOUT = ("  ROOT/caltech101/101_ObjectCategories/<category>/image_0001.jpg ...\n"
                      "  (torchvision's Caltech101 layout; BACKGROUND_Google is ignored, 101 categories remain)")
+#: the LR0.FM authors' Caltech101 split (CLIP/dataloaders/caltech101.py): 30 training images per class drawn with
+#: ``np.random.seed(1234)``, every other image is a test image
+CALTECH101_TRAIN_PER_CLASS, CALTECH101_SEED = 30, 1234
+CALTECH101_SPLITS = ("test", "train", "all")
 
 
-def caltech101(root: str | None = None, download: bool = False, num_classes: int | None = None,
+def caltech101_split(files_by_class: Sequence[Sequence[str]], split: str) -> list[tuple[str, int]]:
+    """(file, label) of the authors' split: per class in label order, 30 of the files (sorted) drawn without
+    replacement from one ``RandomState(1234)`` stream are ``train``, the rest ``test``; ``all`` keeps every file."""
+    if split not in CALTECH101_SPLITS:
+        raise ValueError(f"caltech101: unknown split {split!r}; choose one of {list(CALTECH101_SPLITS)}")
+    rng = np.random.RandomState(CALTECH101_SEED)
+    out = []
+    for label, files in enumerate(files_by_class):
+        files = sorted(files)
+        if split == "all":
+            out += [(f, label) for f in files]
+            continue
+        if len(files) < CALTECH101_TRAIN_PER_CLASS:
+            raise ValueError(f"caltech101: class {label} has {len(files)} images, fewer than the "
+                             f"{CALTECH101_TRAIN_PER_CLASS} training images of the authors' split (split: all keeps them)")
+        train = set(rng.choice(len(files), CALTECH101_TRAIN_PER_CLASS, replace=False).tolist())
+        out += [(f, label) for i, f in enumerate(files) if (i in train) == (split == "train")]
+    return out
+
+
+def caltech101(root: str | None = None, split: str = "test", download: bool = False, num_classes: int | None = None,
                limit: Limit | None = None) -> LR0FMDataset:
-    """Caltech101: all images of the 101 object categories (the dataset has no official test split)."""
+    """Caltech101 as LR0.FM tests it: all but 30 random images per class (seed 1234); ``split: all`` every image."""
     from torchvision.datasets import Caltech101
 
+    if split not in CALTECH101_SPLITS:
+        raise ValueError(f"caltech101: unknown split {split!r}; choose one of {list(CALTECH101_SPLITS)}")
     name, base = "caltech101", _default_root("caltech101", root)
     if not download:
         _require(name, base, CALTECH101_LAYOUT, "caltech101/101_ObjectCategories")
@@ -221,9 +249,16 @@ def caltech101(root: str | None = None, download: bool = False, num_classes: int
         raise DatasetRootError(name, base, f"{len(ds.categories)} category folders, expected "
                                f"{len(meta['classnames'])} (+ BACKGROUND_Google)", CALTECH101_LAYOUT)
     folder = Path(ds.root) / "101_ObjectCategories"
-    files = [folder / ds.categories[y] / f"image_{i:04d}.jpg" for i, y in zip(ds.index, ds.y)]
-    return _finish(name, base, files, ds.y, meta["classnames"], meta["templates"], num_classes, limit,
-                   CALTECH101_LAYOUT)
+    by_class: list[list[str]] = [[] for _ in ds.categories]
+    for i, y in zip(ds.index, ds.y):
+        by_class[y].append(str(folder / ds.categories[y] / f"image_{i:04d}.jpg"))
+    try:
+        chosen = caltech101_split(by_class, split)
+    except ValueError as exc:
+        raise DatasetRootError(name, base, str(exc), CALTECH101_LAYOUT) from exc
+    files, labels = [f for f, _ in chosen], [y for _, y in chosen]
+    return _finish(name, base, files, labels, meta["classnames"], meta["templates"], num_classes, limit,
+                   CALTECH101_LAYOUT, split=split)
 
 
 DTD_LAYOUT = ("  ROOT/dtd/dtd/images/<texture>/<image>.jpg and ROOT/dtd/dtd/labels/test1.txt (train/val/test 1..10)\n"
@@ -389,25 +424,58 @@ def flowers102(root: str | None = None, split: str = "test", download: bool = Fa
 
 
 EUROSAT_LAYOUT = ("  ROOT/eurosat/2750/<Class>/<Class>_<n>.jpg   (10 folders AnnualCrop ... SeaLake; torchvision's EuroSAT\n"
-                  "  layout: the extracted EuroSAT RGB zip)")
+                  "  layout: the extracted EuroSAT RGB zip) and CoOp's split_zhou_EuroSAT.json in ROOT or ROOT/eurosat\n"
+                  "  (not needed for split: all)")
+EUROSAT_CLASSES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
+                   "Residential", "River", "SeaLake")
+#: lrbench split -> the list of CoOp's split_zhou_EuroSAT.json it reads. The LR0.FM authors' loader
+#: (CLIP/dataloaders/eurosat.py) evaluates on the file's "val" list (5,400 tiles), not its "test" list (8,100).
+EUROSAT_SPLITS = {"test": "val", "coop-test": "test", "train": "train", "all": None}
 
 
-def eurosat(root: str | None = None, download: bool = False, num_classes: int | None = None,
+def eurosat(root: str | None = None, split: str = "test", download: bool = False, num_classes: int | None = None,
             limit: Limit | None = None) -> LR0FMDataset:
-    """EuroSAT RGB: all 27,000 satellite tiles of 10 land-use classes (no official test split; use ``limit``)."""
+    """EuroSAT RGB as LR0.FM tests it: the 5,400 tiles of CoOp's split "val" list; ``split: all`` all 27,000."""
     from torchvision.datasets import EuroSAT
 
+    if split not in EUROSAT_SPLITS:
+        raise ValueError(f"eurosat: unknown split {split!r}; choose one of {list(EUROSAT_SPLITS)}")
     name, base = "eurosat", _default_root("eurosat", root)
     if not download:
         _require(name, base, EUROSAT_LAYOUT, "eurosat/2750")
-    ds = _torchvision(name, base, EUROSAT_LAYOUT, lambda: EuroSAT(str(base), download=download))
     meta = zeroshot_metadata(name)
-    if len(ds.classes) != len(meta["classnames"]):
-        raise DatasetRootError(name, base, f"{len(ds.classes)} class folders, expected {len(meta['classnames'])}",
-                               EUROSAT_LAYOUT)
-    files, labels = zip(*ds.samples) if ds.samples else ((), ())
+    if EUROSAT_SPLITS[split] is None:
+        ds = _torchvision(name, base, EUROSAT_LAYOUT, lambda: EuroSAT(str(base), download=download))
+        if len(ds.classes) != len(meta["classnames"]):
+            raise DatasetRootError(name, base, f"{len(ds.classes)} class folders, expected {len(meta['classnames'])}",
+                                   EUROSAT_LAYOUT)
+        files, labels = zip(*ds.samples) if ds.samples else ((), ())
+    else:
+        if download:
+            _torchvision(name, base, EUROSAT_LAYOUT, lambda: EuroSAT(str(base), download=True))
+        split_file = next((p for p in (base / "split_zhou_EuroSAT.json", base / "eurosat" / "split_zhou_EuroSAT.json")
+                           if p.is_file()), None)
+        if split_file is None:
+            raise DatasetRootError(name, base, "split file split_zhou_EuroSAT.json not found in ROOT or ROOT/eurosat "
+                                   "(split: all uses every tile)", EUROSAT_LAYOUT)
+        try:
+            entries = json.loads(split_file.read_text())[EUROSAT_SPLITS[split]]
+        except (KeyError, ValueError) as exc:
+            raise DatasetRootError(name, split_file, f"no list {EUROSAT_SPLITS[split]!r} in the split file",
+                                   EUROSAT_LAYOUT) from exc
+        index = {c: i for i, c in enumerate(EUROSAT_CLASSES)}
+        folder = base / "eurosat" / "2750"
+        files, labels = [], []
+        for rel, *_ in entries:
+            cls = Path(rel).parts[0]
+            if cls not in index:
+                raise DatasetRootError(name, split_file, f"{rel!r} is not in one of the 10 class folders", EUROSAT_LAYOUT)
+            if not (folder / rel).is_file():
+                raise DatasetRootError(name, folder, f"{rel} listed in {split_file.name} is missing", EUROSAT_LAYOUT)
+            files.append(folder / rel)
+            labels.append(index[cls])
     return _finish(name, base, files, labels, meta["classnames"], meta["templates"], num_classes, limit,
-                   EUROSAT_LAYOUT)
+                   EUROSAT_LAYOUT, split=split)
 
 
 UCF101_LAYOUT = ("  ROOT/UCF-101-midframes/<Action_Name>/<video id>.jpg   (one middle frame per video, CoOp's layout;\n"
@@ -472,6 +540,33 @@ LOADERS: dict[str, tuple[Callable[..., LR0FMDataset], str]] = {
 }
 
 
+#: the LR0.FM authors' dataset names (``get_dataloader`` in CLIP/dataloaders/__init__.py) and the underscore spellings
+#: of lrbench's names -> lrbench's names, so the authors' specs and tables find the loaders, class counts and WAR weights
+ALIASES: dict[str, str] = {
+    "imagenet1k": "imagenet", "imagenet_a": "imagenet-a", "imagenet_v2": "imagenet-v2", "imagenet_r": "imagenet-r",
+    "imagenet_sketch": "imagenet-sketch", "cars": "stanford-cars", "stanford_cars": "stanford-cars",
+    "fgvc_aircraft": "fgvc-aircraft", "pets": "oxford-pets", "oxford_pets": "oxford-pets", "flowers": "flowers102",
+}
+log = logging.getLogger("lrbench")
+
+
+def canonical_dataset(name: str) -> str:
+    """lrbench's name of an LR0.FM dataset given by the authors' name (``stanford_cars`` -> ``stanford-cars``)."""
+    return ALIASES.get(name, name)
+
+
+def _alias(alias: str, target: str) -> Callable[..., LR0FMDataset]:
+    factory = LOADERS[target][0]
+
+    @functools.wraps(factory)
+    def create(*args: Any, **kwargs: Any) -> LR0FMDataset:
+        log.warning("dataset %r is the LR0.FM authors' name of lrbench's %r; results keep the name %r and aggregate "
+                    "with %r's class count and WAR weight", alias, target, alias, target)
+        return factory(*args, **kwargs)
+
+    return create
+
+
 @hookimpl
 def register_datasets(register):
     for name, (factory, layout) in LOADERS.items():
@@ -480,3 +575,6 @@ def register_datasets(register):
         register(name, factory, (factory.__doc__ or "").strip().split("\n")[0],
                  info={"classes": CLASS_COUNTS[name], "templates": n_templates, "benchmark": "LR0.FM",
                        "layout": " ".join(layout.split())})
+    for alias, target in ALIASES.items():
+        register(alias, _alias(alias, target), f"alias of {target} (the LR0.FM authors' name)",
+                 info={"classes": CLASS_COUNTS[target], "alias_of": target, "benchmark": "LR0.FM"})

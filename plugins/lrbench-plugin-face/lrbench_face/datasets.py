@@ -282,22 +282,37 @@ SCFACE_LAYOUT = ("  ROOT/mugshot_frontal_cropped_all/<id>_frontal.jpg           
                  "d2 = 2.60 m, d3 = 1.00 m")
 
 
-def scface(root: str, first_id: int = 1, last_id: int = 130, image_size: int | None = 112,
-           name: str = "scface") -> FileIdentification:
-    """SCface: surveillance probes at three distances (groups d1, d2, d3) against frontal mugshots; the usual test
-    protocol keeps ids 51-130 (first_id: 51) and fine-tunes on 1-50."""
+#: the SCface protocol of the LogExp paper (section 4.2, after Lu et al. 2018): identities 51-130 are the test set,
+#: 1-50 fine-tune the network
+SCFACE_SPLITS = {"test": (51, 130), "train": (1, 50), "all": (1, 130)}
+
+
+def scface(root: str, split: str = "test", first_id: int | None = None, last_id: int | None = None,
+           image_size: int | None = 112, name: str = "scface") -> FileIdentification:
+    """SCface: surveillance probes at three distances (groups d1, d2, d3) against frontal mugshots.
+
+    ``split: test`` (default) keeps identities 51-130, as the LogExp paper tests; ``split: train`` gives every image
+    (mugshots and probes) of identities 1-50 with labels 0-49, the fine-tuning set of a ``face/*`` method
+    (``train: {dataset: {name: scface, root: ..., split: train}}``); ``all`` keeps 1-130. ``first_id`` / ``last_id``
+    narrow the split's range."""
+    if split not in SCFACE_SPLITS:
+        raise LrbenchError(f"scface: unknown split {split!r}; choices: {', '.join(SCFACE_SPLITS)}")
+    lo, hi = SCFACE_SPLITS[split]
+    first_id = lo if first_id is None else max(lo, int(first_id))
+    last_id = hi if last_id is None else min(hi, int(last_id))
     base = Path(root).expanduser()
     gallery_dir = base / "mugshot_frontal_cropped_all"
     if not gallery_dir.is_dir():
         raise DatasetRootError(name, gallery_dir, "gallery folder not found", SCFACE_LAYOUT)
     files, labels, roles, groups = [], [], [], []
+    training = split == "train"
 
     def add(path: Path, role: str, group: str) -> None:
         m = re.match(r"(\d+)_", path.name)
         if m and first_id <= int(m.group(1)) <= last_id:
             files.append(str(path.relative_to(base)))
-            labels.append(int(m.group(1)))
-            roles.append(role)
+            labels.append(int(m.group(1)) - first_id if training else int(m.group(1)))
+            roles.append("train" if training else role)
             groups.append(group)
 
     for p in _images(gallery_dir):
@@ -308,10 +323,11 @@ def scface(root: str, first_id: int = 1, last_id: int = 130, image_size: int | N
             raise DatasetRootError(name, probe_dir, f"probe folder for distance {d} not found", SCFACE_LAYOUT)
         for p in _images(probe_dir):
             add(p, "probe", f"d{d}")
-    if "probe" not in roles or "gallery" not in roles:
+    if not files or (not training and ("probe" not in roles or "gallery" not in roles)):
         raise DatasetRootError(name, base, f"no gallery or probe images with ids {first_id}-{last_id}", SCFACE_LAYOUT)
     return FileIdentification(name, base, files, labels, roles, groups, image_size,
-                              {"root": str(base), "first_id": first_id, "last_id": last_id, "image_size": image_size})
+                              {"root": str(base), "split": split, "first_id": first_id, "last_id": last_id,
+                               "image_size": image_size})
 
 
 TINYFACE_LAYOUT = ("  ROOT/Probe/<id>_<k>.jpg             probe faces\n"

@@ -14,6 +14,7 @@ a second run loads it instead of training; a killed training resumes from its la
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,14 +87,15 @@ class FaceTrainingMethod(Method):
         if self.checkpoint is not None:
             path = Path(self.checkpoint).expanduser()
             return {"name": self.name, "checkpoint": str(path), "sha256": file_sha256(path) if path.is_file() else None}
-        return {"name": self.name, "train": self.train}
+        return {"name": self.name, "train": self.train, "config": asdict(self._cfg)}
 
     def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
-        """The training data's identity (as in the artifact key): other images make another backbone, so other cells.
-        A ``checkpoint`` is hashed with the spec entry."""
+        """The training data's identity (as in the artifact key): other images make another backbone, so other cells;
+        and the resolved training configuration (the recipe's defaults from ``recipes.json`` included), so a changed
+        default is a new backbone too. A ``checkpoint`` is hashed with the spec entry."""
         if self.checkpoint is not None:
             return {}
-        return {"data": self._training_data(dataset).identity()}
+        return {"data": self._training_data(dataset).identity(), "config": asdict(self._cfg)}
 
     def _training_data(self, dataset: Callable[..., Any] | None):
         if "data" in self.train:

@@ -1,36 +1,62 @@
-"""Per-cell face metrics on the raw outputs of the verification and identification tasks."""
+"""Per-cell face metrics on the raw outputs of the verification and identification tasks.
+
+A cross-resolution verification cell holds both orders (HR-LR ``dist`` and LR-HR ``dist_lr_hr``): every
+verification metric is computed on each order and the two values averaged, as Knoche et al. (section 3.4) average
+the accuracies of their two protocols; ``.hr_lr`` / ``.lr_hr`` rows keep each order's value.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from lrbench.metrics import CellMetric
 
-from .evaluation import rank_k, roc_auc, tar_at_far, verification_accuracy
+from .evaluation import SEARCHES, rank_k, roc_auc, tar_at_far, verification_accuracy
 
 
-def _valid(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _valid(outputs: dict[str, np.ndarray], key: str = "dist") -> tuple[np.ndarray, np.ndarray]:
     """Distances and labels of the pairs whose images all loaded (a failed image leaves a NaN distance)."""
-    dist, issame = outputs["dist"], outputs["issame"].astype(bool)
+    dist, issame = outputs[key], outputs["issame"].astype(bool)
     ok = np.isfinite(dist)
     return dist[ok], issame[ok]
 
 
+#: the pair orders a verification cell may hold, and their row suffixes
+ORDER_KEYS = (("dist", "hr_lr"), ("dist_lr_hr", "lr_hr"))
+
+
+def _per_order(outputs: dict[str, np.ndarray], score: Callable[[np.ndarray, np.ndarray], dict[str, float]]
+               ) -> dict[str, float]:
+    """``score`` of each order the cell holds; with two orders the mean of each value, plus ``.hr_lr`` / ``.lr_hr``
+    rows of the main value."""
+    per = {suffix: score(*_valid(outputs, key)) for key, suffix in ORDER_KEYS if key in outputs}
+    if len(per) == 1:
+        return next(iter(per.values()))
+    out = {k: float(np.mean([v[k] for v in per.values()])) for k in next(iter(per.values()))}
+    out.update({suffix: v[""] for suffix, v in per.items()})
+    return out
+
+
 class FaceAccuracy(CellMetric):
-    """10-fold verification accuracy (folds in data order, threshold from the other 9): mean, std, mean threshold."""
+    """10-fold verification accuracy (folds in data order, threshold from the other 9): mean, std, mean threshold;
+    ``search: insightface`` searches insightface's 0.01 grid on squared L2 instead of every distinct threshold."""
 
     name = "face_acc"
     tasks = ("verification",)
 
-    def __init__(self, folds: int = 10):
-        self.folds = int(folds)
+    def __init__(self, folds: int = 10, search: str = "exact"):
+        if search not in SEARCHES:
+            raise ValueError(f"face_acc: search {search!r} is not known; choices: {', '.join(SEARCHES)}")
+        self.folds, self.search = int(folds), search
+
+    def _score(self, dist: np.ndarray, issame: np.ndarray) -> dict[str, float]:
+        if len(dist) < self.folds:
+            return {"": float("nan"), "std": float("nan"), "threshold": float("nan")}
+        res = verification_accuracy(dist, issame, self.folds, self.search)
+        return {"": res.accuracy, "std": res.std, "threshold": res.threshold}
 
     def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> dict[str, float]:
-        dist, issame = _valid(outputs)
-        if len(dist) < self.folds:
-            return {"": float("nan")}
-        res = verification_accuracy(dist, issame, self.folds)
-        return {"": res.accuracy, "std": res.std, "threshold": res.threshold}
+        return _per_order(outputs, self._score)
 
 
 class TarAtFar(CellMetric):
@@ -42,8 +68,8 @@ class TarAtFar(CellMetric):
     def __init__(self, far: float = 1e-3):
         self.far = float(far)
 
-    def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> float:
-        return tar_at_far(*_valid(outputs), self.far)
+    def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> dict[str, float]:
+        return _per_order(outputs, lambda d, s: {"": tar_at_far(d, s, self.far)})
 
 
 class RocAuc(CellMetric):
@@ -52,23 +78,27 @@ class RocAuc(CellMetric):
     name = "roc_auc"
     tasks = ("verification",)
 
-    def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> float:
-        return roc_auc(*_valid(outputs))
+    def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> dict[str, float]:
+        return _per_order(outputs, lambda d, s: {"": roc_auc(d, s)})
+
+
+def _distance_stats(dist: np.ndarray, issame: np.ndarray) -> dict[str, float]:
+    gen, imp = dist[issame], dist[~issame]
+    nan = float("nan")
+    return {"": float(dist.mean()) if len(dist) else nan,
+            "genuine": float(gen.mean()) if len(gen) else nan, "genuine_std": float(gen.std()) if len(gen) else nan,
+            "imposter": float(imp.mean()) if len(imp) else nan,
+            "imposter_std": float(imp.std()) if len(imp) else nan}
 
 
 class DistanceStats(CellMetric):
-    """Mean (and std) cosine distance of genuine and of imposter pairs, the numbers behind Knoche et al. Fig. 7."""
+    """Mean cosine distance of all pairs, and mean (std) of genuine and of imposter pairs (Knoche et al. Fig. 7)."""
 
     name = "face_dist"
     tasks = ("verification",)
 
     def compute(self, outputs: dict[str, np.ndarray], dataset: Any) -> dict[str, float]:
-        dist, issame = _valid(outputs)
-        gen, imp = dist[issame], dist[~issame]
-        nan = float("nan")
-        return {"genuine": float(gen.mean()) if len(gen) else nan, "genuine_std": float(gen.std()) if len(gen) else nan,
-                "imposter": float(imp.mean()) if len(imp) else nan,
-                "imposter_std": float(imp.std()) if len(imp) else nan}
+        return _per_order(outputs, _distance_stats)
 
 
 class RankK(CellMetric):

@@ -1,13 +1,17 @@
 """Face verification and identification tasks.
 
-Both load every image once and derive only the conditions it needs: in ``cross`` mode the first image of each pair
-(the gallery in identification) is embedded at full resolution and the second (the probe) under the condition; in
-``equal`` mode both are degraded. ``face_protocol`` conditions give each image its own resolution, so the task applies
-them itself (it knows the image index).
+Both load every image once and derive only the conditions it needs. Verification in ``cross`` mode scores both
+orders of every pair, as Knoche et al. section 3.4 ("we generate two evaluation protocols by flipping the pairwise
+matching resolution ... and then compute the mean"): HR first / LR second (``dist``) and LR first / HR second
+(``dist_lr_hr``); ``orders: hr-lr`` keeps only the first (lrbench's rule before 0.2). In ``equal`` mode both images are
+degraded (one order). Identification in ``cross`` mode embeds the gallery at full resolution and the probes under the
+condition. ``face_protocol`` conditions give each image its own resolution, so the task applies them itself (it knows
+the image index).
 
 Outputs per condition: verification ``dist`` (cosine distance per pair, NaN where an image failed to load),
-``issame``, ``res`` (resolution of the degraded second image; 0 for conditions without one); identification ``rank``
-(1-based rank of the first true match per probe, inf when the identity has no gallery image), ``label``, ``group``.
+``issame``, ``res`` (resolution of the degraded second image; 0 for conditions without one) and, for both orders,
+``dist_lr_hr`` and ``res_lr_hr`` (the degraded first image's); identification ``rank`` (1-based rank of the first
+true match per probe, inf when the identity has no gallery image), ``label``, ``group``.
 """
 from __future__ import annotations
 
@@ -97,15 +101,17 @@ class _Embedder:
         return out
 
 
-def _jobs(conditions: Sequence[Degradation], default_mode: str, first: np.ndarray, second: np.ndarray
-          ) -> tuple[dict[str, tuple[Degradation | None, np.ndarray]], dict[str, str]]:
+def _jobs(conditions: Sequence[Degradation], default_mode: str, first: np.ndarray, second: np.ndarray,
+          both_orders: bool = False) -> tuple[dict[str, tuple[Degradation | None, np.ndarray]], dict[str, str]]:
+    """Images to embed per condition (and at full resolution, ``HR_KEY``); ``both_orders``: in cross mode the first
+    images are degraded too and the second ones embedded at full resolution too."""
     modes = {d.condition: _condition_mode(d, default_mode) for d in conditions}
     jobs: dict[str, tuple[Degradation | None, np.ndarray]] = {}
     for d in conditions:
-        need = second if modes[d.condition] == "cross" else np.union1d(first, second)
-        jobs[d.condition] = (d, need)
+        cross_one = modes[d.condition] == "cross" and not both_orders
+        jobs[d.condition] = (d, second if cross_one else np.union1d(first, second))
     if any(m == "cross" for m in modes.values()):
-        jobs[HR_KEY] = (None, first)
+        jobs[HR_KEY] = (None, np.union1d(first, second) if both_orders else first)
     return jobs, modes
 
 
@@ -134,7 +140,7 @@ class _FaceTask(Task):
     """Shared by both face tasks: the pair mode (cross- or equal-resolution) and the flip test are part of the key."""
 
     model_kinds = ("embedder",)
-    version = "1"
+    version = "2"
 
     def __init__(self, mode: str = "cross", flip: bool = False):
         self.mode = check_mode(mode) or "cross"
@@ -144,13 +150,26 @@ class _FaceTask(Task):
         return {**super().identity(), "mode": self.mode, "flip": self.flip}
 
 
+#: cross-resolution orders of verification: both (Knoche et al. 3.4) or only HR first / LR second
+ORDERS = ("both", "hr-lr")
+
+
 class Verification(_FaceTask):
-    """Face verification on pairs: cosine distance of embeddings per pair, cross- or equal-resolution."""
+    """Face verification on pairs: cosine distance of embeddings per pair, cross- (both orders) or equal-resolution."""
 
     name = "verification"
     dataset_task = "verification"
     default_metrics = ("face_acc", "tar_far", "roc_auc")
     outputs = ("dist", "issame", "res")
+
+    def __init__(self, mode: str = "cross", flip: bool = False, orders: str = "both"):
+        super().__init__(mode, flip)
+        if orders not in ORDERS:
+            raise LrbenchError(f"verification: orders {orders!r} is not known; choices: {', '.join(ORDERS)}")
+        self.orders = orders
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "orders": self.orders}
 
     def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
             ctx: RunContext) -> dict[str, CellOutput]:
@@ -158,22 +177,30 @@ class Verification(_FaceTask):
         if pairs is None:
             raise LrbenchError(f"dataset {dataset.name!r} has no pairs: the verification task needs a verification "
                                "dataset (face-bin, face-pairs, toyfaces-pairs)")
-        jobs, modes = _jobs(conditions, self.mode, pairs[:, 0], pairs[:, 1])
+        both = self.orders == "both"
+        jobs, modes = _jobs(conditions, self.mode, pairs[:, 0], pairs[:, 1], both)
         embs = _Embedder(model, dataset, ctx, self.flip).run(jobs)
         dim = _dim(embs)
+
+        def distance(first: dict[int, np.ndarray], second: dict[int, np.ndarray]) -> np.ndarray:
+            a, ok_a = _stack(first, pairs[:, 0], dim)
+            b, ok_b = _stack(second, pairs[:, 1], dim)
+            dist = (1 - F.cosine_similarity(torch.from_numpy(a).double(), torch.from_numpy(b).double(), dim=1)).numpy()
+            dist[~(ok_a & ok_b)] = np.nan
+            return dist
+
         out = {}
         for d in conditions:
             c = d.condition
-            first_src = embs[HR_KEY] if modes[c] == "cross" else embs[c]
-            a, ok_a = _stack(first_src, pairs[:, 0], dim)
-            b, ok_b = _stack(embs[c], pairs[:, 1], dim)
-            a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
-            dist = (1 - F.cosine_similarity(a_t.double(), b_t.double(), dim=1)).numpy()
-            dist[~(ok_a & ok_b)] = np.nan
-            res = _resolution(d, len(dataset))[pairs[:, 1]]
+            cross = modes[c] == "cross"
+            res = _resolution(d, len(dataset))
+            dist = distance(embs[HR_KEY] if cross else embs[c], embs[c])
+            arrays = {"dist": dist, "issame": dataset.issame.copy(), "res": res[pairs[:, 1]]}
+            if cross and both:
+                arrays["dist_lr_hr"] = distance(embs[c], embs[HR_KEY])
+                arrays["res_lr_hr"] = res[pairs[:, 0]]
             # n: the pairs scored (both images embedded)
-            out[c] = CellOutput(_loaded(embs, c, modes[c]), int(np.isfinite(dist).sum()),
-                                {"dist": dist, "issame": dataset.issame.copy(), "res": res})
+            out[c] = CellOutput(_loaded(embs, c, modes[c]), int(np.isfinite(dist).sum()), arrays)
         return out
 
 

@@ -16,6 +16,10 @@ st-m2      branches   7, 14, 28, 56          CE_HR + sum_r CE_r + 25 * sum_r cos
 maug       siamese    {7,14,20} 1:1:2        1 * LogExp + (CE_HR + CE_LR) / 2, CosFace s=48 m=0.4 (MAug + LogExp)
 =========  =========  =====================  =====================================================================
 
+The recipes and their training schedules are data (``recipes.json`` beside this module, with its sources): Knoche et
+al.'s strategies train 16 epochs with SGD lr 0.01, /10 after epochs 9 and 13, batch 128; MAug + LogExp follows the
+LogExp paper's MS1M setting (lr 0.01, /10 at 8 and 12, batch 256). ``train:`` options override any of them.
+
 Images are 112 x 112 (resized if not); LR images are made on the device with the papers' simulation
 (:func:`lrbench_face.lr.lr_tensor`), then the adapter's own ``prepare_tensor`` normalises (and resizes, for models
 whose input is not 112). Mixed precision (bf16 autocast) on CUDA. A checkpoint is written after every epoch and a
@@ -65,22 +69,30 @@ class Recipe:
     lr_fraction: float = 0.5  # batch form: share of the batch made low-resolution
 
 
-RECIPES: dict[str, Recipe] = {
-    "baseline": Recipe("hr"),
-    "bt": Recipe("batch", (16,)),
-    "bt-m": Recipe("batch", (7, 14, 28, 56, 112)),
-    "st": Recipe("siamese", (16,), distance="cosine", dist_weight=25.0),
-    "st-m1": Recipe("siamese", (7, 14, 28, 56), distance="cosine", dist_weight=25.0),
-    "st-m2": Recipe("branches", (7, 14, 28, 56), distance="cosine", dist_weight=25.0),
-    "maug": Recipe("siamese", (7, 14, 20), (1, 1, 2), head="cosface", s=48.0, m=0.4, distance="logexp", p=1.0,
-                   dist_weight=1.0, ce_hr=0.5, ce_lr=0.5),
-}
+def _load_recipes() -> tuple[dict[str, Recipe], dict[str, dict[str, Any]]]:
+    """The recipes and each strategy's training defaults from ``recipes.json``."""
+    data = json.loads((Path(__file__).parent / "recipes.json").read_text())
+    recipes, training = {}, {}
+    for name, fields_ in data["recipes"].items():
+        fields_ = dict(fields_)
+        training[name] = dict(data["training"][fields_.pop("training")])
+        for key in ("resolutions", "probs"):
+            if key in fields_:
+                fields_[key] = tuple(fields_[key])
+        recipes[name] = Recipe(**fields_)
+    return recipes, training
+
+
+RECIPES, TRAINING_DEFAULTS = _load_recipes()
+#: the TrainConfig fields a strategy's training defaults fill when the spec leaves them unset
+SCHEDULE_FIELDS = ("epochs", "batch_size", "lr", "milestones", "momentum", "weight_decay")
 
 
 @dataclass
 class TrainConfig:
     """Everything that determines a trained model (hashed into the artifact key). Recipe fields left None keep the
-    strategy's values; ``resolution`` sets r of bt / st."""
+    strategy's values; schedule fields left None (epochs, batch size, lr, milestones, momentum, weight decay) take the
+    strategy's training defaults from ``recipes.json``; ``resolution`` sets r of bt / st."""
 
     strategy: str = "baseline"
     resolution: int | None = None
@@ -92,18 +104,26 @@ class TrainConfig:
     distance: str | None = None
     p: float | None = None
     dist_weight: float | None = None
-    epochs: int = 16
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    milestones: list[int] | None = None  # epochs at which lr /= 10; default: at 50 % and 75 % of the epochs
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    milestones: list[int] | None = None  # epochs at which lr /= 10
     warmup_steps: int = 0
     hflip: bool = True
     amp: bool = True
     seed: int = 0
     init: str = "model"  # "model": start from the adapter's weights; "scratch": re-initialise them
     preload: bool | None = None  # decode the training set once into memory (default: when it fits in 2 GiB)
+
+    def __post_init__(self) -> None:
+        if self.strategy not in TRAINING_DEFAULTS:
+            raise LrbenchError(f"unknown face training strategy {self.strategy!r}; choices: {', '.join(RECIPES)}")
+        for key in SCHEDULE_FIELDS:
+            if getattr(self, key) is None:
+                value = TRAINING_DEFAULTS[self.strategy][key]
+                setattr(self, key, list(value) if isinstance(value, list) else value)
 
     @classmethod
     def from_dict(cls, strategy: str, params: dict[str, Any]) -> "TrainConfig":
@@ -198,8 +218,7 @@ class FaceTrainer:
         self.sampler = ResolutionSampler(r.resolutions, r.probs) if r.resolutions else None
         params = [p for p in list(self.net.parameters()) + list(self.head.parameters()) if p.requires_grad]
         self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        self.milestones = cfg.milestones if cfg.milestones is not None else [max(1, cfg.epochs // 2),
-                                                                              max(1, (3 * cfg.epochs) // 4)]
+        self.milestones = list(cfg.milestones)
         self.epoch, self.step, self.history = 0, 0, []
         self.gen = torch.Generator().manual_seed(cfg.seed)
 

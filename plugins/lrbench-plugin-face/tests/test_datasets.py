@@ -119,12 +119,37 @@ def test_scface_layout(tmp_path):
         cam.mkdir(parents=True)
         for i in (1, 51, 52):
             _img(10 * d + i).save(cam / f"{i:03d}_cam1_{d}.png")
-    ds = scface(str(tmp_path), first_id=51)
+    ds = scface(str(tmp_path))
     assert ds.task == "identification" and len(ds) == 2 + 6
     assert sorted(ds.groups[ds.roles == "probe"].tolist()) == ["d1", "d1", "d2", "d2", "d3", "d3"]
     assert set(ds.labels.tolist()) == {51, 52} and ds.load(0).size == (112, 112)
     with pytest.raises(DatasetRootError, match="gallery folder not found"):
         scface(str(tmp_path / "x"))
+
+
+def test_scface_protocol_tests_on_ids_51_130_and_fine_tunes_on_1_50(tmp_path):
+    """The LogExp paper (4.2): 80 of the 130 identities are tested, the other 50 fine-tune the network; rank-1 is
+    reported per distance d1 / d2 / d3. Generated root: 130 ids, a mugshot and 5 cameras x 3 distances each."""
+    g = tmp_path / "mugshot_frontal_cropped_all"
+    g.mkdir()
+    for i in range(1, 131):
+        (g / f"{i:03d}_frontal.jpg").write_bytes(b"")
+        for d in (1, 2, 3):
+            for cam in range(1, 6):
+                path = tmp_path / f"surveillance_cameras_distance_{d}" / f"cam{cam}" / f"{i:03d}_cam{cam}_{d}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+    test = scface(str(tmp_path))
+    assert len(test) == 80 + 80 * 15 and set(test.labels.tolist()) == set(range(51, 131))
+    assert {g: int((test.groups == g).sum()) for g in ("d1", "d2", "d3")} == {"d1": 400, "d2": 400, "d3": 400}
+    assert int((test.roles == "gallery").sum()) == 80
+    train = scface(str(tmp_path), split="train")
+    assert len(train) == 50 * 16 and sorted(set(train.labels.tolist())) == list(range(50))
+    assert not {train.item_id(i) for i in range(len(train))} & {test.item_id(i) for i in range(len(test))}
+    assert len(scface(str(tmp_path), split="all")) == 130 * 16
+    assert test.identity() != scface(str(tmp_path), split="all").identity()
+    with pytest.raises(LrbenchError, match="choices: test, train, all"):
+        scface(str(tmp_path), split="val")
 
 
 def test_tinyface_layout(tmp_path):

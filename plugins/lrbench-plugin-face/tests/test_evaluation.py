@@ -105,3 +105,39 @@ def test_plot_writes_png(tmp_path):
     data = {f"r{r}": (rng.random(50), rng.random(50) < 0.5) for r in (112, 14, 7)}
     path = plot_distance_distributions(data, tmp_path / "d.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def insightface_reference(emb1, emb2, issame, n_folds=10):
+    """insightface's eval/verification.py calculate_roc / calculate_accuracy, written out independently: L2-normalised
+    embeddings, squared L2 distance, thresholds np.arange(0, 4, 0.01), KFold(10, shuffle=False), per fold the first
+    threshold with the best training accuracy is applied to the held-out fold."""
+    e1 = emb1 / np.linalg.norm(emb1, axis=1, keepdims=True)
+    e2 = emb2 / np.linalg.norm(emb2, axis=1, keepdims=True)
+    dist = np.sum(np.square(e1 - e2), axis=1)
+    thresholds = np.arange(0, 4, 0.01)
+    n = len(dist)
+    sizes = [n // n_folds + (1 if k < n % n_folds else 0) for k in range(n_folds)]
+    bounds = np.cumsum([0] + sizes)
+    accs = []
+    for k in range(n_folds):
+        test = np.arange(bounds[k], bounds[k + 1])
+        train = np.setdiff1d(np.arange(n), test)
+        train_acc = [np.mean(np.less(dist[train], t) == issame[train]) for t in thresholds]
+        best = thresholds[int(np.argmax(train_acc))]
+        accs.append(np.mean(np.less(dist[test], best) == issame[test]))
+    return float(np.mean(accs))
+
+
+def test_insightface_search_equals_insightfaces_evaluation_and_differs_from_exact():
+    rng = np.random.default_rng(11)
+    n = 60  # 6 pairs per fold: the coarse grid loses the best partition on some folds
+    emb = rng.normal(size=(n, 2, 8))
+    issame = rng.random(n) < 0.5
+    emb[issame, 1] = emb[issame, 0] + rng.normal(scale=1.2, size=(issame.sum(), 8))
+    dist = cosine_distance(emb[:, 0], emb[:, 1])
+    grid = verification_accuracy(dist, issame, search="insightface")
+    assert grid.accuracy == pytest.approx(insightface_reference(emb[:, 0], emb[:, 1], issame), abs=1e-12)
+    assert all(round(2 * t, 9) * 100 == pytest.approx(round(200 * t)) for t in grid.thresholds)  # on the 0.01 grid
+    assert grid.accuracy != pytest.approx(verification_accuracy(dist, issame).accuracy, abs=1e-9)
+    with pytest.raises(ValueError, match="choices: exact, insightface"):
+        verification_accuracy(dist, issame, search="roc")

@@ -10,7 +10,7 @@ from lrbench.tasks import RunContext
 from lrbench_face.datasets import BinVerification, write_bin
 from lrbench_face.evaluation import cosine_distance
 from lrbench_face.lr import FaceLR, FaceProtocol, lr_pil
-from lrbench_face.metrics import DistanceStats, FaceAccuracy, RankK
+from lrbench_face.metrics import DistanceStats, FaceAccuracy, RankK, RocAuc
 from lrbench_face.models import FaceEmbedder
 from lrbench_face.tasks import Identification, Verification
 from lrbench_face.toyfaces import ToyFaceGallery, ToyFacePairs
@@ -61,10 +61,33 @@ def test_cross_and_equal_modes(pairs):
     # the task-level mode applies to conditions that do not set their own
     eq = Verification(mode="equal").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))
     np.testing.assert_allclose(eq["face_lr@8"]["dist"], out["face_lr@8(mode=equal)"]["dist"], atol=1e-6)
-    acc = FaceAccuracy().compute(out["hr"], pairs)
+    acc = FaceAccuracy().compute(out["face_lr@8(mode=equal)"], pairs)  # equal resolution: one order
     assert 0 <= acc[""] <= 1 and set(acc) == {"", "std", "threshold"}
     stats = DistanceStats().compute(out["hr"], pairs)
     assert stats["genuine"] == pytest.approx(out["hr"]["dist"][pairs.issame].mean())
+
+
+def test_cross_resolution_scores_both_orders_and_averages_them(pairs):
+    """Knoche et al. 3.4: the LR image second and the LR image first are two protocols; the accuracy is their mean."""
+    model = pixel_model()
+    lr8 = lambda im: lr_pil(im, 8)
+    out = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
+    np.testing.assert_allclose(out["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
+    np.testing.assert_allclose(out["dist_lr_hr"], expected_dist(model, pairs, lr8, None), atol=1e-5)
+    assert out["res_lr_hr"].tolist() == [8] * 20
+    acc = FaceAccuracy(folds=5).compute(out, pairs)
+    one = {k: FaceAccuracy(folds=5).compute({"dist": out[k], "issame": out["issame"]}, pairs)[""]
+           for k in ("dist", "dist_lr_hr")}
+    assert acc["hr_lr"] == one["dist"] and acc["lr_hr"] == one["dist_lr_hr"]
+    assert acc[""] == pytest.approx((one["dist"] + one["dist_lr_hr"]) / 2)
+    assert RocAuc().compute(out, pairs)[""] == pytest.approx(
+        (RocAuc().compute({"dist": out["dist"], "issame": out["issame"]}, pairs)[""]
+         + RocAuc().compute({"dist": out["dist_lr_hr"], "issame": out["issame"]}, pairs)[""]) / 2)
+    single = Verification(orders="hr-lr").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
+    assert "dist_lr_hr" not in single and np.array_equal(single["dist"], out["dist"])
+    assert Verification().identity() != Verification(orders="hr-lr").identity()
+    with pytest.raises(LrbenchError, match="choices: both, hr-lr"):
+        Verification(orders="lr-hr")
 
 
 def test_protocol_condition_uses_each_images_resolution(pairs):
@@ -73,6 +96,7 @@ def test_protocol_condition_uses_each_images_resolution(pairs):
     r = proto.resolutions(len(pairs))
     out = Verification().run(model, pairs, [proto], RunContext(batch_size=7))["face_protocol@low(seed=5)"]
     assert out["res"].tolist() == r[pairs.pairs[:, 1]].tolist()
+    assert out["res_lr_hr"].tolist() == r[pairs.pairs[:, 0]].tolist()  # the flipped order degrades the first image
     i = 3
     a, b = pairs.pairs[i]
     e1 = model.prepare([pairs.load(a)]).flatten(1).numpy()

@@ -67,8 +67,29 @@ def test_loss_terms_and_weights(strategy, terms):
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
 
 
+def test_training_defaults_are_the_papers_as_data():
+    """Knoche et al. section 3: lr 0.01, /10 after epochs 9 and 13, 16 epochs, batch 128; the LogExp paper (MS1M):
+    lr 0.01, /10 at 8 and 12, batch 256. Read from recipes.json; a train: option overrides one field only."""
+    for strategy in ("baseline", "bt", "bt-m", "st", "st-m1", "st-m2"):
+        cfg = TrainConfig(strategy)
+        assert (cfg.lr, cfg.milestones, cfg.epochs, cfg.batch_size, cfg.momentum, cfg.weight_decay) == \
+            (0.01, [9, 13], 16, 128, 0.9, 5e-4)
+    maug = TrainConfig("maug")
+    assert (maug.lr, maug.milestones, maug.epochs, maug.batch_size) == (0.01, [8, 12], 16, 256)
+    assert TrainConfig.from_dict("st", {"data": "x", "lr": 0.1}).milestones == [9, 13]
+    trainer = FaceTrainer(tiny().module, tiny().preprocess.tensor, 16, 4, TrainConfig("bt", amp=False))
+    schedule = []
+    for epoch in range(16):
+        trainer.epoch = epoch
+        schedule.append(trainer.learning_rate())
+    assert schedule == pytest.approx([0.01] * 9 + [0.001] * 4 + [0.0001] * 3)
+    # the resolved defaults key the trained backbone and the method's cells
+    method = FaceTrainingMethod("bt", train={"data": "x"})
+    assert method.identity()["config"]["lr"] == 0.01 and method.identity()["config"]["milestones"] == [9, 13]
+
+
 def test_fit_resumes_from_checkpoint(tmp_path, data):
-    cfg = dict(batch_size=8, lr=0.01, amp=False)
+    cfg = dict(batch_size=8, lr=0.01, milestones=[1, 1], amp=False)
     first = FaceTrainer(tiny().module, tiny().preprocess.tensor, 16, 4, TrainConfig("st", epochs=1, **cfg))
     first.fit(data, tmp_path)
     assert json.loads(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"])[0]["epoch"] == 1

@@ -1,4 +1,7 @@
-"""The RICS methods: an input-side wrapper that selects a k x k crop of the model input and resizes it back.
+"""The RICS methods: an input-side wrapper that selects a k x k crop of the model input and classifies it.
+
+Algorithm 1 passes the selected k x k crop itself to the classifier (``feed: crop``, the default); ``feed: resize``
+resizes it back to the model's input size first (lrbench's behaviour before 0.2, for models with a fixed input size).
 
 ``rics/rand`` (random filter + modulo), ``rics/mh`` (Mexican hat, sigma 50 -> 20 -> 9) act on realistic (non-cyclic)
 crops; ``rics/cyclic`` uses cyclic crops (Definition 2) with either score, which makes the output invariant to every
@@ -19,6 +22,8 @@ from .selection import MH_SIGMAS, RAND_MODULUS, CropSelector, extract_crops, to_
 
 #: paper section 4: k = 140 for 224 x 224 inputs
 PAPER_FRACTION = 140 / 224
+#: what the inner model receives: the k x k crop (Algorithm 1: f_theta maps k x k crops) or the crop resized to n x n
+FEEDS = ("crop", "resize")
 
 
 def crop_size(n: int, k: int | None, fraction: float) -> int:
@@ -31,12 +36,13 @@ def crop_size(n: int, k: int | None, fraction: float) -> int:
 
 
 class RICSWrapper(ModelWrapper):
-    """Scores every crop of the (normalized) model input, keeps the chosen one, resizes it to the input size."""
+    """Scores every crop of the (normalized) model input and passes the chosen one (``feed: crop``) or the chosen one
+    resized to the input size (``feed: resize``) to the inner model."""
 
     def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], k: int | None, fraction: float,
-                 score: str, cyclic: bool, seed: int, sigmas: tuple[float, ...], modulus: int):
+                 score: str, cyclic: bool, seed: int, sigmas: tuple[float, ...], modulus: int, feed: str = "crop"):
         super().__init__(inner, method_identity)
-        self._k, self._fraction = k, fraction
+        self._k, self._fraction, self._feed = k, fraction, feed
         self._opts = dict(score=score, cyclic=cyclic, seed=seed, sigmas=tuple(sigmas), modulus=modulus)
         self._selectors: dict[int, CropSelector] = {}
         self.last_corners: torch.Tensor | None = None  # (B, 2) of the last batch: for tests and inspection
@@ -47,7 +53,7 @@ class RICSWrapper(ModelWrapper):
         return self._selectors[n]
 
     def select_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The model input with each image replaced by its selected crop, resized to the same size (bicubic)."""
+        """Each image replaced by its selected k x k crop (``feed: crop``) or that crop resized to n x n (bicubic)."""
         h, w = x.shape[-2:]
         if h != w:
             raise ValueError(f"RICS expects square model inputs, got {h} x {w}")
@@ -56,6 +62,8 @@ class RICSWrapper(ModelWrapper):
         corners = sel.select(to_levels(x, pre.mean, pre.std))
         self.last_corners = corners.cpu()
         crops = extract_crops(x, corners, sel.k, sel.cyclic)
+        if self._feed == "crop":
+            return crops
         return F.interpolate(crops, size=(h, w), mode="bicubic", align_corners=False)
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +77,8 @@ class RICS(Method):
     """Robust Inference by Crop Selection (Shifman & Weiss, ECCV 2024): a deterministic k x k crop of the model input.
 
     ``k``: crop side in model-input pixels (default ``fraction`` x input size: 140 at 224, as in the paper);
-    ``score``: ``rand`` or ``mh``; ``seed``: the random filter's seed; ``cyclic``: cyclic crops (Theorem 2).
+    ``score``: ``rand`` or ``mh``; ``seed``: the random filter's seed; ``cyclic``: cyclic crops (Theorem 2);
+    ``feed``: ``crop`` (the k x k crop goes to the network, Algorithm 1) or ``resize`` (resized back to the input size).
     """
 
     name = "rics"
@@ -77,7 +86,7 @@ class RICS(Method):
 
     def __init__(self, k: int | None = None, fraction: float = PAPER_FRACTION, score: str = "rand",
                  cyclic: bool = False, seed: int = 0, sigmas: list[float] | None = None,
-                 modulus: int = RAND_MODULUS):
+                 modulus: int = RAND_MODULUS, feed: str = "crop"):
         if score not in ("rand", "mh"):
             raise ValueError(f"unknown RICS score {score!r}; choices: rand, mh")
         if not 0 < fraction < 1:
@@ -88,27 +97,37 @@ class RICS(Method):
         self.fraction, self.score, self.cyclic, self.seed = float(fraction), score, bool(cyclic), int(seed)
         self.sigmas = [float(s) for s in (sigmas or MH_SIGMAS)]
         self.modulus = int(modulus)
+        if feed not in FEEDS:
+            raise ValueError(f"unknown RICS feed {feed!r}; choices: {', '.join(FEEDS)}")
+        self.feed = feed
+
+    def inputs_identity(self, dataset: Any = None) -> dict[str, Any]:
+        """The crop size fed to the network keys every RICS cell, also when the spec leaves ``feed`` at its default:
+        cells made when the default was ``resize`` must not be reused."""
+        return {"feed": self.feed}
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
         return RICSWrapper(model, self.identity(), self.k, self.fraction, self.score, self.cyclic, self.seed,
-                           tuple(self.sigmas), self.modulus)
+                           tuple(self.sigmas), self.modulus, self.feed)
 
 
 def rics_rand(k: int | None = None, fraction: float = PAPER_FRACTION, seed: int = 0,
-              modulus: int = RAND_MODULUS) -> RICS:
+              modulus: int = RAND_MODULUS, feed: str = "crop") -> RICS:
     """RICS-rand: dot product with a fixed seeded Gaussian filter, then a modulo (a pseudo-random crop score)."""
-    return RICS(k=k, fraction=fraction, score="rand", seed=seed, modulus=modulus)
+    return RICS(k=k, fraction=fraction, score="rand", seed=seed, modulus=modulus, feed=feed)
 
 
-def rics_mh(k: int | None = None, fraction: float = PAPER_FRACTION, sigmas: list[float] | None = None) -> RICS:
+def rics_mh(k: int | None = None, fraction: float = PAPER_FRACTION, sigmas: list[float] | None = None,
+            feed: str = "crop") -> RICS:
     """RICS-MH: dot product with a Mexican-hat kernel, sigma 50 falling back to 20 then 9 without a local maximum."""
-    return RICS(k=k, fraction=fraction, score="mh", sigmas=sigmas)
+    return RICS(k=k, fraction=fraction, score="mh", sigmas=sigmas, feed=feed)
 
 
 def rics_cyclic(k: int | None = None, fraction: float = PAPER_FRACTION, score: str = "mh", seed: int = 0,
-                sigmas: list[float] | None = None, modulus: int = RAND_MODULUS) -> RICS:
+                sigmas: list[float] | None = None, modulus: int = RAND_MODULUS, feed: str = "crop") -> RICS:
     """Cyclic RICS (Definition 2): cyclic crops, 100% consistent under every integer cyclic shift (Theorem 2)."""
-    return RICS(k=k, fraction=fraction, score=score, cyclic=True, seed=seed, sigmas=sigmas, modulus=modulus)
+    return RICS(k=k, fraction=fraction, score=score, cyclic=True, seed=seed, sigmas=sigmas, modulus=modulus,
+                feed=feed)
 
 
 METHODS = {"rics/rand": rics_rand, "rics/mh": rics_mh, "rics/cyclic": rics_cyclic}

@@ -2,14 +2,22 @@
 
 ``consistency``: probability that a random allowed shift (other than none) keeps the output of the reference view;
 ``adv_robustness``: fraction of images whose output no allowed shift changes. Each on the predicted class and, with the
-``_nn`` suffix, on the index of the retrieved 1-nearest neighbour. ``shift_acc`` / ``knn_acc``: top-1 accuracy of the
-reference view from the model's classes / from the leave-one-out k-NN vote over the reference views.
+``_nn`` suffix, on the index of the retrieved 1-nearest neighbour in the task's gallery, over the images that have a
+candidate neighbour (``nn_ok``); ``nn_missing`` counts the others. ``shift_acc`` / ``knn_acc``: top-1 accuracy of the
+reference view from the model's classes / from the k-NN vote over the gallery.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from lrbench.metrics import CellMetric
+from lrbench.registry import LrbenchError
+
+
+def _require_gallery(name: str, outputs: dict[str, np.ndarray]) -> None:
+    if int(outputs["gallery_size"]) == 0:
+        raise LrbenchError(f"metric {name!r} needs the shift task's 1-NN gallery: give the task a gallery "
+                           "({name: <dataset>, split: train} as the paper, or 'eval' for the other evaluation images)")
 
 
 def agreement(outputs: np.ndarray) -> np.ndarray:
@@ -47,11 +55,19 @@ class Consistency(_ShiftMetric):
         return consistency(self.values(outputs))
 
 
-class ConsistencyNN(Consistency):
+class _NNMetric(_ShiftMetric):
+    field = "nn"
+
+    def values(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """1-NN indices of the images that have a candidate neighbour (the others are excluded, never consistent)."""
+        _require_gallery(self.name, outputs)
+        return outputs["nn"][outputs["nn_ok"]]
+
+
+class ConsistencyNN(_NNMetric, Consistency):
     """Consistency (eq. 1) of the 1-nearest-neighbour index under the condition's allowed shifts."""
 
     name = "consistency_nn"
-    field = "nn"
 
 
 class AdvRobustness(_ShiftMetric):
@@ -63,11 +79,20 @@ class AdvRobustness(_ShiftMetric):
         return adversarial_robustness(self.values(outputs))
 
 
-class AdvRobustnessNN(AdvRobustness):
+class AdvRobustnessNN(_NNMetric, AdvRobustness):
     """Adversarial robustness (eq. 2) of the 1-nearest-neighbour index."""
 
     name = "adv_robustness_nn"
-    field = "nn"
+
+
+class NNMissing(_ShiftMetric):
+    """Images excluded from the 1-NN metrics because the gallery holds no candidate neighbour for them."""
+
+    name = "nn_missing"
+
+    def compute(self, outputs, dataset):
+        _require_gallery(self.name, outputs)
+        return float((~outputs["nn_ok"]).sum())
 
 
 class ShiftAccuracy(_ShiftMetric):
@@ -81,13 +106,15 @@ class ShiftAccuracy(_ShiftMetric):
 
 
 class KnnAccuracy(_ShiftMetric):
-    """Top-1 accuracy of the leave-one-out k-NN vote over the reference views (for embedders, as the paper's K-NN)."""
+    """Top-1 accuracy of the k-NN vote of the reference view over the gallery (for embedders, as the paper's K-NN)."""
 
     name = "knn_acc"
 
     def compute(self, outputs, dataset):
+        _require_gallery(self.name, outputs)
         labels = outputs["labels"]
         return float((outputs["knn"] == labels).mean()) if len(labels) else float("nan")
 
 
-METRIC_CLASSES = (ShiftAccuracy, KnnAccuracy, Consistency, ConsistencyNN, AdvRobustness, AdvRobustnessNN)
+METRIC_CLASSES = (ShiftAccuracy, KnnAccuracy, Consistency, ConsistencyNN, AdvRobustness, AdvRobustnessNN,
+                  NNMissing)

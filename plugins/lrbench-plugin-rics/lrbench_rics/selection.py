@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 #: modulus of RICS-rand: a prime well below the spread of the raw scores, so neighbouring crops get unrelated values
@@ -24,6 +25,7 @@ RAND_MODULUS = 65521
 MH_SIGMAS = (50.0, 20.0, 9.0)
 _RAND_SCALE = 1000.0  # integer random filter: round(1000 * N(0, 1))
 _MH_SCALE = 1000.0  # integer Mexican hat: round(1000 * MH(r))
+_TIE_HASH_SEEDS = (101, 202)  # random filters whose exact scores group tied candidates by content
 
 
 def random_filter(k: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
@@ -92,16 +94,69 @@ def strict_local_max(scores: torch.Tensor, cyclic: bool = False) -> torch.Tensor
     return mask
 
 
-def select_local_max(scores: torch.Tensor, cyclic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per map: (row, col) of the highest strict local maximum (first in raster order on ties) and whether one exists.
+def content_keys(levels: torch.Tensor, k: int, cyclic: bool = False) -> torch.Tensor:
+    """(B, 2, H', W') exact integer scores of every crop under two seeded random filters: equal content, equal keys."""
+    return torch.stack([correlate(levels, random_filter(k, levels.shape[1], seed), cyclic) for seed in _TIE_HASH_SEEDS],
+                       dim=1)
 
-    Maps without any local maximum fall back to their global maximum so a choice is always made.
+
+def crop_content_order(levels: torch.Tensor, positions: torch.Tensor, k: int, cyclic: bool = False,
+                       keys: torch.Tensor | None = None) -> int:
+    """Row of ``positions`` (m, 2) whose k x k crop of ``levels`` (C, H, W) has the lexicographically largest content
+    (read crop row by crop row, each row channel by channel); among identical contents the first.
+
+    The order depends on the crop content only, never on where the crop sits, so tied scores are broken the same
+    way after any shift of the image: the tie rule that keeps Theorem 2 (a raster-order rule does not). Candidates
+    with equal exact integer projections on two seeded random filters count as one content (the first is kept).
+    """
+    # candidates whose content agrees on two exact integer projections (seeded random filters) are taken as one
+    # content: a constant or periodic image ties every position, and comparing all their crops would cost minutes
+    if keys is None:
+        keys = content_keys(levels[None], k, cyclic)[0]
+    at = keys[:, positions[:, 0], positions[:, 1]].T.cpu().numpy()
+    _, first = np.unique(at, axis=0, return_index=True)
+    first = np.sort(first)
+    if len(first) == 1:
+        return int(first[0])
+    img = levels.cpu().numpy()
+    if cyclic:  # wrap the image so every cyclic crop is an ordinary window
+        img = np.pad(img, ((0, 0), (0, k - 1), (0, k - 1)), mode="wrap")
+    windows = np.lib.stride_tricks.sliding_window_view(img, (k, k), axis=(1, 2))  # (C, H', W', k, k), a view
+    rows, cols = positions[:, 0].cpu().numpy(), positions[:, 1].cpu().numpy()
+    alive = first
+    for r in range(k):
+        if len(alive) == 1:
+            break
+        vals = windows[:, rows[alive], cols[alive], r, :].transpose(1, 0, 2).reshape(len(alive), -1)
+        best = np.lexsort(vals.T[::-1])[-1]  # lexsort: the last key is the primary one; the last row is the largest
+        alive = alive[np.all(vals == vals[best], axis=1)]
+    return int(alive[0])
+
+
+def select_local_max(scores: torch.Tensor, cyclic: bool = False, levels: torch.Tensor | None = None,
+                     k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per map: (row, col) of the highest strict local maximum and whether one exists.
+
+    Maps without any local maximum fall back to their global maximum so a choice is always made. Exactly tied
+    positions are broken by crop content (:func:`crop_content_order`) when ``levels`` (B, C, H, W) and the crop size
+    ``k`` are given, else by raster order.
     """
     b, h, w = scores.shape
     mask = strict_local_max(scores, cyclic)
     found = mask.flatten(1).any(dim=1)
     masked = torch.where(mask, scores, torch.full_like(scores, float("-inf")))
-    flat = torch.where(found, masked.flatten(1).argmax(dim=1), scores.flatten(1).argmax(dim=1))
+    pool = torch.where(found[:, None, None], masked, scores).flatten(1)
+    flat = pool.argmax(dim=1)
+    if levels is not None:
+        if k is None:
+            raise ValueError("select_local_max: content tie-breaking needs the crop size k")
+        best = pool.max(dim=1, keepdim=True).values
+        tied_maps = torch.nonzero((pool == best).sum(dim=1) > 1).flatten()
+        keys = content_keys(levels[tied_maps], k, cyclic) if len(tied_maps) else None
+        for j, i in enumerate(tied_maps.tolist()):
+            tied = torch.nonzero(pool[i] == best[i]).flatten()
+            pos = torch.stack([tied // w, tied % w], dim=1)
+            flat[i] = tied[crop_content_order(levels[i], pos, k, cyclic, keys[j])]
     return torch.stack([flat // w, flat % w], dim=1), found
 
 
@@ -136,11 +191,12 @@ class CropSelector:
         if self.k > min(h, w) or (not self.cyclic and self.k == min(h, w)):
             raise ValueError(f"crop size k={self.k} must be smaller than the model input ({h} x {w})")
         if self.score == "rand":
-            return select_local_max(self.score_map(levels), self.cyclic)[0]
+            return select_local_max(self.score_map(levels), self.cyclic, levels, self.k)[0]
         chosen = torch.zeros(len(levels), 2, dtype=torch.long, device=levels.device)
         todo = torch.arange(len(levels), device=levels.device)
         for i, sigma in enumerate(self.sigmas):  # a smaller hat only for images without a local maximum
-            corners, found = select_local_max(self.score_map(levels[todo], sigma), self.cyclic)
+            corners, found = select_local_max(self.score_map(levels[todo], sigma), self.cyclic, levels[todo],
+                                              self.k)
             last = i == len(self.sigmas) - 1
             keep = torch.ones_like(found) if last else found
             chosen[todo[keep]] = corners[keep]

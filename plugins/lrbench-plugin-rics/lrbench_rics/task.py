@@ -2,14 +2,20 @@
 
 For each shift condition (``shift@D``, ``cyclic@D``) and each image, the task evaluates the reference view and every
 view shifted by ``|dx|, |dy| <= D`` and stores, per view, the predicted class and the index of the 1-nearest neighbour
-among the reference-view embeddings of the other images (the paper's retrieval definition: "all other images in the same
-class" with ``same_class``). Conditions of one family (``shift@1 .. shift@9`` with the same resize/crop/then) share
-their views: the largest shift is evaluated once and the smaller ones are read from it.
+in a *gallery*. The paper retrieves "the most similar image in a dataset of 1300 images (all other images in the same
+class)" of the ImageNet training set: ``gallery`` names that dataset (``{name: imagenet-train, root: ...}`` or
+``{name: toyworld, split: train}``), whose reference views are embedded once; ``same_class`` restricts the search to
+the query's class. ``gallery: eval`` searches the reference views of the other evaluation images instead (lrbench's
+rule before 0.2). An image with no candidate neighbour (its class is absent from the gallery) has no 1-NN output: it
+is excluded from the ``_nn`` metrics and counted by ``nn_missing``, never scored as consistent. Conditions of one
+family (``shift@1 .. shift@9`` with the same resize/crop/then) share their views: the largest shift is evaluated once
+and the smaller ones are read from it.
 
-Outputs per condition: ``offsets`` (S, 2) with the reference (0, 0) first, ``pred`` and ``nn`` (N, S), ``knn``
-(N,) the leave-one-out k-NN vote at the reference view, ``labels`` and ``index`` (N,). A classifier's class is the
-argmax of its logits, a zero-shot model's the nearest class text embedding, an embedder's the k-NN vote of each view
-over the reference views of the other images.
+Outputs per condition: ``offsets`` (S, 2) with the reference (0, 0) first, ``pred`` and ``nn`` (N, S) (``nn``: the
+gallery item index, -1 without a neighbour), ``nn_ok`` (N,) whether the image has a candidate neighbour,
+``gallery_size`` (0: no gallery given), ``knn`` (N,) the k-NN vote at the reference view, ``labels`` and ``index``
+(N,). A classifier's class is the argmax of its logits, a zero-shot model's the nearest class text embedding, an
+embedder's the k-NN vote of each view over the gallery (the paper's K-NN for open-CLIP and ViT).
 """
 from __future__ import annotations
 
@@ -29,6 +35,21 @@ from lrbench.tasks import CellOutput, RunContext, Task
 from .shifts import ShiftCondition
 
 METRICS = ("shift_acc", "adv_robustness", "adv_robustness_nn", "consistency", "consistency_nn")
+#: ``gallery: eval``: the other evaluation images (no separate dataset)
+EVAL_GALLERY = "eval"
+
+
+def _gallery_entry(gallery: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    """(registry name, parameters) of a gallery dataset entry; None for no gallery or ``eval``."""
+    if gallery is None or gallery == EVAL_GALLERY:
+        return None
+    if isinstance(gallery, str):
+        return gallery, {}
+    if isinstance(gallery, dict) and "name" in gallery:
+        params = dict(gallery)
+        return str(params.pop("name")), params
+    raise LrbenchError(f"shift task: gallery must be a dataset entry ({{name: toyworld, split: train}} or a dataset "
+                       f"name) or 'eval' (the other evaluation images), got {gallery!r}")
 
 
 class ShiftTask(Task):
@@ -40,16 +61,30 @@ class ShiftTask(Task):
     #: its conditions are shifts, not resolutions: it runs when a spec names it (``task: shift``)
     auto_select = False
     default_metrics = METRICS
-    outputs = ("offsets", "pred", "nn", "knn", "labels")
-    version = "1"
+    outputs = ("offsets", "pred", "nn", "nn_ok", "gallery_size", "knn", "labels")
+    version = "2"
 
-    def __init__(self, same_class: bool = True, knn: int = 11):
+    def __init__(self, same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None):
         if int(knn) < 1:
             raise ValueError(f"knn must be >= 1, got {knn}")
         self.same_class, self.knn = bool(same_class), int(knn)
+        self.gallery = gallery
+        self._gallery_entry = _gallery_entry(gallery)
+        self._gallery_ds: Dataset | None = None
+
+    def gallery_dataset(self) -> Dataset | None:
+        """The separate gallery dataset (built once), None for ``eval`` or no gallery."""
+        if self._gallery_entry is not None and self._gallery_ds is None:
+            from lrbench.plugins import get_plugins
+
+            name, params = self._gallery_entry
+            self._gallery_ds = get_plugins().registries["datasets"].create(name, **params)
+        return self._gallery_ds
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "same_class": self.same_class, "knn": self.knn}
+        ds = self.gallery_dataset()
+        gallery = ds.identity() if ds is not None else self.gallery
+        return {**super().identity(), "same_class": self.same_class, "knn": self.knn, "gallery": gallery}
 
     # ---- model outputs --------------------------------------------------------------------------------------------
     def _forward(self, model: ModelAdapter, x: torch.Tensor, weights: torch.Tensor | None,
@@ -89,26 +124,33 @@ class ShiftTask(Task):
         return None
 
     # ---- retrieval ------------------------------------------------------------------------------------------------
-    def _nearest(self, queries: torch.Tensor, gallery: torch.Tensor, self_pos: int, labels: np.ndarray) -> np.ndarray:
-        """1-NN gallery position of each query (cosine), never the query image itself; -1 when no candidate."""
+    def _candidates(self, g_labels: np.ndarray, label: int, self_pos: int) -> np.ndarray:
+        """Gallery positions a query may retrieve: its class with ``same_class``, never the query image itself."""
+        cand = (g_labels == label) if self.same_class else np.ones(len(g_labels), dtype=bool)
+        if self_pos >= 0:
+            cand[self_pos] = False
+        return cand
+
+    @staticmethod
+    def _nearest(queries: torch.Tensor, gallery: torch.Tensor, cand: np.ndarray) -> np.ndarray:
+        """1-NN gallery position of each query (cosine) among the candidates; -1 when there is none."""
+        if not cand.any():
+            return np.full(len(queries), -1, dtype=np.int64)
         sims = queries @ gallery.T
-        sims[:, self_pos] = float("-inf")
-        if self.same_class:
-            sims[:, torch.from_numpy(labels != labels[self_pos])] = float("-inf")
-        best = sims.argmax(dim=1)
-        valid = torch.isfinite(sims.gather(1, best[:, None]))[:, 0]
-        return torch.where(valid, best, torch.full_like(best, -1)).numpy()
+        sims[:, torch.from_numpy(~cand)] = float("-inf")
+        return sims.argmax(dim=1).numpy()
 
     def _knn_vote(self, queries: torch.Tensor, gallery: torch.Tensor, labels: np.ndarray, exclude: np.ndarray,
                   num_classes: int) -> np.ndarray:
-        """k-NN majority vote of each query over the gallery without position ``exclude[q]`` (leave-one-out);
-        ties go to the class of the nearest neighbour; -1 when the gallery has no other image."""
-        n = len(gallery)
-        if n < 2:
+        """k-NN majority vote of each query over the gallery without position ``exclude[q]`` (-1: exclude nothing);
+        ties go to the class of the nearest neighbour; -1 when no gallery image is left."""
+        n = len(gallery) - int((exclude >= 0).any())
+        if n < 1:
             return np.full(len(queries), -1, dtype=np.int64)
         sims = queries @ gallery.T
-        sims[torch.arange(len(queries)), torch.from_numpy(exclude)] = float("-inf")
-        k = min(self.knn, n - 1)
+        rows = np.flatnonzero(exclude >= 0)
+        sims[torch.from_numpy(rows), torch.from_numpy(exclude[rows])] = float("-inf")
+        k = min(self.knn, n)
         neigh = labels[sims.topk(k, dim=1).indices.numpy()]  # (q, k), nearest first
         votes = np.zeros((len(queries), max(num_classes, int(labels.max()) + 1)), dtype=np.float64)
         np.add.at(votes, (np.repeat(np.arange(len(queries)), k), neigh.ravel()), 1.0)
@@ -122,6 +164,9 @@ class ShiftTask(Task):
             if not isinstance(c, ShiftCondition):
                 raise LrbenchError(f"task 'shift' evaluates shift conditions (shift@D, cyclic@D); got {c.condition!r}")
         weights = self._text_weights(model, dataset, ctx)
+        if weights is None and model.kind != "classifier" and self.gallery is None:
+            raise LrbenchError("task 'shift': an embedder's class is its k-NN vote over a gallery; give the task a "
+                               "gallery ({name: <dataset>, split: train} as the paper, or 'eval')")
         families: dict[str, list[ShiftCondition]] = {}
         for c in conditions:
             families.setdefault(repr(sorted(c.family().items())), []).append(c)  # type: ignore[arg-type]
@@ -138,38 +183,60 @@ class ShiftTask(Task):
                 ctx.skipped.append({"dataset": dataset.name, "index": i, "item": dataset.item_id(i),
                                     "error": f"{type(exc).__name__}: {exc}"})
 
+    def _references(self, model: ModelAdapter, dataset: Dataset, cond: ShiftCondition, weights: torch.Tensor | None,
+                    ctx: RunContext) -> tuple[np.ndarray, torch.Tensor]:
+        """(item indices, embeddings) of the reference views of every loadable item of ``dataset``."""
+        ref = np.zeros((1, 2), dtype=np.int64)
+        index, emb = [], []
+        for i, base in self._load_bases(dataset, cond, ctx):
+            index.append(i)
+            emb.append(self._run_views(model, cond, base, ref, weights, ctx)[1])
+        return np.asarray(index, dtype=np.int64), (torch.cat(emb) if emb else torch.zeros(0, 1))
+
+    def _gallery(self, model: ModelAdapter, dataset: Dataset, rep: ShiftCondition, weights: torch.Tensor | None,
+                 ctx: RunContext) -> tuple[np.ndarray, torch.Tensor, np.ndarray, bool]:
+        """(gallery item indices, embeddings, labels, whether the gallery is the evaluation set itself)."""
+        gal = self.gallery_dataset()
+        if gal is None and self.gallery != EVAL_GALLERY:
+            return np.zeros(0, np.int64), torch.zeros(0, 1), np.zeros(0, np.int64), False
+        source = dataset if gal is None or gal.identity() == dataset.identity() else gal
+        g_idx, g_emb = self._references(model, source, rep, weights, ctx)
+        return g_idx, g_emb, np.asarray(source.labels)[g_idx], source is dataset
+
     def _run_family(self, model: ModelAdapter, dataset: Dataset, members: list[ShiftCondition],
                     weights: torch.Tensor | None, ctx: RunContext) -> dict[str, CellOutput]:
         rep = max(members, key=lambda c: c.max_shift)
         offsets = rep.offsets()
-        ref = np.zeros((1, 2), dtype=np.int64)
-        # pass 1: reference views of every image -> the 1-NN gallery
-        index, ref_emb = [], []
-        for i, base in self._load_bases(dataset, rep, ctx):
-            index.append(i)
-            ref_emb.append(self._run_views(model, rep, base, ref, weights, ctx)[1])
-        idx = np.asarray(index, dtype=np.int64)
-        labels = dataset.labels[idx] if len(idx) else np.zeros(0, np.int64)
-        gallery = torch.cat(ref_emb) if ref_emb else torch.zeros(0, 1)
-        # pass 2: every allowed view
-        pred = np.zeros((len(idx), len(offsets)), dtype=np.int64)
-        nn = np.zeros_like(pred)
+        g_idx, g_emb, g_labels, same_set = self._gallery(model, dataset, rep, weights, ctx)
+        g_pos = {int(i): p for p, i in enumerate(g_idx.tolist())} if same_set else {}
+        index, rows = [], []
         knn_classes = weights is None and model.kind != "classifier"
-        for row, i in enumerate(idx.tolist()):
-            p, e = self._run_views(model, rep, rep.base_pil(dataset.load(i)), offsets, weights, ctx)
+        for i, base in self._load_bases(dataset, rep, ctx):
+            p, e = self._run_views(model, rep, base, offsets, weights, ctx)
+            self_pos = g_pos.get(i, -1)
             if knn_classes:  # an embedder's class is its k-NN vote (the paper's K-NN for open-CLIP and ViT)
-                p = self._knn_vote(e, gallery, labels, np.full(len(e), row), dataset.num_classes)
-            pred[row] = np.asarray(p)
-            nn[row] = self._nearest(e, gallery, row, labels)
+                p = self._knn_vote(e, g_emb, g_labels, np.full(len(e), self_pos), dataset.num_classes)
+            label = int(dataset.labels[i])
+            cand = self._candidates(g_labels, label, self_pos)
+            nn = self._nearest(e, g_emb, cand)
+            knn = (self._knn_vote(e[:1], g_emb, g_labels, np.array([self_pos]), dataset.num_classes)[0]
+                   if len(g_idx) else -1)
+            index.append(i)
+            rows.append((np.asarray(p), np.where(nn >= 0, g_idx[np.maximum(nn, 0)] if len(g_idx) else -1, -1),
+                         bool(cand.any()), knn))
             ctx.progress(1)
-        knn = (self._knn_vote(gallery, gallery, labels, np.arange(len(idx)), dataset.num_classes) if len(idx)
-               else np.zeros(0, np.int64))
+        idx = np.asarray(index, dtype=np.int64)
+        labels = np.asarray(dataset.labels)[idx] if len(idx) else np.zeros(0, np.int64)
+        pred = np.stack([r[0] for r in rows]).astype(np.int64) if rows else np.zeros((0, len(offsets)), np.int64)
+        nn = np.stack([r[1] for r in rows]).astype(np.int64) if rows else np.zeros((0, len(offsets)), np.int64)
+        nn_ok = np.array([r[2] for r in rows], dtype=bool)
+        knn = np.array([r[3] for r in rows], dtype=np.int64)
         out = {}
         for c in members:
             cols = _columns(offsets, c.offsets())
             out[c.condition] = CellOutput(idx, len(idx), {
-                "offsets": offsets[cols], "pred": pred[:, cols],
-                "nn": np.where(nn[:, cols] >= 0, idx[np.maximum(nn[:, cols], 0)], -1), "knn": knn, "labels": labels})
+                "offsets": offsets[cols], "pred": pred[:, cols], "nn": nn[:, cols], "nn_ok": nn_ok,
+                "gallery_size": np.array(len(g_idx)), "knn": knn, "labels": labels})
         return out
 
 
@@ -178,6 +245,6 @@ def _columns(all_offsets: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.array([pos[tuple(o)] for o in wanted.tolist()], dtype=np.int64)
 
 
-def shift_task(same_class: bool = True, knn: int = 11) -> ShiftTask:
+def shift_task(same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None) -> ShiftTask:
     """Shift consistency (RICS paper): per-shift class and 1-NN predictions; name it with ``task: shift``."""
-    return ShiftTask(same_class=same_class, knn=knn)
+    return ShiftTask(same_class=same_class, knn=knn, gallery=gallery)

@@ -26,7 +26,7 @@ def shift_of(condition: str) -> int:
 
 
 def table(df: pd.DataFrame, n: int, k: int, axes: int) -> str:
-    plain = df[~df.condition.str.contains("then=")]
+    plain = df[~df.condition.str.contains("then=") & (df.metric != "nn_missing")]
     shifts = sorted({shift_of(c) for c in plain.condition})
     head = ["Model", "Accuracy"] + [f"{title} {d}" for _, title in COLUMNS for d in shifts]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -57,7 +57,11 @@ def main() -> None:
     k = next(m["k"] for m in spec["methods"] if isinstance(m, dict) and "k" in m)
     axes = len(spec["conditions"][0].get("axes", "xy"))
     print(table(df, crop, k, axes))
-    low = df[df.condition.str.contains("then=")]
+    missing = df[df.metric == "nn_missing"]
+    if len(missing):
+        print(f"\nimages without a 1-NN candidate in the gallery (excluded from the 1-NN columns): "
+              f"{sorted(set(missing.value.astype(int)))}")
+    low = df[df.condition.str.contains("then=") & (df.metric != "nn_missing")]
     if len(low):
         print("\nwith a low-resolution step after the shift:")
         print(low.pivot_table(index=["model", "method"], columns=["condition", "metric"], values="value",

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lrbench_rics.method import PAPER_FRACTION, RICS, crop_size, rics_cyclic, rics_mh, rics_rand
-from lrbench_rics.selection import extract_crops
+from lrbench_rics.selection import extract_crops, strict_local_max, to_levels
 
 
 def _image(size, seed=0):
@@ -38,9 +38,57 @@ def test_cyclic_rics_is_invariant_to_every_integer_cyclic_shift(h, score, method
     assert not torch.allclose(plain, plain[:1].expand_as(plain), atol=1e-3)
 
 
-def test_wrapper_feeds_the_resized_selected_crop(h, method_ctx):
+def _centrally_symmetric(n, seed):
+    """I(-y, -x) == I(y, x) (indices mod n): a symmetric Mexican hat gives the crop at p and its 180-degree turned
+    partner at -p - (k - 1) exactly the same score, with different content."""
+    img = _image(n, seed).astype(np.int64)
+    turned = np.roll(img[::-1, ::-1], (1, 1), axis=(0, 1))
+    return ((img + turned) // 2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "constant", "periodic"])
+def test_tied_scores_keep_theorem_2_under_every_cyclic_shift(h, method_ctx, kind):
+    n, k = 24, 12
+    img = {"symmetric": _centrally_symmetric(n, 5), "constant": np.full((n, n, 3), 77, np.uint8),
+           "periodic": np.tile(_image(6, seed=2), (4, 4, 1))}[kind]
+    base = h.TinyConvAdapter(size=n)
+    model = rics_cyclic(k=k, score="mh", sigmas=[3.0]).apply(base, method_ctx)
+    shifts = list(itertools.product(range(n), repeat=2))
+    x = base.prepare([Image.fromarray(np.roll(img, s, axis=(0, 1))) for s in shifts])
+    with torch.no_grad():
+        logits = model.classify(x)
+    crops = extract_crops(x, model.last_corners, k, cyclic=True)
+    assert (crops == crops[:1]).all()  # one content for all 576 shifts, ties included
+    assert torch.allclose(logits, logits[:1].expand_as(logits), atol=1e-5)
+    if kind == "symmetric":  # the tie is real: two positions share the best score, their crops differ
+        sel = model.selector(n)
+        levels = to_levels(x[:1], base.preprocess.mean, base.preprocess.std)
+        scores = sel.score_map(levels, 3.0)[0]
+        mask = strict_local_max(scores[None], cyclic=True)[0]
+        best = torch.nonzero(mask & (scores == scores[mask].max()))
+        assert len(best) == 2
+        a, b = extract_crops(x[:1].expand(2, -1, -1, -1), best, k, cyclic=True)
+        assert not torch.equal(a, b)
+
+
+def test_wrapper_feeds_the_k_by_k_crop_by_default_as_algorithm_1(h, method_ctx):
     base = h.TinyConvAdapter(size=32)
+    seen = []
+    inner_encode = base.encode_image
+    base.encode_image = lambda x: seen.append(tuple(x.shape)) or inner_encode(x)
     model = rics_rand(k=20, seed=5).apply(base, method_ctx)
+    x = base.prepare([Image.fromarray(_image(32, seed=s)) for s in range(3)])
+    with torch.no_grad():
+        got = model.encode_image(x)
+        expect = inner_encode(extract_crops(x, model.last_corners, 20))
+    assert seen == [(3, 3, 20, 20)] and torch.allclose(got, expect)
+    with pytest.raises(ValueError, match="choices: crop, resize"):
+        rics_rand(feed="zoom")
+
+
+def test_wrapper_feed_resize_resizes_the_selected_crop_back(h, method_ctx):
+    base = h.TinyConvAdapter(size=32)
+    model = rics_rand(k=20, seed=5, feed="resize").apply(base, method_ctx)
     x = base.prepare([Image.fromarray(_image(32, seed=s)) for s in range(3)])
     with torch.no_grad():
         got = model.encode_image(x)
@@ -48,7 +96,23 @@ def test_wrapper_feeds_the_resized_selected_crop(h, method_ctx):
         expect = base.encode_image(F.interpolate(extract_crops(x, corners, 20), size=(32, 32), mode="bicubic",
                                                  align_corners=False))
     assert torch.allclose(got, expect)
-    assert ((corners >= 1) & (corners <= 32 - 20 - 1)).all()
+
+
+def test_feed_keys_the_cells_default_included(tmp_path):
+    from lrbench.runner import run_spec
+
+    def keys(methods):
+        spec = {"name": "keys", "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32}],
+                "methods": methods, "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
+                "conditions": [{"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
+                "task": {"name": "shift", "gallery": "eval"}}
+        plan = run_spec(spec, tmp_path / "run", dry_run=True, cache_dir=tmp_path / "cache")
+        return dict(zip(plan["method"], plan["key"]))
+
+    crop = keys(["none", {"name": "rics/rand", "k": 20, "feed": "crop", "label": "R-R"}])
+    resize = keys(["none", {"name": "rics/rand", "k": 20, "feed": "resize", "label": "R-R"}])
+    assert crop["none"] == resize["none"] and crop["R-R"] != resize["R-R"]
+    assert RICS(feed="crop").inputs_identity() != RICS(feed="resize").inputs_identity()
 
 
 def test_realistic_shift_keeps_the_output_when_the_same_crop_is_chosen(h, method_ctx):

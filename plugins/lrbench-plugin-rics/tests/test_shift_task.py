@@ -6,7 +6,7 @@ from torchvision.transforms import functional as TF
 
 from lrbench.tasks import RunContext
 from lrbench_rics.method import rics_cyclic
-from lrbench_rics.metrics import (AdvRobustness, AdvRobustnessNN, Consistency, ConsistencyNN, KnnAccuracy,
+from lrbench_rics.metrics import (AdvRobustness, AdvRobustnessNN, Consistency, ConsistencyNN, KnnAccuracy, NNMissing,
                                   ShiftAccuracy, adversarial_robustness, consistency)
 from lrbench_rics.shifts import CropShift, CyclicShift, shift_offsets
 from lrbench_rics.task import ShiftTask
@@ -62,8 +62,9 @@ def test_cyclic_views_roll(h):
     assert np.array_equal(v, np.roll(ref, (1, -1), axis=(0, 1)))
 
 
-def _run(h, model, conditions, fast=False, **task_args):
-    ds = h.NoiseImages(n=6, size=40, classes=3)
+def _run(h, model, conditions, fast=False, ds=None, **task_args):
+    ds = ds or h.NoiseImages(n=6, size=40, classes=3)
+    task_args.setdefault("gallery", "eval")
     return ds, ShiftTask(**task_args).run(model, ds, conditions, RunContext(batch_size=16, fast_path=fast))
 
 
@@ -77,7 +78,8 @@ def test_task_outputs_family_sharing_and_retrieval(h):
     assert one["pred"].shape == (6, 3) and two["pred"].shape == (6, 5) and out["cyclic@1(size=32)"]["nn"].shape == (6, 9)
     cols = [next(j for j, o in enumerate(two["offsets"].tolist()) if o == p) for p in one["offsets"].tolist()]
     assert np.array_equal(one["pred"], two["pred"][:, cols]) and np.array_equal(one["nn"], two["nn"][:, cols])
-    # 1-NN: never the query itself, always another image of its class (the paper's retrieval set)
+    # 1-NN (gallery: eval): never the query itself, always another image of its class
+    assert two["nn_ok"].all() and int(two["gallery_size"]) == 6
     assert (two["nn"] != two["index"][:, None]).all()
     assert (ds.labels[two["nn"]] == two["labels"][:, None]).all()
     # the fast (tensor) path sees the same pixels when no resize is needed
@@ -120,3 +122,62 @@ def test_task_rejects_other_conditions(h):
 
     with pytest.raises(Exception, match="evaluates shift conditions"):
         _run(h, h.TinyConvAdapter(size=32), [Resize(16)])
+
+
+def test_gallery_from_a_separate_split_as_the_paper(h):
+    """The paper retrieves among the training images of the query's class: gallery {name: toyworld, split: train}."""
+    from lrbench.builtin.toyworld import ToyWorld
+
+    test, train = ToyWorld(split="test", n=6), ToyWorld(split="train", n=36)
+    conds = [CropShift(1, resize=40, crop=32, axes="x")]
+    _, out = _run(h, h.TinyConvAdapter(size=32), conds, ds=test, gallery={"name": "toyworld", "split": "train", "n": 36})
+    o = out["shift@1(resize=40,crop=32,axes=x)"]
+    assert int(o["gallery_size"]) == 36
+    has_class = np.isin(test.labels, train.labels)
+    assert np.array_equal(o["nn_ok"], has_class) and has_class.sum() >= 4
+    ok = o["nn"][o["nn_ok"]]
+    assert (ok >= 0).all() and (train.labels[ok] == test.labels[o["nn_ok"]][:, None]).all()  # same class, train items
+    assert (o["nn"][~o["nn_ok"]] == -1).all()
+
+
+def test_an_image_without_a_neighbour_is_excluded_and_counted_not_consistent(h):
+    """One image per class and the eval gallery: no image has another of its class, so no 1-NN exists. The old rule
+    returned -1 for every view and scored -1 == -1 as perfectly consistent (1.0 by construction)."""
+    ds = h.NoiseImages(n=4, size=40, classes=4)
+    _, out = _run(h, h.TinyConvAdapter(size=32), [CropShift(1, resize=40, crop=32, axes="x")], ds=ds)
+    o = out["shift@1(resize=40,crop=32,axes=x)"]
+    assert not o["nn_ok"].any()
+    assert NNMissing().compute(o, ds) == 4.0
+    assert np.isnan(ConsistencyNN().compute(o, ds)) and np.isnan(AdvRobustnessNN().compute(o, ds))
+    # two of the four share a class: those two are scored, the other two still excluded
+    ds.labels = np.array([0, 0, 1, 2])
+    _, out = _run(h, h.TinyConvAdapter(size=32), [CropShift(1, resize=40, crop=32, axes="x")], ds=ds)
+    o = out["shift@1(resize=40,crop=32,axes=x)"]
+    assert o["nn_ok"].tolist() == [True, True, False, False] and NNMissing().compute(o, ds) == 2.0
+    assert (o["nn"][:2] == [[1], [0]]).all()  # the only candidate: each other
+    assert ConsistencyNN().compute(o, ds) == 1.0
+
+
+def test_nn_metrics_without_a_gallery_fail_with_a_clear_message(h):
+    model = h.TinyConvAdapter(size=32)
+    ds, out = _run(h, model, [CropShift(1, resize=40, crop=32)], gallery=None)
+    o = out["shift@1(resize=40,crop=32)"]
+    assert 0.0 <= Consistency().compute(o, ds) <= 1.0  # class metrics need no gallery
+    with pytest.raises(Exception, match="needs the shift task's 1-NN gallery"):
+        ConsistencyNN().compute(o, ds)
+
+    class Embedder(h.TinyConvAdapter):
+        kind = "embedder"
+
+    with pytest.raises(Exception, match="k-NN vote over a gallery"):
+        _run(h, Embedder(size=32), [CropShift(1, resize=40, crop=32)], gallery=None)
+    with pytest.raises(Exception, match="gallery must be a dataset entry"):
+        ShiftTask(gallery=3)
+
+
+def test_the_gallery_keys_the_cells():
+    eval_id = ShiftTask(gallery="eval").identity()
+    small = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 24}).identity()
+    large = ShiftTask(gallery={"name": "toyworld", "split": "train", "n": 36}).identity()
+    assert len({repr(eval_id), repr(small), repr(large)}) == 3
+    assert small["gallery"]["items"] != large["gallery"]["items"]  # the gallery's items, not just its entry

@@ -38,7 +38,7 @@ def test_run_spec_table1_shape(tmp_path):
         "datasets": [{"name": "toyworld", "split": "test", "n": 4}],
         "conditions": [{"name": "shift", "max_shift": 1, "resize": 37, "crop": 32, "axes": "x"},
                        {"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
-        "task": "shift",
+        "task": {"name": "shift", "gallery": {"name": "toyworld", "split": "train", "n": 24}},
     }
     df = run_spec(spec, tmp_path / "run", device="cpu", cache_dir=tmp_path / "cache")
     assert set(df.metric) >= {"consistency", "adv_robustness", "consistency_nn", "adv_robustness_nn", "shift_acc"}

@@ -58,7 +58,7 @@ def scored(tmp_path_factory):
     hr = ds.load(0)  # 224 px square: srdown@4 is 56 px, x4 is 224 again
     hr_t = TF.to_tensor(hr)[None]
     model = _FramedCopy(hr_t)
-    task = SRQuality(scale=SCALE, lpips="alex")
+    task = SRQuality(scale=SCALE, lpips="alex", crop_border="scale")  # the frame is scale px (default: 8)
     mp = pytest.MonkeyPatch()
     mp.setattr(quality, "build_lpips", lambda name: net)
     try:
