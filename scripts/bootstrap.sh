@@ -18,7 +18,7 @@ for p in plugins/lrbench-plugin-*/ examples/lrbench-plugin-example/; do
   p=${p%/}
   case "$p" in
     *lrbench-plugin-face) args+=(-e "$p[facenet,timm]") ;;
-    *) [ -f "$p/setup.cfg" ] && args+=(-e "$p") ;;
+    *) [ -f "$p/pyproject.toml" ] && args+=(-e "$p") ;;
   esac
 done
 $PIP install -q "${args[@]}" "pytest>=7" pytest-xdist

@@ -98,7 +98,7 @@ def test_presets_resolve_through_the_registry(monkeypatch):
         "albef", None, {"checkpoint": "/x/ALBEF_4M.pth"})
     with pytest.raises(LrbenchError, match="ALBEF_4M.pth"):
         models.create("lr0fm:ALBEF (4M)")
-    with pytest.raises(LrbenchError, match="pip install lrbench-plugin-hf"):
+    with pytest.raises(LrbenchError, match="pip install --find-links dist lrbench-plugin-hf"):
         models.create("lr0fm:BLIP-ViT-B/16 (129M + COCO)")  # the hf family is not installed in this plugin set
     with pytest.raises(LrbenchError, match="Ant-Multi-Modal-Framework"):
         models.create("lr0fm:M2-Encoder-1B")
@@ -108,8 +108,8 @@ def test_presets_resolve_through_the_registry(monkeypatch):
 def test_listing_info_says_who_can_load_each_preset(monkeypatch):
     monkeypatch.setattr(cat, "_installed_entry_points", lambda: {"eva"})
     entries = {}
-    cat.register_models(register=lambda name, factory, description="", info=None, accepts_id=False, kind=None:
-                        entries.__setitem__(name, (description, info, kind)))
+    cat.register_models(register=lambda name, factory, description="", info=None, accepts_id=False, kind=None,
+                        check=None: entries.__setitem__(name, (description, info, kind)))
     assert len(entries) == 67 and entries["lr0fm"][1] == {"presets": 66, "available": 8}
     eva = entries["lr0fm:EVA-02-CLIP-E/14+"][1]
     assert eva["available"] and eva["loader"] == "eva:EVA02-E-14-plus/laion2b_s9b_b144k" and eva["params_m"] > 4000

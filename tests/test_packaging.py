@@ -30,8 +30,8 @@ def _run(cmd, env=None, isolated=True, **kw):
 def fresh_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pkg")
     wheels = tmp / "wheels"
-    for src in (ROOT, ROOT / "examples" / "lrbench-plugin-example"):
-        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)])
+    _run(["bash", str(ROOT / "scripts" / "build-wheels.sh"), str(wheels), ".", "examples/lrbench-plugin-example",
+          "plugins/lrbench-plugin-eva"], env=dict(os.environ, PYTHON=sys.executable))
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
@@ -40,8 +40,46 @@ def fresh_env(tmp_path_factory):
     purelib = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-          *map(str, sorted(wheels.glob("*.whl")))])
+          *map(str, sorted(wheels.glob("lrbench-*.whl"))), *map(str, sorted(wheels.glob("lrbench_plugin_example*.whl")))])
     return env_dir, tmp
+
+
+def test_plugin_resolves_against_built_wheels(fresh_env, tmp_path):
+    """`pip install --no-index --find-links dist lrbench-plugin-eva` picks the built wheel (dry run: cheap for CI), and
+    the wheel requires lrbench>=0.1, never PyPI's unrelated lrbench 0.0.0.1."""
+    env_dir, tmp = fresh_env
+    wheels = tmp / "wheels"
+    (eva,) = wheels.glob("lrbench_plugin_eva-*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(eva) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Requires-Dist: lrbench>=0.1" in meta.splitlines() and "Version: 0.1.0" in meta.splitlines()
+    report = tmp_path / "report.json"
+    # --ignore-installed --no-deps: this environment sees the development installs; the dry run must pick both wheels
+    _run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--dry-run", "-q",
+          "--ignore-installed", "--no-deps", "--no-index", "--find-links", str(wheels), "--report", str(report),
+          "lrbench-plugin-eva", "lrbench>=0.1"])
+    install = {i["metadata"]["name"]: i for i in json.loads(report.read_text())["install"]}
+    assert install["lrbench-plugin-eva"]["download_info"]["url"] == eva.as_uri()
+    assert install["lrbench"]["metadata"]["version"] == "0.1.0"
+
+
+def test_every_distribution_has_one_layout():
+    """pyproject.toml only, version read from the package, the core required as lrbench>=0.1."""
+    import tomllib
+
+    dists = [*sorted((ROOT / "plugins").glob("lrbench-plugin-*")), ROOT / "examples" / "lrbench-plugin-example"]
+    assert len(dists) == 8
+    for d in dists:
+        assert not (d / "setup.cfg").exists(), d
+        project = tomllib.loads((d / "pyproject.toml").read_text())
+        (group,) = project["project"]["entry-points"].values()
+        package = next(iter(group.values())).split(".")[0]
+        assert project["project"]["dynamic"] == ["version"]
+        assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{package}.__version__"}
+        assert "lrbench>=0.1" in project["project"]["dependencies"], d
+        assert '__version__ = "' in (d / package / "__init__.py").read_text()
 
 
 def test_installed_plugin_is_listed_with_version(fresh_env):

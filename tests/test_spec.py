@@ -21,7 +21,20 @@ def test_unknown_names_report_key_path_and_closest_match(plugins):
     paths = {p for p, _ in problems}
     assert {"models[0]", "datasets[1]", "conditions[1]", "methods[0]"} <= paths
     assert "did you mean 'tiny'" in text and "did you mean 'toyworld'" in text and "did you mean 'bicubic'" in text
-    assert "Choices:" in dict(problems)["methods[0]"] and "none" in dict(problems)["methods[0]"]
+    assert "did you mean 'none'" in dict(problems)["methods[0]"]
+    assert "Choices:" not in text  # close matches replace the list of every name
+
+
+def test_unknown_name_lists_few_choices_and_names_a_failed_plugin():
+    from lrbench.registry import MAX_CHOICES_SHOWN, UnknownNameError
+
+    names = [f"lr0fm:model-{i}" for i in range(80)]
+    msg = str(UnknownNameError("models", "zzz", names))
+    shown = msg.split("Choices: ")[1].split(" ...")[0].split(", ")
+    assert len(shown) == MAX_CHOICES_SHOWN and "and 68 more (lrbench list models)" in msg
+    msg = str(UnknownNameError("models", "openclip:ViT-B-32/openai", names, {"openclip": "ImportError: no open_clip"}))
+    assert msg.startswith("model 'openclip:ViT-B-32/openai' comes from plugin 'openclip', which failed to load: "
+                          "ImportError: no open_clip")
 
 
 def test_unknown_key_wrong_type_and_bad_param(plugins):

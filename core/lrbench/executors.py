@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .compute import Computer, RunState
+from .compute import Computer, RunState, log
 from .datasets import Dataset
 from .models import ModelAdapter
 from .plan import Plan, Unit
@@ -34,7 +34,9 @@ def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
     with tqdm(total=total, unit="img", desc="images", disable=None if progress else True, dynamic_ncols=True) as bar:
         current: tuple[str, str] | None = None
         model: ModelAdapter | None = None
-        for unit in todo:
+        for i, unit in enumerate(todo, 1):
+            log.info("unit %d/%d: %s | %s | %s: %d conditions on %d images", i, len(todo), unit.model.label,
+                     unit.method.label, unit.dataset.label, len(unit.missing()), len(unit.dataset_obj))
             bar.set_postfix_str(f"{unit.model.label} | {unit.method.label} | {unit.dataset.label}", refresh=False)
             if current != (unit.model.label, unit.method.label):
                 model = None

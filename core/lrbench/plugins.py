@@ -113,14 +113,14 @@ class Plugins:
                 info = self.info.setdefault(plugin_name, PluginInfo(plugin_name))
 
                 def register(name: str, factory: Any, description: str = "", *, info: dict | None = None,
-                             accepts_id: bool = False, inputs: Any = None, kind: Any = None, _kind=kind,
-                             _plugin=plugin_name) -> None:
+                             accepts_id: bool = False, inputs: Any = None, kind: Any = None, check: Any = None,
+                             _kind=kind, _plugin=plugin_name) -> None:
                     if kind is not None and _kind != "models":
                         raise TypeError(f"{_kind[:-1]} {name!r}: only models declare a kind")
                     if _kind == "models" and kind is None:
                         kind = declared_kind(factory)
                     registry.add(Entry(_kind, name, factory, description or (factory.__doc__ or "").strip().split("\n")[0],
-                                       _plugin, info or {}, accepts_id, inputs, kind))
+                                       _plugin, info or {}, accepts_id, inputs, kind, check=check))
                     self.info[_plugin].registered.setdefault(_kind, []).append(name)
 
                 try:

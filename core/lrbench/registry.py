@@ -18,20 +18,46 @@ class LrbenchError(Exception):
     """An error the user can act on; the CLI prints its message without a traceback."""
 
 
+#: how many names an unknown-name error lists when none is close (``lrbench list KIND`` shows them all)
+MAX_CHOICES_SHOWN = 12
+
+
 class UnknownNameError(LrbenchError, KeyError):
+    """A name no registry entry matches: close matches first, the plugin that should have provided it if it failed to
+    load, and only a short list of choices (a typo must not print 80 names)."""
+
     def __init__(self, kind: str, name: str, choices: list[str], failed: dict[str, str] | None = None):
         self.kind, self.name, self.choices = kind, name, choices
-        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+        family = name.split(":", 1)[0]
+        owner = next((p for p in (failed or {}) if p == family or p.split(".")[-1] == family), None)
+        if owner is not None:
+            msg = f"{kind[:-1]} {name!r} comes from plugin {owner!r}, which failed to load: {failed[owner]}"
+            super().__init__(msg + " (lrbench plugins shows every plugin and its error)")
+            return
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
         msg = f"unknown {kind[:-1]} {name!r}"
         if close:
             msg += f"; did you mean {' or '.join(repr(c) for c in close)}?"
-        msg += f" Choices: {', '.join(sorted(choices)) or '(none registered)'}"
+        elif not choices:
+            msg += "; none registered"
+        else:
+            shown = sorted(choices)[:MAX_CHOICES_SHOWN]
+            more = len(choices) - len(shown)
+            msg += f". Choices: {', '.join(shown)}" + (f" ... and {more} more (lrbench list {kind})" if more else "")
         if failed:
             msg += ". Plugins that failed to load: " + "; ".join(f"{k} ({v})" for k, v in failed.items())
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a run would meet: ``error`` (it would fail), ``download`` (it would fetch it), ``ok`` (found)."""
+
+    level: str
+    message: str
 
 
 @dataclass
@@ -53,6 +79,11 @@ class Entry:
     #: models only: the adapter kind the entry builds (``zero-shot``, ``classifier``, ``embedder``), or a function of
     #: the factory's parameters returning it for entries whose kind is a parameter; task choice reads only this
     adapter_kind: str | Callable[..., str] | None = None
+
+    #: what ``validate`` and ``--dry-run`` ask before a run: called with the factory's parameters, builds nothing,
+    #: downloads nothing, returns :class:`Finding` s (a missing checkpoint, weights that will be downloaded or are
+    #: missing offline, a catalogue preset without a loader)
+    check: Callable[..., list["Finding"]] | None = None
 
     def model_kind(self, implied: dict[str, Any], params: dict[str, Any]) -> str:
         """The kind this entry builds with these parameters, as declared at registration."""

@@ -137,7 +137,30 @@ class Runner:
         return results
 
     # ---- the whole run --------------------------------------------------------------------------------------------
+    def dry_run(self) -> pd.DataFrame:
+        """The plan and what the run would meet (weights to fetch or missing, files absent), fetching nothing:
+        ``download: true`` datasets that are not there yet are listed, not planned."""
+        from dataclasses import replace
+
+        from .preflight import datasets_to_download, preflight
+
+        problems = preflight(self.resolved, self.plugins)
+        absent = datasets_to_download(self.resolved, self.plugins)
+        resolved = replace(self.resolved, datasets=[d for d in self.resolved.datasets if d.label not in absent])
+        table = pd.DataFrame(columns=["model", "method", "dataset", "condition", "cached"])
+        if resolved.datasets:
+            plan = build_plan(resolved, self.plugins, self.cache, self.datasets)
+            self.echo(self.describe(plan))
+            table = pd.DataFrame(plan.table())
+        for p in problems:
+            self.echo(f"{p.finding.level}: {p}")
+        if any(p.finding.level == "error" for p in problems):
+            self.echo("the run would fail on the errors above")
+        return table
+
     def run(self, dry_run: bool = False) -> pd.DataFrame:
+        if dry_run:
+            return self.dry_run()
         t0 = time.perf_counter()
         plan = self.plan()
         self.echo(self.describe(plan))

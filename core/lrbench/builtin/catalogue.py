@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import NAMESPACE, hookimpl
 from ..datasets import load_json_resource
-from ..registry import LrbenchError
+from ..registry import Finding, LrbenchError
 
 CATALOGUE_FILE = "lr0fm_models.json"
 
@@ -78,7 +78,7 @@ def build(id: str, **params: Any) -> Any:
         failed = models.failed_plugins.get(load["entry_point"])
         why = f" (plugin {load['entry_point']!r} failed to load: {failed})" if failed else ""
         raise LrbenchError(f"lr0fm:{p['name']} is loaded by the {family!r} model family of {load['plugin']}, which is "
-                           f"not installed{why}: pip install {load['plugin']}")
+                           f"not installed{why}: {install_hint(load['plugin'])}")
     name, merged = target(p)
     merged.update(params)
     missing = [k for k in load.get("needs", []) if merged.get(k) is None]
@@ -86,6 +86,39 @@ def build(id: str, **params: Any) -> Any:
         raise LrbenchError(f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
                            f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry")
     return models.create(name, **merged)
+
+
+def check(id: str, **params: Any) -> list[Finding]:
+    """What ``build`` would meet, without loading: no loader, plugin not installed or broken, a needed file not given,
+    then the providing family's own check (weights present, to download, or missing offline)."""
+    from ..plugins import get_plugins
+
+    try:
+        p = preset(id)
+    except LrbenchError as exc:
+        return [Finding("error", str(exc))]
+    load = p.get("load")
+    if load is None:
+        return [Finding("error", f"lr0fm:{p['name']} has no loader in lrbench: {p['unavailable']}")]
+    models = get_plugins().models
+    if load["model"] not in models.names():
+        failed = models.failed_plugins.get(load["entry_point"])
+        why = f"plugin {load['entry_point']!r} failed to load: {failed}" if failed else f"{load['plugin']} is not installed"
+        return [Finding("error", f"lr0fm:{p['name']} needs the {load['model']!r} model family: {why} "
+                                 f"({install_hint(load['plugin'])})")]
+    name, merged = target(p)
+    merged.update(params)
+    missing = [k for k in load.get("needs", []) if merged.get(k) is None]
+    if missing:
+        return [Finding("error", f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
+                                 f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry")]
+    entry, implied = models.resolve(name)
+    return list(entry.check(**implied, **merged)) if entry.check else []
+
+
+def install_hint(distribution: str) -> str:
+    """How to install a plugin until lrbench is on a public index: from wheels built by scripts/build-wheels.sh."""
+    return f"pip install --find-links dist {distribution}, with dist/ built by scripts/build-wheels.sh"
 
 
 def preset_info(p: dict[str, Any], installed: set[str]) -> dict[str, Any]:
@@ -107,8 +140,8 @@ def register_models(register):
     presets = catalogue()["models"]
     n_ok = sum(1 for p in presets if p.get("load") and p["load"]["entry_point"] in installed)
     register("lr0fm", build, "LR0.FM catalogue: lr0fm:PRESET loads one of the paper's 66 backbones through its plugin",
-             accepts_id=True, kind="zero-shot", info={"presets": len(presets), "available": n_ok})
+             accepts_id=True, kind="zero-shot", info={"presets": len(presets), "available": n_ok}, check=check)
     for p in presets:
         register(f"lr0fm:{p['name']}", partial(build, p["name"]),
                  f"{p['family']} {p['architecture']} ({p['pretraining']}, {p['data_size']}) at {p['input_size']} px",
-                 kind="zero-shot", info=preset_info(p, installed))
+                 kind="zero-shot", info=preset_info(p, installed), check=partial(check, p["name"]))

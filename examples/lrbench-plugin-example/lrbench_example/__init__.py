@@ -1,1 +1,3 @@
 """An example lrbench plugin."""
+
+__version__ = "0.1.0"

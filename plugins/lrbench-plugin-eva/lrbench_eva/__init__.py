@@ -2,3 +2,4 @@
 from .adapter import EvaOpenClip, EvaRemoteCode
 
 __all__ = ["EvaOpenClip", "EvaRemoteCode"]
+__version__ = "0.1.0"

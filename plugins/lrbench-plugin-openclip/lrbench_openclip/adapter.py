@@ -22,7 +22,8 @@ import torch
 from lrbench.cache import content_key, file_sha256, file_sha256_memo
 from lrbench.checkpoints import CheckpointRefused
 from lrbench.models import ModelAdapter, Preprocess
-from lrbench.registry import LrbenchError
+from lrbench.registry import Finding, LrbenchError
+from lrbench.weights import hub_weights, require, url_weights
 
 SCHEMAS = ("hf-hub:", "local-dir:")
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")
@@ -207,6 +208,29 @@ def _check_arch(arch: str) -> dict[str, Any]:
     return cfg
 
 
+def weights_status(arch: str, pretrained: str | None = None, checkpoint: str | None = None,
+                   cache_dir: str | None = None) -> Finding | None:
+    """Where the weights of an entry are (found / will download / missing offline), without loading or fetching;
+    None when the entry reads no downloadable weights (random init, local folder, unknown arch or tag)."""
+    import open_clip
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    if checkpoint is not None or pretrained == RANDOM or arch.startswith("local-dir:"):
+        return None
+    if arch.startswith("hf-hub:"):
+        return hub_weights(arch[len("hf-hub:"):], [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME], cache_dir)
+    cfg = open_clip.get_pretrained_cfg(arch, pretrained) if pretrained else None
+    if not cfg or "file" in cfg:
+        return None
+    if cfg.get("hf_hub"):  # open_clip prefers the Hub, and a .safetensors twin of a .bin
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        safe = [HF_SAFE_WEIGHTS_NAME] if filename == HF_WEIGHTS_NAME else (
+            [filename[:-4] + ".safetensors"] if filename.endswith((".bin", ".pth")) else [])
+        return hub_weights(repo, [*safe, filename], cache_dir)
+    return url_weights(cfg["url"], cache_dir or os.path.expanduser("~/.cache/clip"))
+
+
 def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | None = None, precision: str = "fp32",
                   quick_gelu: bool | None = None, seed: int = 0, cache_dir: str | None = None,
                   label: str | None = None) -> OpenClipAdapter:
@@ -240,6 +264,9 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
         identity["arch"] = "local-dir"
         identity["config"] = file_sha256(folder / "open_clip_config.json")[:16]
 
+    status = weights_status(arch, pretrained, checkpoint, cache_dir)
+    if status is not None:  # offline without the weights: one line now, not minutes of retries and a traceback
+        require(status, f"openclip:{arch}" + (f"/{pretrained}" if pretrained else ""))
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if not path.is_file():

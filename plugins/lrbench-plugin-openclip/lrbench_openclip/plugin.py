@@ -1,7 +1,12 @@
 """lrbench plugin: open_clip models (``openclip:ID``) and the toy CLIP (``toy-clip``)."""
+from pathlib import Path
+
 from lrbench import hookimpl
 
-from .adapter import RANDOM, OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id, pretrained_inputs
+from lrbench.registry import Finding
+
+from .adapter import (RANDOM, OpenClipAdapter, OpenClipError, load_openclip, local_dir_inputs, parse_id,
+                      pretrained_inputs, weights_status)
 from .toy import TOY_DIR, toy_clip
 
 
@@ -35,6 +40,25 @@ def openclip_inputs(id: str | None = None, arch: str | None = None, pretrained: 
     return local_dir_inputs(arch)
 
 
+def openclip_check(id: str | None = None, arch: str | None = None, pretrained: str | None = None,
+                   checkpoint: str | None = None, cache_dir: str | None = None, **_: object) -> list[Finding]:
+    """What loading an ``openclip`` entry would meet, found without loading or downloading anything."""
+    params = {"arch": arch, "pretrained": pretrained, "checkpoint": checkpoint}
+    if id is not None:
+        params.update({k: v for k, v in parse_id(id).items() if params.get(k) is None})
+    if params["arch"] is None:
+        return [Finding("error", "openclip needs an architecture: openclip:ARCH/TAG")]
+    if params["checkpoint"] is not None:
+        path = Path(params["checkpoint"]).expanduser()
+        return [] if path.is_file() else [Finding("error", f"checkpoint file {str(path)!r} does not exist")]
+    if params["arch"].startswith("local-dir:"):
+        folder = Path(params["arch"][len("local-dir:"):]).expanduser()
+        ok = (folder / "open_clip_config.json").is_file()
+        return [] if ok else [Finding("error", f"local-dir {str(folder)!r} holds no open_clip_config.json")]
+    status = weights_status(params["arch"], params["pretrained"], None, cache_dir)
+    return [status] if status is not None else []
+
+
 def toy_clip_inputs(**_: object) -> dict[str, object]:
     """Cell-key inputs of ``toy-clip``: the shipped folder (retrained weights give new cells, not stale ones)."""
     return local_dir_inputs(f"local-dir:{TOY_DIR}")
@@ -44,6 +68,6 @@ def toy_clip_inputs(**_: object) -> dict[str, object]:
 def register_models(register):
     register("openclip", openclip, "open_clip zero-shot models: ARCH/TAG, ARCH@checkpoint, hf-hub:org/name, "
              "local-dir:/folder", kind="zero-shot", info={"library": "open_clip_torch"}, accepts_id=True,
-             inputs=openclip_inputs)
+             inputs=openclip_inputs, check=openclip_check)
     register("toy-clip", toy_clip, "Tiny CLIP (ViT 64/8, 128 wide) trained on the toy world; offline, shipped "
              "weights", kind="zero-shot", info={"input_size": 64}, inputs=toy_clip_inputs)

@@ -2,3 +2,4 @@
 from .selection import CropSelector, adversarial_bound, consistency_bound
 
 __all__ = ["CropSelector", "adversarial_bound", "consistency_bound"]
+__version__ = "0.1.0"

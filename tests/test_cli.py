@@ -1,0 +1,85 @@
+"""CLI start-up: --help and list read the saved registry index and import no plugin (nor torch)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from lrbench.cli import _compact_table, _filter_rows
+
+ROWS = [{"name": "lr0fm:EVA-02-CLIP-B/16", "description": "EVA", "plugin": "lrbench.catalogue",
+         "info": {"family": "EVA-CLIP", "input_size": 224, "available": True}},
+        {"name": "lr0fm:M2-Encoder-1B", "description": "M2", "plugin": "lrbench.catalogue",
+         "info": {"family": "M2-Encoder", "input_size": 224, "available": False}},
+        {"name": "openclip", "description": "open_clip models", "plugin": "openclip", "info": {}}]
+
+
+def test_filters_and_compact_rows(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # lines are cut to the terminal's width
+    assert [r["name"] for r in _filter_rows(ROWS, "eva", False)] == ["lr0fm:EVA-02-CLIP-B/16"]
+    assert [r["name"] for r in _filter_rows(ROWS, None, True)] == ["lr0fm:EVA-02-CLIP-B/16", "openclip"]
+    assert [r["name"] for r in _filter_rows(ROWS, "open", False)] == ["openclip"]
+    lines = _compact_table("models", ROWS).splitlines()
+    assert len(lines) == 4 and lines[0].split() == ["name", "family", "px", "available", "plugin", "description"]
+    assert lines[2].split()[:5] == ["lr0fm:M2-Encoder-1B", "M2-Encoder", "224", "no", "lrbench.catalogue"]
+
+
+def _cli(args, cache, code="from lrbench.cli import main; main()"):
+    env = dict(os.environ, LRBENCH_CACHE=str(cache), LRBENCH_LOAD_PLUGINS="")
+    probe = (f"import sys; sys.argv = ['lrbench', *{args!r}]\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_help_and_list_skip_plugins_once_indexed(tmp_path):
+    first = _cli(["list", "degradations"], tmp_path)  # builds the index: loads the plugins
+    assert first.returncode == 0 and "bicubic" in first.stdout, first.stderr
+    index = json.loads((tmp_path / "registry-index.json").read_text())
+    assert "war-weights" in index["commands"]
+    again = _cli(["list", "degradations"], tmp_path)
+    assert again.stdout.splitlines()[1:] == first.stdout.splitlines()[1:-1] + ["NO-TORCH"]
+    help_ = _cli(["--help"], tmp_path)
+    assert "war-weights" in help_.stdout and help_.stdout.strip().endswith("NO-TORCH")
+
+
+def test_one_line_spec():
+    from lrbench.cli import one_line_spec
+
+    spec = one_line_spec(("openclip:ViT-B-32/openai",), ("imagefolder:/data/pets", "toyworld"), "hr, bicubic@16", (),
+                         None)
+    assert spec == {"name": "openclip-ViT-B-32-openai-imagefolder-toyworld", "models": ["openclip:ViT-B-32/openai"],
+                    "datasets": [{"name": "imagefolder", "root": "/data/pets"}, "toyworld"],
+                    "conditions": ["hr", "bicubic@16"]}
+
+
+def _run_dir(path, model, values, n=100):
+    import pandas as pd
+
+    path.mkdir(parents=True)
+    rows = [(model, "none", "toyworld", c, "top1", v, n, "zero-shot") for c, v in values.items()]
+    pd.DataFrame(rows, columns=["model", "method", "dataset", "condition", "metric", "value", "n", "task"]).to_csv(
+        path / "results.csv", index=False)
+    (path / "run.json").write_text(json.dumps({"lrbench": "0.1.0", "device": "cpu", "num_classes": {"toyworld": 12}}))
+    return path
+
+
+def test_merge_recomputes_aggregates_and_refuses_conflicts(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from lrbench.merge import merge_runs
+    from lrbench.registry import LrbenchError
+
+    a = _run_dir(tmp_path / "a", "m1", {"hr": 0.8, "bicubic@16": 0.4})
+    b = _run_dir(tmp_path / "b", "m2", {"hr": 0.5, "bicubic@16": 0.45})
+    same = _run_dir(tmp_path / "same", "m1", {"hr": 0.8})  # a cell both runs hold, with the same value: fine
+    merged = merge_runs([a, b, same], tmp_path / "out")
+    assert len(merged) == 4
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index(["model", "metric", "condition"])["value"]
+    assert summary[("m1", "SAR", "bicubic@16")] == pytest.approx(0.4 / 0.8)
+    assert summary[("m2", "SAR", "bicubic@16")] == pytest.approx(0.45 / 0.5)
+    assert "m2" in (tmp_path / "out" / "report.html").read_text()
+    clash = _run_dir(tmp_path / "clash", "m1", {"hr": 0.79})
+    with pytest.raises(LrbenchError, match=r"m1 \| none \| toyworld \| hr \| top1 = 0.79 \(n=100\) in .*clash"):
+        merge_runs([a, clash], tmp_path / "out2")
