@@ -21,7 +21,7 @@ from .models import ModelAdapter
 from .plan import Unit
 from .registry import LrbenchError
 from .spec import Item, Spec
-from .tasks import CellOutput, ConditionFailed, RunContext, check_outputs
+from .tasks import CellOutput, ConditionFailed, RunContext, check_outputs, resolve_workers
 
 log = logging.getLogger("lrbench")
 
@@ -73,10 +73,12 @@ class Computer:
         self.artifacts = ArtifactStore(cache.root / "artifacts")
         self.state = state or RunState()
         self.datasets = datasets or DatasetBuilder(plugins.registries["datasets"].create)
+        #: loader workers: ``auto`` resolved on the machine that computes (a Ray worker counts its own cores)
+        self.num_workers = resolve_workers(spec.num_workers)
 
     def context(self, bar: Any = None) -> RunContext:
         s = self.spec
-        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=s.num_workers,
+        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=self.num_workers,
                           fast_path=s.fast_path, amp=s.amp, cache=self.cache, seed=s.seed, log=log,
                           progress=(bar.update if bar is not None else (lambda n: None)), skipped=self.state.skipped)
 

@@ -62,6 +62,11 @@ class Dataset:
         """The item's image, RGB. May raise for an undecodable file: the runner skips and counts it."""
         raise NotImplementedError
 
+    def encoded(self, index: int) -> bytes | None:
+        """The item's file as stored (JPEG, PNG, ...) when ``load`` does nothing but decode it to RGB, so the fast path
+        can decode JPEGs in batches on the device; None (the default) when ``load`` does more (renders, crops)."""
+        return None
+
     def params(self) -> dict[str, Any]:
         return {}
 
@@ -137,6 +142,11 @@ class FileListDataset(Dataset):
     def load(self, index: int) -> Image.Image:
         with Image.open(self.root / self.files[index]) as im:
             return to_rgb(im)
+
+    def encoded(self, index: int) -> bytes | None:
+        if type(self).load is not FileListDataset.load:  # a subclass that changes what load returns
+            return None
+        return (self.root / self.files[index]).read_bytes()
 
     def params(self) -> dict[str, Any]:
         return {"root": str(self.root), "limit": self._limit}

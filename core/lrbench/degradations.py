@@ -7,7 +7,7 @@ parameters, written ``name@value`` for its first parameter (``bicubic@16``) or a
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import torch
 from PIL import Image
@@ -41,6 +41,15 @@ def check_size(value: int, allow_large: bool, param: str = "size") -> int:
         raise ParameterRangeError(param, f"bad value {value}: {param} must be in [1, {MAX_SIZE}] px; a larger size "
                                          "needs 'allow_large: true' in the condition (memory grows with its square)")
     return value
+
+
+class Resample(NamedTuple):
+    """A degradation that is a plain resize of the whole image: its output size and (antialiased) interpolation;
+    ``interpolation`` None: the image unchanged."""
+
+    height: int
+    width: int
+    interpolation: str | None
 
 
 class Degradation:
@@ -89,6 +98,12 @@ class Degradation:
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: float batch (B, 3, H, W) in [0, 1] on any device; returns the degraded batch, same range."""
         raise NotImplementedError
+
+    def resample(self, h: int, w: int) -> Resample | None:
+        """When this degradation is an antialiased bicubic or bilinear resize of the whole h x w image (or no change):
+        the size ``pil`` gives and the interpolation. The fast path then resizes with PIL's arithmetic (uint8 on the
+        CPU) and shares equal resizes between conditions. None (the default): the fast path calls ``tensor``."""
+        return None
 
 
 def _fmt(v: Any) -> str:

@@ -106,6 +106,9 @@ class Shard(Dataset):
     def load(self, index: int):
         return self.base.load(int(self.indices[index]))
 
+    def encoded(self, index: int) -> bytes | None:
+        return self.base.encoded(int(self.indices[index]))
+
     def __getattr__(self, name: str) -> Any:
         if name == "base":
             raise AttributeError(name)

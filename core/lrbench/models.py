@@ -29,6 +29,14 @@ _INTERP = {
 }
 
 
+def shorter_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """(height, width) after resizing an h x w image so its shorter side is ``size``: torchvision's Resize(size)
+    arithmetic (the longer side truncated), so the fast path can compute the reference's sizes without resizing."""
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
 def interpolation_mode(name: str) -> InterpolationMode:
     try:
         return _INTERP[name]
@@ -52,6 +60,16 @@ class Preprocess:
     def _size(self) -> int | list[int]:
         return self.image_size if self.resize_mode == "shortest" else [self.image_size, self.image_size]
 
+    def resized_size(self, h: int, w: int) -> tuple[int, int]:
+        """The (height, width) its resize gives an h x w image, before the crop."""
+        if self.resize_mode == "shortest":
+            return shorter_side_size(h, w, self.image_size)
+        return self.image_size, self.image_size
+
+    def tensor_interpolation(self) -> str:
+        """The interpolation ``tensor`` resizes with (torch has no antialiased box or lanczos: bilinear for those)."""
+        return self.interpolation if self.interpolation in ("bicubic", "bilinear", "nearest") else "bilinear"
+
     def pil(self, image: Image.Image) -> torch.Tensor:
         """Reference path: exactly torchvision's Resize(size, interp) + CenterCrop + ToTensor + Normalize on PIL."""
         image = TF.resize(image.convert("RGB"), self._size(), interpolation=interpolation_mode(self.interpolation))
@@ -64,7 +82,7 @@ class Preprocess:
         size = self.image_size
         needs_resize = min(h, w) != size if self.resize_mode == "shortest" else (h, w) != (size, size)
         if needs_resize:
-            mode = self.interpolation if self.interpolation in ("bicubic", "bilinear", "nearest") else "bilinear"
+            mode = self.tensor_interpolation()
             x = TF.resize(x, self._size(), interpolation=_INTERP[mode], antialias=mode != "nearest")
             x = x.clamp(0, 1)  # bicubic overshoots; PIL clips to 8 bits, so do we
         x = TF.center_crop(x, [size, size])
@@ -128,6 +146,14 @@ class ModelAdapter:
         """Reference path: PIL images (already degraded) -> normalized input batch on the model's device."""
         return torch.stack([self.preprocess.pil(im) for im in images]).to(self.device)
 
+    def plain_preprocess(self) -> Preprocess | None:
+        """``preprocess`` when ``prepare`` and ``prepare_tensor`` are exactly it, so the image pipeline may run it in the
+        loader workers (it is picklable, the model is not); None when a subclass changes them (a network, an aligner)."""
+        cls = type(self)
+        if cls.prepare is ModelAdapter.prepare and cls.prepare_tensor is ModelAdapter.prepare_tensor:
+            return self.preprocess
+        return None
+
     def prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Fast path: float [0, 1] batch (already degraded, any size) -> normalized input batch."""
         return self.preprocess.tensor(x.to(self.device))
@@ -187,6 +213,12 @@ class ModelWrapper(ModelAdapter):
 
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self.inner.prepare(images)
+
+    def plain_preprocess(self) -> Preprocess | None:
+        cls = type(self)
+        if cls.prepare is ModelWrapper.prepare and cls.prepare_tensor is ModelWrapper.prepare_tensor:
+            return self.inner.plain_preprocess()
+        return None
 
     def prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.prepare_tensor(x)

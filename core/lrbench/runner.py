@@ -248,6 +248,7 @@ class Runner:
             "finished": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
+            "num_workers": self.computer.num_workers,
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
                         for i in self.plugins.listing()],
             "cells": plan.n_cells,

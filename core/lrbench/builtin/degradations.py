@@ -13,8 +13,8 @@ from pydantic import Field, validate_call
 from torchvision.transforms import functional as TF
 
 from .. import hookimpl
-from ..degradations import Degradation, NonNegativeFinite, Pixels, PositiveFinite, check_size
-from ..models import interpolation_mode
+from ..degradations import Degradation, NonNegativeFinite, Pixels, PositiveFinite, Resample, check_size
+from ..models import interpolation_mode, shorter_side_size
 
 
 class HR(Degradation):
@@ -28,6 +28,9 @@ class HR(Degradation):
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def resample(self, h: int, w: int) -> Resample:
+        return Resample(h, w, None)
 
 
 class Resize(Degradation):
@@ -54,6 +57,12 @@ class Resize(Degradation):
         mode = interpolation_mode(self.interpolation)
         out = TF.resize(x, self._target(), interpolation=mode, antialias=self.interpolation != "nearest")
         return out.clamp_(0, 1)
+
+    def resample(self, h: int, w: int) -> Resample | None:
+        if self.interpolation not in ("bicubic", "bilinear"):  # torch's antialiased kernels are PIL's for these two
+            return None
+        return Resample(*((self.size, self.size) if self.square else shorter_side_size(h, w, self.size)),
+                        self.interpolation)
 
 
 class Bilinear(Resize):
