@@ -483,3 +483,30 @@ def _rows(batch: ConditionBatch, condition: str, keep: np.ndarray) -> Any:
         return x
     rows = np.flatnonzero(np.isin(have, keep))
     return x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else [x[r] for r in rows]
+
+
+def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
+                          batch_size: int = 256) -> torch.Tensor:
+    """(C, D) classifier weights: every class x template prompt encoded in large batches across classes, each
+    embedding normalized, averaged per class, and normalized again (the CLIP protocol)."""
+    prompts = [t.replace("{c}", c) if "{c}" in t else t.format(c) for c in classnames for t in templates]
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunks.append(F.normalize(model.encode_text(prompts[start:start + batch_size]).float(), dim=-1))
+    emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
+    return F.normalize(emb, dim=-1)
+
+
+def zero_shot_weights(model: ModelAdapter, dataset: Dataset, ctx: RunContext, task: dict[str, Any]) -> torch.Tensor:
+    """(C, D) class text embeddings of a zero-shot model for a dataset's class names and templates (the CLIP protocol),
+    cached under ``text/`` by model, class names, templates and ``task`` (the identity of the task asking)."""
+    description = {"model": model.identity(), "classnames": list(dataset.classnames),
+                   "templates": list(dataset.templates), "task": task}
+
+    def compute() -> dict[str, np.ndarray]:
+        w = class_text_embeddings(model, dataset.classnames, dataset.templates)
+        return {"weights": w.cpu().numpy().astype(np.float32)}
+
+    arrays = compute() if ctx.cache is None else ctx.cache.get_or_compute("text", description, compute)
+    return torch.from_numpy(arrays["weights"]).to(ctx.device)
