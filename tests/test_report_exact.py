@@ -77,12 +77,12 @@ def test_summary_md_rows_are_the_hand_computed_aggregates(run_dir):
         for col, cell in zip(header[2:], row[2:]):
             metric, cond = col.split("@", 1)
             assert cell == f"{hand[(row[0], metric, cond)]:.4f}", (row[0], col)
-    top1 = tables["Top-1 per dataset"]
-    assert top1[0] == ["model", "method", "dataset", *CONDS]
+    top1 = tables["Headline metric per dataset"]  # the zero-shot task's headline metric is top1
+    assert top1[0] == ["model", "method", "dataset", "metric", *CONDS]
     want = results[results.metric == "top1"].set_index(["model", "dataset", "condition"])["value"]
-    assert [r[:3] for r in top1[1:]] == [[m, "none", d] for m in MODELS for d in DATASETS]
+    assert [r[:4] for r in top1[1:]] == [[m, "none", d, "top1"] for m in MODELS for d in DATASETS]
     for row in top1[1:]:
-        assert row[3:] == [f"{want[(row[0], row[2], c)]:.4f}" for c in CONDS]
+        assert row[4:] == [f"{want[(row[0], row[2], c)]:.4f}" for c in CONDS]
 
 
 def test_report_md_tables_row_by_row_and_lrbench_report_rebuilds_them(run_dir):

@@ -376,9 +376,11 @@ img{max-width:100%;height:auto;display:block;margin:.5em 0} dt{font-weight:600} 
 """
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Build report.md, report.html (self-contained) and the plots from the run directory's stored files."""
+def write_report(run_dir: str | Path, name: str | None = None) -> Path:
+    """Build report.md, report.html (self-contained) and the plots from the run directory's stored files; ``name``
+    titles it (a run writes its report in a staging folder before publishing it under the run's own name)."""
     run_dir = Path(run_dir)
+    name = name or run_dir.name
     results_path = run_dir / "results.csv"
     if not results_path.is_file():
         raise LrbenchError(f"{run_dir} is not a run directory: results.csv not found")
@@ -429,8 +431,8 @@ def write_report(run_dir: str | Path) -> Path:
     failures = pd.DataFrame(meta.get("failures") or [])
 
     header = _header(run_dir, results, meta)
-    md = [f"# lrbench report: {run_dir.name}\n"] + [f"- **{k}**: {v}" for k, v in header] + [""]
-    body = [f"<h1>lrbench report: {html.escape(run_dir.name)}</h1>",
+    md = [f"# lrbench report: {name}\n"] + [f"- **{k}**: {v}" for k, v in header] + [""]
+    body = [f"<h1>lrbench report: {html.escape(name)}</h1>",
             "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                                              for k, v in header) + "</table>"]
     if not failures.empty:
@@ -455,6 +457,6 @@ def write_report(run_dir: str | Path) -> Path:
     atomic_write_text(run_dir / "report.md", "\n".join(md))
     atomic_write_text(run_dir / "report.html", "<!doctype html><html><head><meta charset='utf-8'>"
                       "<meta name='viewport' content='width=device-width'>"
-                      f"<title>lrbench report: {html.escape(run_dir.name)}</title><style>{_STYLE}</style></head>"
+                      f"<title>lrbench report: {html.escape(name)}</title><style>{_STYLE}</style></head>"
                       f"<body>{''.join(body)}</body></html>")
     return run_dir / "report.md"

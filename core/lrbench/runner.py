@@ -199,7 +199,7 @@ class Runner:
             self._write_meta(plan, staging)
             from .report import write_report
 
-            write_report(staging)
+            write_report(staging, self.run_dir.name)
             if self.state.skipped:
                 log.warning("%d undecodable items skipped (listed in run.json)", len(self.state.skipped))
             log.removeHandler(handler)
