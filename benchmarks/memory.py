@@ -7,6 +7,7 @@ the 4k row matches the 1k row: nothing is held per image beyond its outputs (log
     python benchmarks/memory.py --n 1000,4000                     # CPU
     python benchmarks/memory.py --n 1000,4000 --device cuda --batch 256
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,26 +20,37 @@ import time
 from pathlib import Path
 
 import torch
-
 from toyjpegs import make_jpegs
 
 
 def child(args: argparse.Namespace) -> None:
     from lrbench.runner import run_spec
 
-    spec = {"name": "memory", "models": [args.model],
-            "datasets": [{"name": "imagefolder", "root": str(args.data), "limit": args.size}],
-            "conditions": args.conditions.split(","), "metrics": ["top1"], "batch_size": args.batch,
-            "num_workers": args.workers, "fast_path": args.path == "fast", "device": args.device}
+    spec = {
+        "name": "memory",
+        "models": [args.model],
+        "datasets": [{"name": "imagefolder", "root": str(args.data), "limit": args.size}],
+        "conditions": args.conditions.split(","),
+        "metrics": ["top1"],
+        "batch_size": args.batch,
+        "num_workers": args.workers,
+        "fast_path": args.path == "fast",
+        "device": args.device,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_spec(spec, Path(tmp) / "run", cache_dir=Path(tmp) / "cache")
         wall = time.perf_counter() - start
-    print(json.dumps({
-        "main_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None,
-        "wall_s": wall}))
+    print(
+        json.dumps(
+            {
+                "main_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None,
+                "wall_s": wall,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -70,8 +82,11 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             r = json.loads(out)
             gpu = f"{r['gpu_peak_mb']:,.0f}" if r["gpu_peak_mb"] is not None else "-"
-            print(f"| {path} | {size:,} | {r['main_rss_mb']:,.0f} | {r['worker_rss_mb']:,.0f} | {gpu} | "
-                  f"{r['wall_s']:.1f} |", flush=True)
+            print(
+                f"| {path} | {size:,} | {r['main_rss_mb']:,.0f} | {r['worker_rss_mb']:,.0f} | {gpu} | "
+                f"{r['wall_s']:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

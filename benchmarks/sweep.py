@@ -12,6 +12,7 @@ pipeline plus the forward pass (``lrbench.tasks.iter_condition_batches`` + ``enc
     python benchmarks/sweep.py --models openclip:ViT-B-16/random,openclip:ViT-B-32/random --n 4000,4000 \\
         --device cuda --batch 256 --amp                                                          # GPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
+from toyjpegs import make_jpegs
 
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.datasets import FileListDataset
 from lrbench.plugins import get_plugins
 from lrbench.tasks import RunContext, iter_condition_batches, resolve_workers
-from toyjpegs import make_jpegs
 
 RESOLUTIONS = [None, 128, 64, 32, 16]  # None = HR
 PIPELINES = ("forward-only", "naive", "reference", "fast")
@@ -57,12 +58,17 @@ def _sync(device: torch.device) -> None:
 def naive(model, files: list[Path], batch: int, workers: int, amp: bool) -> None:
     """What users write by hand: PIL transforms per resolution, one DataLoader pass (one decode) per resolution."""
     pre = model.preprocess
-    base = [T.Resize(pre.image_size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(pre.image_size),
-            T.ToTensor(), T.Normalize(pre.mean, pre.std)]
+    base = [
+        T.Resize(pre.image_size, interpolation=T.InterpolationMode.BICUBIC),
+        T.CenterCrop(pre.image_size),
+        T.ToTensor(),
+        T.Normalize(pre.mean, pre.std),
+    ]
     for r in RESOLUTIONS:
         tf = T.Compose(([T.Resize(r, interpolation=T.InterpolationMode.BICUBIC)] if r else []) + base)
-        for x in DataLoader(NaiveFolder(files, tf), batch_size=batch, num_workers=workers,
-                            pin_memory=model.device.type == "cuda"):
+        for x in DataLoader(
+            NaiveFolder(files, tf), batch_size=batch, num_workers=workers, pin_memory=model.device.type == "cuda"
+        ):
             with torch.no_grad(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=amp):
                 model.encode_image(x.to(model.device, non_blocking=True))
 
@@ -92,7 +98,7 @@ def sweep(model_name: str, files: list[Path], root: Path, args: argparse.Namespa
     seconds = dict.fromkeys(PIPELINES, 0.0)
     chunk = -(-len(files) // args.rounds)
     for r in range(args.rounds):
-        part = files[r * chunk:(r + 1) * chunk]
+        part = files[r * chunk : (r + 1) * chunk]
         if not part:
             break
         dataset = FileListDataset("sweep", root, [str(f.relative_to(root)) for f in part], [0] * len(part), ["x"])
@@ -102,7 +108,7 @@ def sweep(model_name: str, files: list[Path], root: Path, args: argparse.Namespa
             "reference": lambda: lrbench_pipeline(model, dataset, args.batch, args.workers, args.amp, fast=False),
             "fast": lambda: lrbench_pipeline(model, dataset, args.batch, args.workers, args.amp, fast=True),
         }
-        for name in PIPELINES[r % 4:] + PIPELINES[:r % 4]:
+        for name in PIPELINES[r % 4 :] + PIPELINES[: r % 4]:
             start = time.perf_counter()
             runs[name]()
             _sync(model.device)
@@ -126,16 +132,27 @@ def main() -> None:
     models = args.models.split(",")
     sizes = [int(v) for v in args.n.split(",")]
     sizes += sizes[-1:] * (len(models) - len(sizes))
-    device_name = (torch.cuda.get_device_name() if args.device.startswith("cuda")
-                   else platform.processor() or platform.machine())
-    figures = {"device": args.device, "device_name": device_name, "torch": torch.__version__, "batch": args.batch,
-               "workers": args.workers, "amp": args.amp, "rounds": args.rounds, "models": {}}
+    device_name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    )
+    figures = {
+        "device": args.device,
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "batch": args.batch,
+        "workers": args.workers,
+        "amp": args.amp,
+        "rounds": args.rounds,
+        "models": {},
+    }
     for model_name, n in zip(models, sizes):
         files = make_jpegs(args.data, n)
         rates = sweep(model_name, files, args.data, args)
         figures["models"][model_name] = {"n_images": n, **rates}
-        print(f"\n| {model_name}, n={n} images x 5 resolutions ({device_name}, {args.workers} workers, batch "
-              f"{args.batch}) | res-img/s | x naive | / forward-only |")
+        print(
+            f"\n| {model_name}, n={n} images x 5 resolutions ({device_name}, {args.workers} workers, batch "
+            f"{args.batch}) | res-img/s | x naive | / forward-only |"
+        )
         print("|---|---|---|---|")
         for name in PIPELINES:
             v = rates[name]

@@ -3,6 +3,7 @@
 ``sizes`` cycles over canvas sizes (width, height): each render is scaled to the canvas's shorter side and placed at a
 deterministic offset along the longer side on its own background colour, so crops and aspect ratios matter.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

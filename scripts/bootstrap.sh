@@ -21,4 +21,4 @@ for p in plugins/lrbench-plugin-*/ examples/lrbench-plugin-example/; do
     *) [ -f "$p/pyproject.toml" ] && args+=(-e "$p") ;;
   esac
 done
-$PIP install -q "${args[@]}" "pytest>=7" pytest-xdist
+$PIP install -q "${args[@]}" "pytest>=7" pytest-xdist "ruff==0.17.6"

@@ -5,6 +5,7 @@ dropped, ...) instead of cosmic-ray's every-operator-to-every-other cross produc
 exception types (registration and error paths, not numbers), optionally keeps only named functions, and optionally a
 seeded random sample of at most ``--sample`` mutants.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ KEEP = re.compile(
     r"|ReplaceComparisonOperator_(Eq_NotEq|NotEq_Eq|Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In)"
     r"|ReplaceUnaryOperator_(Delete_Not|Delete_USub|Delete_Invert)"
     r"|NumberReplacer|AddNot|ReplaceTrueWithFalse|ReplaceFalseWithTrue|ZeroIterationForLoop|ReplaceAndWithOr"
-    r"|ReplaceOrWithAnd|ReplaceBreakWithContinue|ReplaceContinueWithBreak)$")
+    r"|ReplaceOrWithAnd|ReplaceBreakWithContinue|ReplaceContinueWithBreak)$"
+)
 
 
 def main() -> None:
@@ -29,8 +31,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     db = sqlite3.connect(args.session)
-    rows = db.execute("SELECT job_id, operator_name, occurrence, start_pos_row, start_pos_col, definition_name "
-                      "FROM mutation_specs").fetchall()
+    rows = db.execute(
+        "SELECT job_id, operator_name, occurrence, start_pos_row, start_pos_col, definition_name FROM mutation_specs"
+    ).fetchall()
     functions = {f for f in args.functions.split(",") if f}
     keep, seen_numbers = [], set()
     for job, op, occurrence, row, col, definition in rows:

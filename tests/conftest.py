@@ -1,4 +1,5 @@
 """Shared fixtures: a throwaway plugin with a tiny, deterministic zero-shot model that counts its calls."""
+
 from __future__ import annotations
 
 import zlib

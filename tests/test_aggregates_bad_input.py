@@ -1,5 +1,6 @@
 """Aggregates that cannot be computed are skipped with a reason; undefined ratios are dropped alike from SAR and WAR and
 listed; conflicting duplicates and malformed tables are one-line errors (issue 13)."""
+
 from __future__ import annotations
 
 import logging
@@ -44,9 +45,14 @@ def test_cli_on_table_without_top1_rows_exits_0_and_writes_empty_aggregates(tmp_
 
 
 def test_hr_accuracy_zero_or_nan_drops_the_dataset_from_sar_and_war_alike(caplog):
-    rows = [("m", "none", "imagenet", "hr", "top1", 0.6), ("m", "none", "imagenet", "bicubic@16", "top1", 0.3),
-            ("m", "none", "dtd", "hr", "top1", 0.0), ("m", "none", "dtd", "bicubic@16", "top1", 0.1),
-            ("m", "none", "eurosat", "hr", "top1", float("nan")), ("m", "none", "eurosat", "bicubic@16", "top1", 0.2)]
+    rows = [
+        ("m", "none", "imagenet", "hr", "top1", 0.6),
+        ("m", "none", "imagenet", "bicubic@16", "top1", 0.3),
+        ("m", "none", "dtd", "hr", "top1", 0.0),
+        ("m", "none", "dtd", "bicubic@16", "top1", 0.1),
+        ("m", "none", "eurosat", "hr", "top1", float("nan")),
+        ("m", "none", "eurosat", "bicubic@16", "top1", 0.2),
+    ]
     with caplog.at_level(logging.WARNING, logger="lrbench"):
         agg, summary = split_aggregates(_table(rows), AGGS, {})
     s = summary.set_index(["metric", "condition"])
@@ -68,8 +74,11 @@ def test_every_dataset_dropped_leaves_war_empty_not_an_error():
 
 
 def test_conflicting_duplicate_rows_are_refused_showing_them():
-    rows = [("m", "none", "imagenet", "hr", "top1", 0.5), ("m", "none", "imagenet", "bicubic@16", "top1", 0.5),
-            ("m", "none", "imagenet", "bicubic@16", "top1", 1.0)]
+    rows = [
+        ("m", "none", "imagenet", "hr", "top1", 0.5),
+        ("m", "none", "imagenet", "bicubic@16", "top1", 0.5),
+        ("m", "none", "imagenet", "bicubic@16", "top1", 1.0),
+    ]
     with pytest.raises(LrbenchError, match=r"2 rows give .* different values.*bicubic@16 +top1 +0\.5.*1\.0"):
         split_aggregates(_table(rows), AGGS, {})
 
@@ -82,16 +91,22 @@ def test_identical_duplicate_rows_count_once():
     assert (twice["n_datasets"] == 1).all()
 
 
-@pytest.mark.parametrize("text, says", [
-    ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,high\n", "line 2: value 'high' is not a number"),
-    ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,87%\n", "not percentages"),
-    ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,87.5\n", "line 2: top1 value 87.5 is outside [0, 1]"),
-    ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,0.5\nm,imagenet,x,top1\n", "line 3: 4 fields"),
-    ("model,dataset,condition,metric,value,num_classes\nm,d,hr,top1,0.5,0\n", "line 2: num_classes '0'"),
-    ("model,method,dataset,condition,metric,value\nm,,imagenet,hr,top1,0.5\n", "line 2: empty 'method'"),
-    ("", "empty file"),
-    (b"model,dataset,condition,metric,value\nm\xff,imagenet,hr,top1,0.5\n", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,high\n", "line 2: value 'high' is not a number"),
+        ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,87%\n", "not percentages"),
+        (
+            "model,dataset,condition,metric,value\nm,imagenet,hr,top1,87.5\n",
+            "line 2: top1 value 87.5 is outside [0, 1]",
+        ),
+        ("model,dataset,condition,metric,value\nm,imagenet,hr,top1,0.5\nm,imagenet,x,top1\n", "line 3: 4 fields"),
+        ("model,dataset,condition,metric,value,num_classes\nm,d,hr,top1,0.5,0\n", "line 2: num_classes '0'"),
+        ("model,method,dataset,condition,metric,value\nm,,imagenet,hr,top1,0.5\n", "line 2: empty 'method'"),
+        ("", "empty file"),
+        (b"model,dataset,condition,metric,value\nm\xff,imagenet,hr,top1,0.5\n", "not UTF-8"),
+    ],
+)
 def test_malformed_tables_give_one_line_errors(tmp_path, text, says):
     result = _run_cli(tmp_path, text)
     assert result.exit_code == 1 and says in result.output, result.output

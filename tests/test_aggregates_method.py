@@ -1,4 +1,5 @@
 """Aggregates of a method are measured against the baseline's HR accuracy, as LR0.FM's Table 2 does."""
+
 import math
 
 import pandas as pd

@@ -3,6 +3,7 @@
 Inputs are the authors' own accuracy tables (tests/data/lr0fm/results_*_top1_top5.csv, as published: dataset name on the
 first row of its block only, two columns per model, percentages), outputs their war_sar_16_eva_albef.csv.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,11 +21,23 @@ DATA = Path(__file__).parent / "data" / "lr0fm"
 PUBLISHED = ("results_eva_clip_top1_top5.csv", "results_albef_top1_top5.csv")
 TIDY = DATA / "eva_albef_top1.csv"
 # first letters of the published dataset cell (lower case, no spaces) -> lrbench's dataset name; order matters
-DATASET_PREFIXES = [("imagenet-sketch", "imagenet-sketch"), ("imagenet-a", "imagenet-a"), ("imagenet-v2", "imagenet-v2"),
-                    ("imagenet-r", "imagenet-r"), ("imagenet", "imagenet"), ("caltech101", "caltech101"),
-                    ("dtd", "dtd"), ("food101", "food101"), ("sun397", "sun397"), ("stanfordcars", "stanford-cars"),
-                    ("fgvcaircraft", "fgvc-aircraft"), ("oxfordpets", "oxford-pets"), ("flowers102", "flowers102"),
-                    ("eurosat", "eurosat"), ("ucf101", "ucf101")]
+DATASET_PREFIXES = [
+    ("imagenet-sketch", "imagenet-sketch"),
+    ("imagenet-a", "imagenet-a"),
+    ("imagenet-v2", "imagenet-v2"),
+    ("imagenet-r", "imagenet-r"),
+    ("imagenet", "imagenet"),
+    ("caltech101", "caltech101"),
+    ("dtd", "dtd"),
+    ("food101", "food101"),
+    ("sun397", "sun397"),
+    ("stanfordcars", "stanford-cars"),
+    ("fgvcaircraft", "fgvc-aircraft"),
+    ("oxfordpets", "oxford-pets"),
+    ("flowers102", "flowers102"),
+    ("eurosat", "eurosat"),
+    ("ucf101", "ucf101"),
+]
 AUTHORS_CLASS_COUNTS = {"food101": 102, "fgvc-aircraft": 102}  # what their script used (true: 101 and 100)
 
 
@@ -102,8 +115,9 @@ def test_sar16_matches_published_for_all_models(table, reference):
 def test_gamma16_matches_published_per_dataset(table, reference):
     gamma = _at16(Gamma().aggregate(table, {}))
     for _, row in gamma.iterrows():
-        assert row["value"] == pytest.approx(reference.loc[row["model"], _ref_column(row["dataset"], "Relative-Robustness")],
-                                             abs=1e-12)
+        assert row["value"] == pytest.approx(
+            reference.loc[row["model"], _ref_column(row["dataset"], "Relative-Robustness")], abs=1e-12
+        )
 
 
 def test_war16_eva_to_rounding_albef_within_2e4_with_true_class_counts(table, reference):

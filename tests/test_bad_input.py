@@ -1,4 +1,5 @@
 """Bad input gets one clear line and exit status 2, never a traceback, a silent fallback or a wrong number (issue 13)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,13 +27,16 @@ def _problems(spec, plugins):
     return dict(exc.value.problems)
 
 
-@pytest.mark.parametrize("text, says", [
-    (b"name: caf\xe9\n" + GOOD.encode(), "not UTF-8"),
-    ("models: [tiny\ndatasets: [toyworld]\n", "not valid YAML"),
-    ("models: [tiny]\nmodels: [other]\ndatasets: [toyworld]\n", "duplicate key 'models'"),
-    ("models: &m [tiny]\ndatasets: *m\n", "anchors"),
-    ("- models\n", "a spec is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        (b"name: caf\xe9\n" + GOOD.encode(), "not UTF-8"),
+        ("models: [tiny\ndatasets: [toyworld]\n", "not valid YAML"),
+        ("models: [tiny]\nmodels: [other]\ndatasets: [toyworld]\n", "duplicate key 'models'"),
+        ("models: &m [tiny]\ndatasets: *m\n", "anchors"),
+        ("- models\n", "a spec is a mapping"),
+    ],
+)
 def test_unreadable_specs_exit_2_with_one_line_naming_the_line(tmp_path, text, says):
     result = _validate_cli(tmp_path, text)
     assert result.exit_code == 2, result.output
@@ -64,36 +68,44 @@ def test_run_name_must_stay_under_runs(plugins, name):
     assert "name" in problems and "plain file name" in problems["name"]
 
 
-@pytest.mark.parametrize("condition, path, says", [
-    ("bicubic@0", "conditions[1].size", "greater than or equal to 1"),
-    ("bicubic@100000", "conditions[1].size", "[1, 4096]"),
-    ("pixelate@0", "conditions[1].size", "greater than or equal to 1"),
-    ("area@5000", "conditions[1].size", "allow_large"),
-    ("jpeg@0", "conditions[1].quality", "greater than or equal to 1"),
-    ("jpeg@101", "conditions[1].quality", "less than or equal to 100"),
-    ("gaussian_blur@-1", "conditions[1].sigma", "greater than 0"),
-    ("gaussian_blur@nan", "conditions[1].sigma", "finite"),
-    ("noise@-0.5", "conditions[1].sigma", "greater than or equal to 0"),
-    ("noise@nan", "conditions[1].sigma", "finite"),
-])
+@pytest.mark.parametrize(
+    "condition, path, says",
+    [
+        ("bicubic@0", "conditions[1].size", "greater than or equal to 1"),
+        ("bicubic@100000", "conditions[1].size", "[1, 4096]"),
+        ("pixelate@0", "conditions[1].size", "greater than or equal to 1"),
+        ("area@5000", "conditions[1].size", "allow_large"),
+        ("jpeg@0", "conditions[1].quality", "greater than or equal to 1"),
+        ("jpeg@101", "conditions[1].quality", "less than or equal to 100"),
+        ("gaussian_blur@-1", "conditions[1].sigma", "greater than 0"),
+        ("gaussian_blur@nan", "conditions[1].sigma", "finite"),
+        ("noise@-0.5", "conditions[1].sigma", "greater than or equal to 0"),
+        ("noise@nan", "conditions[1].sigma", "finite"),
+    ],
+)
 def test_out_of_range_conditions_are_refused_with_key_path_and_range(plugins, condition, path, says):
-    problems = _problems({"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}],
-                          "conditions": ["hr", condition]}, plugins)
+    problems = _problems(
+        {"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}], "conditions": ["hr", condition]}, plugins
+    )
     assert path in problems, problems
     assert says in problems[path]
 
 
 def test_large_sizes_need_an_explicit_opt_in(plugins):
-    spec = {"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}],
-            "conditions": [{"name": "bicubic", "size": 5000, "allow_large": True}]}
+    spec = {
+        "models": ["tiny"],
+        "datasets": [{"name": "toyworld", "n": 4}],
+        "conditions": [{"name": "bicubic", "size": 5000, "allow_large": True}],
+    }
     resolved = validate(spec, plugins)
     deg = plugins.registries["degradations"].create("bicubic", **resolved.conditions[0].params)
     assert deg.size == 5000 and deg.condition == "bicubic@5000"  # the opt-in does not change the cell
 
 
 def test_validate_cli_refuses_bad_condition_and_n_with_exit_2(tmp_path):
-    result = _validate_cli(tmp_path, "models: [tiny]\ndatasets: [{name: toyworld, n: -1}]\n"
-                                     "conditions: [hr, bicubic@100000]\n")
+    result = _validate_cli(
+        tmp_path, "models: [tiny]\ndatasets: [{name: toyworld, n: -1}]\nconditions: [hr, bicubic@100000]\n"
+    )
     assert result.exit_code == 2
     assert "datasets[0].n" in result.output and "conditions[1].size" in result.output
 
@@ -105,12 +117,14 @@ def test_toyworld_n_below_one_is_refused(plugins, n):
 
 
 def test_duplicate_metric_names_are_kept_once(plugins):
-    resolved = validate({"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}],
-                         "metrics": ["top1", "top1", "SAR"]}, plugins)
+    resolved = validate(
+        {"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}], "metrics": ["top1", "top1", "SAR"]}, plugins
+    )
     assert [m.label for m in resolved.metrics] == ["top1", "SAR"]
 
 
 # ---- csv / imagefolder ------------------------------------------------------------------------------------------------
+
 
 def _csv_root(tmp_path, body: str):
     for name in ("a.png", "b.png", "c.png"):
@@ -119,14 +133,21 @@ def _csv_root(tmp_path, body: str):
     return tmp_path
 
 
-@pytest.mark.parametrize("body, kwargs, says", [
-    ("a.png,cat\nb.png\nc.png,dog\n", {}, "line 3: expected 2 fields"),
-    ("a.png,cat\nb.png,\nc.png,dog\n", {}, "line 3: empty label"),
-    ("a.png,cat\nb.png,cow\nc.png,dog\n", {"classnames": ["cat", "dog"]}, "line 3: label 'cow' is not in the class"),
-    ("a.png,0\nb.png,2\nc.png,1\n", {"classnames": ["cat", "dog"]}, "line 3: label 2 is outside the class list"),
-    ("a.png,0\nb.png,-1\n", {}, "line 3: label -1 is outside the class list"),
-    ("a.png,cat,x\n", {}, "line 2: expected 2 fields"),
-])
+@pytest.mark.parametrize(
+    "body, kwargs, says",
+    [
+        ("a.png,cat\nb.png\nc.png,dog\n", {}, "line 3: expected 2 fields"),
+        ("a.png,cat\nb.png,\nc.png,dog\n", {}, "line 3: empty label"),
+        (
+            "a.png,cat\nb.png,cow\nc.png,dog\n",
+            {"classnames": ["cat", "dog"]},
+            "line 3: label 'cow' is not in the class",
+        ),
+        ("a.png,0\nb.png,2\nc.png,1\n", {"classnames": ["cat", "dog"]}, "line 3: label 2 is outside the class list"),
+        ("a.png,0\nb.png,-1\n", {}, "line 3: label -1 is outside the class list"),
+        ("a.png,cat,x\n", {}, "line 2: expected 2 fields"),
+    ],
+)
 def test_csv_dataset_bad_rows_are_errors_naming_the_row(tmp_path, body, kwargs, says):
     root = _csv_root(tmp_path, body)
     with pytest.raises(Exception, match=says):

@@ -1,4 +1,5 @@
 """The cell-output contract: every task returns a CellOutput per condition, checked by the runner, which takes n from it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,13 @@ from lrbench.registry import LrbenchError
 from lrbench.runner import run_spec
 from lrbench.tasks import CellOutput
 
-SPEC = {"name": "c", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 8}], "conditions": ["hr", "bicubic@8"],
-        "batch_size": 8}
+SPEC = {
+    "name": "c",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 8}],
+    "conditions": ["hr", "bicubic@8"],
+    "batch_size": 8,
+}
 
 
 class PlainDict(ZeroShotClassification):
@@ -33,8 +39,10 @@ class NoLabels(ZeroShotClassification):
     auto_select = False
 
     def run(self, model, dataset, conditions, ctx):
-        return {c: CellOutput(cell.index, cell.n, {"logits": cell.arrays["logits"]})
-                for c, cell in super().run(model, dataset, conditions, ctx).items()}
+        return {
+            c: CellOutput(cell.index, cell.n, {"logits": cell.arrays["logits"]})
+            for c, cell in super().run(model, dataset, conditions, ctx).items()
+        }
 
 
 class Tasks:
@@ -46,8 +54,9 @@ class Tasks:
 
 @pytest.fixture
 def with_tasks(plugins):
-    return Plugins(load_entry_points=False, extra=[(plugins.pm.get_plugin("test-plugin"), "test-plugin"),
-                                                   (Tasks(), "bad-tasks")])
+    return Plugins(
+        load_entry_points=False, extra=[(plugins.pm.get_plugin("test-plugin"), "test-plugin"), (Tasks(), "bad-tasks")]
+    )
 
 
 def test_a_task_breaking_the_contract_is_named(with_tasks, tmp_path):

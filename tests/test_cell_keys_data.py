@@ -1,5 +1,6 @@
 """The dataset part of a cell key covers every input that changes an output: the entry's parameters, the class names
 and templates the task used, and the item files' (path, size, mtime); an unchanged re-run computes nothing (issue 13)."""
+
 from __future__ import annotations
 
 import os

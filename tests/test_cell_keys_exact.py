@@ -1,6 +1,7 @@
 """Cell keys field by field: changing one thing that changes a cell's outputs (pixel path, seed, task parameters, a
 condition, a dataset, a model, a method) changes exactly the keys of the cells it touches; what does not change outputs
 (batch size, labels) changes none. A field dropped from the key (the fast and reference paths sharing cells) fails."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,12 +57,22 @@ class _KeysPlugin:
         register("scaled-zero-shot", _ScaledZeroShot, "zero-shot with scaled logits")
 
 
-BASE = {"name": "keys", "models": ["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}],
-        "methods": ["none", {"name": "offset", "value": 0.1, "label": "off"}],
-        "datasets": [{"name": "toyworld", "n": 6}, {"name": "toyworld", "n": 6, "split": "val", "label": "toy-val"}],
-        "conditions": ["hr", "bicubic@8"], "task": {"name": "scaled-zero-shot", "scale": 1.0}, "batch_size": 6}
-ALL = {(m, me, d, c) for m in ("tiny", "tiny-1") for me in ("none", "off") for d in ("toyworld", "toy-val")
-       for c in ("hr", "bicubic@8")}
+BASE = {
+    "name": "keys",
+    "models": ["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}],
+    "methods": ["none", {"name": "offset", "value": 0.1, "label": "off"}],
+    "datasets": [{"name": "toyworld", "n": 6}, {"name": "toyworld", "n": 6, "split": "val", "label": "toy-val"}],
+    "conditions": ["hr", "bicubic@8"],
+    "task": {"name": "scaled-zero-shot", "scale": 1.0},
+    "batch_size": 6,
+}
+ALL = {
+    (m, me, d, c)
+    for m in ("tiny", "tiny-1")
+    for me in ("none", "off")
+    for d in ("toyworld", "toy-val")
+    for c in ("hr", "bicubic@8")
+}
 
 
 def _only(**fixed):
@@ -73,11 +84,14 @@ VARIANTS = {
     "fast path": ({"fast_path": True}, ALL),
     "seed": ({"seed": 1}, ALL),
     "task parameter": ({"task": {"name": "scaled-zero-shot", "scale": 2.0}}, ALL),
-    "condition": ({"conditions": ["hr", {"name": "bicubic", "size": 8, "square": True, "label": "bicubic@8"}]},
-                  _only(condition="bicubic@8")),
-    "dataset": ({"datasets": [{"name": "toyworld", "n": 6},
-                              {"name": "toyworld", "n": 7, "split": "val", "label": "toy-val"}]},
-                _only(dataset="toy-val")),
+    "condition": (
+        {"conditions": ["hr", {"name": "bicubic", "size": 8, "square": True, "label": "bicubic@8"}]},
+        _only(condition="bicubic@8"),
+    ),
+    "dataset": (
+        {"datasets": [{"name": "toyworld", "n": 6}, {"name": "toyworld", "n": 7, "split": "val", "label": "toy-val"}]},
+        _only(dataset="toy-val"),
+    ),
     "model": ({"models": ["tiny", {"name": "tiny", "seed": 2, "label": "tiny-1"}]}, _only(model="tiny-1")),
     "method": ({"methods": ["none", {"name": "offset", "value": 0.2, "label": "off"}]}, _only(method="off")),
     "batch size": ({"batch_size": 2}, set()),

@@ -1,4 +1,5 @@
 """CLI start-up: --help and list read the saved registry index and import no plugin (nor torch)."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,21 @@ import sys
 
 from lrbench.cli import _compact_table, _filter_rows
 
-ROWS = [{"name": "lr0fm:EVA-02-CLIP-B/16", "description": "EVA", "plugin": "lrbench.catalogue",
-         "info": {"family": "EVA-CLIP", "input_size": 224, "available": True}},
-        {"name": "lr0fm:M2-Encoder-1B", "description": "M2", "plugin": "lrbench.catalogue",
-         "info": {"family": "M2-Encoder", "input_size": 224, "available": False}},
-        {"name": "openclip", "description": "open_clip models", "plugin": "openclip", "info": {}}]
+ROWS = [
+    {
+        "name": "lr0fm:EVA-02-CLIP-B/16",
+        "description": "EVA",
+        "plugin": "lrbench.catalogue",
+        "info": {"family": "EVA-CLIP", "input_size": 224, "available": True},
+    },
+    {
+        "name": "lr0fm:M2-Encoder-1B",
+        "description": "M2",
+        "plugin": "lrbench.catalogue",
+        "info": {"family": "M2-Encoder", "input_size": 224, "available": False},
+    },
+    {"name": "openclip", "description": "open_clip models", "plugin": "openclip", "info": {}},
+]
 
 
 def test_filters_and_compact_rows(monkeypatch):
@@ -27,8 +38,10 @@ def test_filters_and_compact_rows(monkeypatch):
 
 def _cli(args, cache, code="from lrbench.cli import main; main()"):
     env = dict(os.environ, LRBENCH_CACHE=str(cache), LRBENCH_LOAD_PLUGINS="")
-    probe = (f"import sys; sys.argv = ['lrbench', *{args!r}]\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
-             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    probe = (
+        f"import sys; sys.argv = ['lrbench', *{args!r}]\ntry:\n    {code}\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
     return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -46,11 +59,15 @@ def test_help_and_list_skip_plugins_once_indexed(tmp_path):
 def test_one_line_spec():
     from lrbench.cli import one_line_spec
 
-    spec = one_line_spec(("openclip:ViT-B-32/openai",), ("imagefolder:/data/pets", "toyworld"), "hr, bicubic@16", (),
-                         None)
-    assert spec == {"name": "openclip-ViT-B-32-openai-imagefolder-toyworld", "models": ["openclip:ViT-B-32/openai"],
-                    "datasets": [{"name": "imagefolder", "root": "/data/pets"}, "toyworld"],
-                    "conditions": ["hr", "bicubic@16"]}
+    spec = one_line_spec(
+        ("openclip:ViT-B-32/openai",), ("imagefolder:/data/pets", "toyworld"), "hr, bicubic@16", (), None
+    )
+    assert spec == {
+        "name": "openclip-ViT-B-32-openai-imagefolder-toyworld",
+        "models": ["openclip:ViT-B-32/openai"],
+        "datasets": [{"name": "imagefolder", "root": "/data/pets"}, "toyworld"],
+        "conditions": ["hr", "bicubic@16"],
+    }
 
 
 def _run_dir(path, model, values, n=100):
@@ -59,7 +76,8 @@ def _run_dir(path, model, values, n=100):
     path.mkdir(parents=True)
     rows = [(model, "none", "toyworld", c, "top1", v, n, "zero-shot") for c, v in values.items()]
     pd.DataFrame(rows, columns=["model", "method", "dataset", "condition", "metric", "value", "n", "task"]).to_csv(
-        path / "results.csv", index=False)
+        path / "results.csv", index=False
+    )
     (path / "run.json").write_text(json.dumps({"lrbench": "0.1.0", "device": "cpu", "num_classes": {"toyworld": 12}}))
     return path
 

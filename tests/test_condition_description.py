@@ -1,5 +1,6 @@
 """Conditions describe themselves (degradation, family, level): results carry it, the report reads it, never the name.
 Tasks name their headline metric and default aggregates."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,13 @@ from lrbench.report import describe_conditions
 from lrbench.runner import Runner, run_spec
 from lrbench.scoring import aggregates, headline_metrics
 
-SPEC = {"name": "d", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 8}], "batch_size": 8,
-        "conditions": ["hr", "bicubic@16", {"name": "jpeg", "quality": 30, "label": "q30"}, "gaussian_blur@1.5"]}
+SPEC = {
+    "name": "d",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 8}],
+    "batch_size": 8,
+    "conditions": ["hr", "bicubic@16", {"name": "jpeg", "quality": 30, "label": "q30"}, "gaussian_blur@1.5"],
+}
 
 
 def test_results_describe_each_condition_and_the_report_reads_it(plugins, tmp_path):
@@ -62,8 +68,9 @@ def test_a_task_names_its_headline_metric_and_default_aggregates(plugins, tmp_pa
     assert set(pd.read_csv(tmp_path / "zs" / "aggregates.csv")["metric"]) == {"gamma", "Gamma"}
     assert "ACC" in set(pd.read_csv(tmp_path / "zs" / "summary.csv")["metric"])
 
-    with_task = Plugins(load_entry_points=False, extra=[(plugins.pm.get_plugin("test-plugin"), "test-plugin"),
-                                                        (Tasks(), "tasks")])
+    with_task = Plugins(
+        load_entry_points=False, extra=[(plugins.pm.get_plugin("test-plugin"), "test-plugin"), (Tasks(), "tasks")]
+    )
     runner = Runner(dict(SPEC, task="only-acc"), tmp_path / "acc", plugins=with_task, cache_dir=tmp_path / "c")
     plan = runner.plan()
     assert headline_metrics(plan) == {"only-acc": "top5"}

@@ -1,4 +1,5 @@
 """Degradations: the reference path is the LR0.FM transform pixel for pixel; the fast path stays close to it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from lrbench.builtin.degradations import Area, GaussianBlur, HR, Jpeg, Noise, Pixelate, Resize
+from lrbench.builtin.degradations import HR, Area, GaussianBlur, Jpeg, Noise, Pixelate, Resize
 from lrbench.builtin.toyworld import render
 from lrbench.models import Preprocess
 
@@ -21,9 +22,15 @@ def test_reference_path_is_the_papers_transform_pixel_for_pixel(r):
     """LR0.FM: Resize(low_res, BICUBIC) on the PIL image, then Resize(224, BICUBIC), CenterCrop(224), normalize."""
     img = _photo()
     pre = Preprocess(224)
-    paper = T.Compose([T.Resize(r, interpolation=T.InterpolationMode.BICUBIC),
-                       T.Resize(224, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
-                       T.Normalize(pre.mean, pre.std)])
+    paper = T.Compose(
+        [
+            T.Resize(r, interpolation=T.InterpolationMode.BICUBIC),
+            T.Resize(224, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(224),
+            T.ToTensor(),
+            T.Normalize(pre.mean, pre.std),
+        ]
+    )
     ours = pre.pil(Resize(r).pil(img))
     assert torch.equal(ours, paper(img))
 
@@ -38,8 +45,10 @@ def test_shorter_side_becomes_r_aspect_kept_and_square_option():
     assert Resize(16, square=True).condition == "bicubic@16(square=true)"
 
 
-@pytest.mark.parametrize("deg, tol", [(Resize(32), 0.02), (Area(32), 0.02), (GaussianBlur(2.0), 0.01),
-                                      (Pixelate(16), 0.02), (Jpeg(40), 0.01)])
+@pytest.mark.parametrize(
+    "deg, tol",
+    [(Resize(32), 0.02), (Area(32), 0.02), (GaussianBlur(2.0), 0.01), (Pixelate(16), 0.02), (Jpeg(40), 0.01)],
+)
 def test_fast_tensor_path_close_to_pil_path(deg, tol):
     img = _photo(224, 224)
     ref = T.functional.to_tensor(deg.pil(img))
@@ -85,8 +94,10 @@ def test_fast_path_makes_conditions_above_the_model_input_from_the_full_image():
 
     conditions = [HR(), Resize(128), Resize(16)]
     ds = ToyWorld("test", n=6)
-    batches = {fast: next(iter_condition_batches(Input64(), ds, conditions, RunContext(batch_size=6, fast_path=fast)))[1]
-               for fast in (False, True)}
+    batches = {
+        fast: next(iter_condition_batches(Input64(), ds, conditions, RunContext(batch_size=6, fast_path=fast)))[1]
+        for fast in (False, True)
+    }
     std = torch.tensor(Input64.preprocess.std).view(1, 3, 1, 1)
     for cond in ("hr", "bicubic@128", "bicubic@16"):
         levels = ((batches[True][cond] - batches[False][cond]) * std * 255).abs()

@@ -1,5 +1,6 @@
 """Degradations against direct computation, on NON-square images (a swapped aspect branch cannot pass), with
 tolerances at 2-3x the error measured when the test was written; ``Noise.tensor`` is a function of (seed, image)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,9 @@ SHAPES = [(96, 64), (64, 96)]
 
 
 @pytest.mark.parametrize("w, h", SHAPES)
-@pytest.mark.parametrize("name, cls", [("bicubic", Resize), ("bilinear", Bilinear), ("nearest", Nearest),
-                                       ("area", Area)])
+@pytest.mark.parametrize(
+    "name, cls", [("bicubic", Resize), ("bilinear", Bilinear), ("nearest", Nearest), ("area", Area)]
+)
 def test_resize_families_keep_aspect_on_both_paths(w, h, name, cls):
     """Shorter side to 16, longer side int(16 * long / short) = 24 (torchvision's rule), on both paths."""
     img = _photo(w, h)
@@ -64,9 +66,15 @@ def test_resize_families_keep_aspect_on_both_paths(w, h, name, cls):
 
 
 @pytest.mark.parametrize("w, h", SHAPES)
-@pytest.mark.parametrize("name, cls, resample", [("bicubic", Resize, Image.BICUBIC),
-                                                 ("bilinear", Bilinear, Image.BILINEAR),
-                                                 ("nearest", Nearest, Image.NEAREST), ("area", Area, Image.BOX)])
+@pytest.mark.parametrize(
+    "name, cls, resample",
+    [
+        ("bicubic", Resize, Image.BICUBIC),
+        ("bilinear", Bilinear, Image.BILINEAR),
+        ("nearest", Nearest, Image.NEAREST),
+        ("area", Area, Image.BOX),
+    ],
+)
 def test_reference_path_is_pil_resize_with_that_filter(w, h, name, cls, resample):
     img = _photo(w, h)
     size = (24, 16) if w > h else (16, 24)
@@ -76,8 +84,10 @@ def test_reference_path_is_pil_resize_with_that_filter(w, h, name, cls, resample
 # measured max |fast - reference| in 8-bit levels at 16 px on SHAPES: bicubic 0.8, bilinear 0.8, nearest 0 (same
 # pixels as PIL), area 1.0; the bounds are 2-3x those
 @pytest.mark.parametrize("w, h", SHAPES)
-@pytest.mark.parametrize("deg, max_levels", [(Resize(16), 2.0), (Bilinear(16), 2.0), (Nearest(16), 0.5),
-                                             (Area(16), 2.5), (Pixelate(16), 2.5)])
+@pytest.mark.parametrize(
+    "deg, max_levels",
+    [(Resize(16), 2.0), (Bilinear(16), 2.0), (Nearest(16), 0.5), (Area(16), 2.5), (Pixelate(16), 2.5)],
+)
 def test_fast_path_matches_reference_on_non_square_images(w, h, deg, max_levels):
     img = _photo(w, h)
     ref = TF.pil_to_tensor(deg.pil(img)).float()
@@ -101,7 +111,7 @@ def test_gaussian_blur_has_the_named_sigma(w, h, sigma):
     off = torch.from_numpy(ndimage.gaussian_filter(x[0].numpy(), sigma=(0, 1.1 * sigma, 1.1 * sigma), mode="reflect"))
     assert ((off - direct)[inner].abs().max() * 255).item() > 1.0
     ref = TF.pil_to_tensor(GaussianBlur(sigma).pil(img)).float() / 255
-    levels = ((ref - fast)[inner].abs() * 255)
+    levels = (ref - fast)[inner].abs() * 255
     assert levels.max().item() < 6 and levels.mean().item() < 1.2
 
 
@@ -109,7 +119,16 @@ def test_every_builtin_degradation_is_registered_with_its_one_line_description()
     from lrbench.plugins import Plugins
 
     reg = Plugins(load_entry_points=False).registries["degradations"]
-    for name, cls in [("hr", HR), ("bicubic", Resize), ("bilinear", Bilinear), ("area", Area), ("nearest", Nearest),
-                      ("pixelate", Pixelate), ("gaussian_blur", GaussianBlur), ("jpeg", Jpeg), ("noise", Noise)]:
+    for name, cls in [
+        ("hr", HR),
+        ("bicubic", Resize),
+        ("bilinear", Bilinear),
+        ("area", Area),
+        ("nearest", Nearest),
+        ("pixelate", Pixelate),
+        ("gaussian_blur", GaussianBlur),
+        ("jpeg", Jpeg),
+        ("noise", Noise),
+    ]:
         entry, _ = reg.resolve(name)
         assert entry.factory is cls and entry.description == cls.__doc__.strip().split("\n")[0], name

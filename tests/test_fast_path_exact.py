@@ -1,6 +1,7 @@
 """The fast path on NON-square photos (landscape and portrait) against the reference path, through the shared image
 pipeline: the HR input is the same resize-shorter-side-and-center-crop (a squash or a wrong crop moves every pixel),
 and each condition stays within 2-3x the error measured when this test was written (in 8-bit levels)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,9 @@ def photos(tmp_path_factory) -> FileListDataset:
 
 def _inputs(dataset, conditions, fast: bool, batch_size: int = 4) -> dict[str, torch.Tensor]:
     out: dict[str, list[torch.Tensor]] = {}
-    for _, inputs in iter_condition_batches(_Input48(), dataset, conditions, RunContext(batch_size=batch_size,
-                                                                                       fast_path=fast)):
+    for _, inputs in iter_condition_batches(
+        _Input48(), dataset, conditions, RunContext(batch_size=batch_size, fast_path=fast)
+    ):
         for cond, x in inputs.items():
             out.setdefault(cond, []).append(x)
     return {c: torch.cat(v) for c, v in out.items()}
@@ -44,8 +46,9 @@ def _inputs(dataset, conditions, fast: bool, batch_size: int = 4) -> dict[str, t
 # measured (shared 2-core machine, this dataset): hr identical; per-image mean |fast - reference| up to 1.15 levels
 # (bicubic@32), 1.02 (bicubic@16), 1.07 (bilinear@16), 1.22 (area@16): the fast path degrades the centre crop, the
 # reference the whole photo, so they part near the crop's edges
-@pytest.mark.parametrize("cond, mean_levels", [(HR(), 0.05), (Resize(32), 2.5), (Resize(16), 2.5),
-                                               (Bilinear(16), 2.5), (Area(16), 2.5)])
+@pytest.mark.parametrize(
+    "cond, mean_levels", [(HR(), 0.05), (Resize(32), 2.5), (Resize(16), 2.5), (Bilinear(16), 2.5), (Area(16), 2.5)]
+)
 def test_fast_path_agrees_with_reference_on_non_square_photos(photos, cond, mean_levels):
     ref, fast = _inputs(photos, [cond], False), _inputs(photos, [cond], True)
     std = torch.tensor(_Input48.preprocess.std).view(1, 3, 1, 1)

@@ -1,4 +1,5 @@
 """The core's modules import each other without a circle (every import counts: top-level, in functions, typing-only)."""
+
 from __future__ import annotations
 
 import ast

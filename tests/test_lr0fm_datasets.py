@@ -1,4 +1,5 @@
 """The 15 LR0.FM dataset loaders on generated fake roots, one per published layout (tiny images, real file formats)."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,23 @@ from lrbench.builtin.lr0fm_datasets import CLASS_COUNTS, LOADERS, zeroshot_metad
 from lrbench.datasets import DatasetRootError
 from lrbench.plugins import Plugins
 
-TEMPLATE_COUNTS = {"imagenet": 80, "imagenet-a": 80, "imagenet-v2": 80, "imagenet-r": 80, "imagenet-sketch": 80,
-                   "caltech101": 34, "dtd": 8, "food101": 1, "sun397": 2, "stanford-cars": 8, "fgvc-aircraft": 2,
-                   "oxford-pets": 1, "flowers102": 1, "eurosat": 3, "ucf101": 48}
+TEMPLATE_COUNTS = {
+    "imagenet": 80,
+    "imagenet-a": 80,
+    "imagenet-v2": 80,
+    "imagenet-r": 80,
+    "imagenet-sketch": 80,
+    "caltech101": 34,
+    "dtd": 8,
+    "food101": 1,
+    "sun397": 2,
+    "stanford-cars": 8,
+    "fgvc-aircraft": 2,
+    "oxford-pets": 1,
+    "flowers102": 1,
+    "eurosat": 3,
+    "ucf101": 48,
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +91,27 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     sun.mkdir(parents=True)
     cats = [f"/s/scene_{i:03d}" for i in range(396)] + ["/a/apartment_building/outdoor"]
     (sun / "ClassName.txt").write_text("\n".join(cats) + "\n")
-    for rel in ("s/scene_000/sun_a.jpg", "s/scene_000/sun_b.jpg", "a/apartment_building/outdoor/sun_c.jpg",
-                "a/apartment_building/outdoor/sun_d.jpg"):
+    for rel in (
+        "s/scene_000/sun_a.jpg",
+        "s/scene_000/sun_b.jpg",
+        "a/apartment_building/outdoor/sun_c.jpg",
+        "a/apartment_building/outdoor/sun_d.jpg",
+    ):
         _img(sun / rel)
     (sun / "Partitions").mkdir()
     (sun / "Partitions" / "Testing_01.txt").write_text(
-        "/s/scene_000/sun_a.jpg\n/a/apartment_building/outdoor/sun_c.jpg\n/a/apartment_building/outdoor/sun_d.jpg\n")
+        "/s/scene_000/sun_a.jpg\n/a/apartment_building/outdoor/sun_c.jpg\n/a/apartment_building/outdoor/sun_d.jpg\n"
+    )
     # Stanford Cars: .mat files in the devkit's structure (1-based classes)
     cars = r["stanford-cars"] / "stanford_cars"
     (cars / "devkit").mkdir(parents=True)
-    scipy.io.savemat(cars / "devkit" / "cars_meta.mat",
-                     {"class_names": np.array([f"Make Model {i} 2012" for i in range(196)], dtype=object)})
-    annos = np.array([("00001.jpg", 1), ("00002.jpg", 196), ("00003.jpg", 196)],
-                     dtype=[("fname", object), ("class", object)])
+    scipy.io.savemat(
+        cars / "devkit" / "cars_meta.mat",
+        {"class_names": np.array([f"Make Model {i} 2012" for i in range(196)], dtype=object)},
+    )
+    annos = np.array(
+        [("00001.jpg", 1), ("00002.jpg", 196), ("00003.jpg", 196)], dtype=[("fname", object), ("class", object)]
+    )
     scipy.io.savemat(cars / "cars_test_annos_withlabels.mat", {"annotations": annos})
     for f in ("00001.jpg", "00002.jpg", "00003.jpg"):
         _img(cars / "cars_test" / f)
@@ -104,30 +127,51 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     pets = r["oxford-pets"] / "oxford-iiit-pet"
     (pets / "annotations").mkdir(parents=True)
     (pets / "annotations" / "test.txt").write_text(
-        "Abyssinian_1 1 1 1\nAbyssinian_2 1 1 1\nyorkshire_terrier_5 37 2 25\n")
+        "Abyssinian_1 1 1 1\nAbyssinian_2 1 1 1\nyorkshire_terrier_5 37 2 25\n"
+    )
     for i in ("Abyssinian_1", "Abyssinian_2", "yorkshire_terrier_5"):
         _img(pets / "images" / f"{i}.jpg")
     # Flowers102: setid.mat / imagelabels.mat (1-based image ids and labels)
     fl = r["flowers102"] / "flowers-102"
     fl.mkdir(parents=True)
     scipy.io.savemat(fl / "imagelabels.mat", {"labels": np.array([[1, 102, 5, 1]])})
-    scipy.io.savemat(fl / "setid.mat", {"trnid": np.array([[1]]), "valid": np.array([[4]]),
-                                        "tstid": np.array([[2, 3]])})
+    scipy.io.savemat(
+        fl / "setid.mat", {"trnid": np.array([[1]]), "valid": np.array([[4]]), "tstid": np.array([[2, 3]])}
+    )
     for i in range(1, 5):
         _img(fl / "jpg" / f"image_{i:05d}.jpg")
     # EuroSAT: the ten real class folders
-    for c in ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
-              "Residential", "River", "SeaLake"):
+    for c in (
+        "AnnualCrop",
+        "Forest",
+        "HerbaceousVegetation",
+        "Highway",
+        "Industrial",
+        "Pasture",
+        "PermanentCrop",
+        "Residential",
+        "River",
+        "SeaLake",
+    ):
         _img(r["eurosat"] / "eurosat" / "2750" / c / f"{c}_1.jpg")
     # UCF101 middle frames: CoOp's underscore folders and a CamelCase one, plus CoOp's split file
     ucf = r["ucf101"] / "UCF-101-midframes"
-    for rel in ("Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", "Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg",
-                "YoYo/v_YoYo_g01_c01.jpg", "Handstand_Pushups/v_HandStandPushups_g01_c01.jpg"):
+    for rel in (
+        "Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg",
+        "Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg",
+        "YoYo/v_YoYo_g01_c01.jpg",
+        "Handstand_Pushups/v_HandStandPushups_g01_c01.jpg",
+    ):
         _img(ucf / rel)
-    split = {"train": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg", 0, "Apply_Eye_Makeup"]], "val": [],
-             "test": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", 0, "Apply_Eye_Makeup"],
-                      ["YoYo/v_YoYo_g01_c01.jpg", 100, "YoYo"],
-                      ["Handstand_Pushups/v_HandStandPushups_g01_c01.jpg", 36, "Handstand_Pushups"]]}
+    split = {
+        "train": [["Apply_Eye_Makeup/v_ApplyEyeMakeup_g08_c01.jpg", 0, "Apply_Eye_Makeup"]],
+        "val": [],
+        "test": [
+            ["Apply_Eye_Makeup/v_ApplyEyeMakeup_g01_c01.jpg", 0, "Apply_Eye_Makeup"],
+            ["YoYo/v_YoYo_g01_c01.jpg", 100, "YoYo"],
+            ["Handstand_Pushups/v_HandStandPushups_g01_c01.jpg", 36, "Handstand_Pushups"],
+        ],
+    }
     (r["ucf101"] / "split_zhou_UCF101.json").write_text(json.dumps(split))
     return r
 
@@ -139,7 +183,10 @@ EXPECTED = {
     "imagenet-v2": (6, {"/0/h0": "tench", "/999/h1": "toilet paper"}),
     "imagenet-r": (4, {}),
     "imagenet-sketch": (4, {}),
-    "caltech101": (102, {"Faces/": "off-center face", "Faces_easy/": "centered face", "accordion/image_0002": "accordion"}),
+    "caltech101": (
+        102,
+        {"Faces/": "off-center face", "Faces_easy/": "centered face", "accordion/image_0002": "accordion"},
+    ),
     "dtd": (47, {"texture_00/": "texture 00", "texture_46/": "texture 46"}),
     "food101": (202, {"dish_000/1": "dish 000", "dish_100/0": "dish 100"}),
     "sun397": (3, {"scene_000/sun_a": "scene 000", "outdoor/sun_d": "apartment building outdoor"}),
@@ -148,8 +195,10 @@ EXPECTED = {
     "oxford-pets": (3, {"Abyssinian_2": "Abyssinian", "yorkshire_terrier_5": "Yorkshire Terrier"}),
     "flowers102": (2, {"image_00002": "blackberry lily", "image_00003": "english marigold"}),
     "eurosat": (10, {"AnnualCrop_1": "annual crop land", "SeaLake_1": "lake or sea"}),
-    "ucf101": (3, {"g01_c01": None, "YoYo": "Yo Yo", "Handstand": "Hand Stand Pushups",
-                   "ApplyEyeMakeup_g01": "Apply Eye Makeup"}),
+    "ucf101": (
+        3,
+        {"g01_c01": None, "YoYo": "Yo Yo", "Handstand": "Hand Stand Pushups", "ApplyEyeMakeup_g01": "Apply Eye Makeup"},
+    ),
 }
 
 
@@ -252,14 +301,32 @@ def test_end_to_end_run_on_a_lr0fm_root(plugins, tmp_path):
 
     rng = np.random.default_rng(0)
     root = tmp_path / "eurosat"
-    for k, c in enumerate(("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
-                           "PermanentCrop", "Residential", "River", "SeaLake")):
+    for k, c in enumerate(
+        (
+            "AnnualCrop",
+            "Forest",
+            "HerbaceousVegetation",
+            "Highway",
+            "Industrial",
+            "Pasture",
+            "PermanentCrop",
+            "Residential",
+            "River",
+            "SeaLake",
+        )
+    ):
         for j in range(2):
             path = root / "eurosat" / "2750" / c / f"{c}_{j}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
-    spec = {"name": "e2e", "models": ["tiny"], "datasets": [{"name": "eurosat", "root": str(root), "split": "all", "limit": 15}],
-            "conditions": ["hr", "bicubic@16"], "metrics": ["top1", "gamma", "SAR", "WAR"], "batch_size": 8}
+    spec = {
+        "name": "e2e",
+        "models": ["tiny"],
+        "datasets": [{"name": "eurosat", "root": str(root), "split": "all", "limit": 15}],
+        "conditions": ["hr", "bicubic@16"],
+        "metrics": ["top1", "gamma", "SAR", "WAR"],
+        "batch_size": 8,
+    }
     df = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "cache")
     top1 = df[(df["metric"] == "top1")].set_index("condition")
     assert set(top1.index) == {"hr", "bicubic@16"} and (top1["n"] == 15).all()
@@ -297,8 +364,9 @@ def test_caltech101_is_the_authors_split_30_train_per_class_seed_1234(registry, 
     ids = {d: {d.item_id(i) for i in range(len(d))} for d in (test, train, every)}
     assert not ids[test] & ids[train] and ids[test] | ids[train] == ids[every]
     assert ids[test] == {test.item_id(i) for i in range(len(test))}  # deterministic: the same draw every time
-    assert [registry.create("caltech101", root=str(tmp_path)).item_id(i) for i in range(5)] == \
-        [test.item_id(i) for i in range(5)]
+    assert [registry.create("caltech101", root=str(tmp_path)).item_id(i) for i in range(5)] == [
+        test.item_id(i) for i in range(5)
+    ]
     assert test.params()["split"] == "test" and test.identity() != every.identity()
     with pytest.raises(ValueError, match="choose one of"):
         registry.create("caltech101", root=str(tmp_path), split="val")
@@ -307,8 +375,18 @@ def test_caltech101_is_the_authors_split_30_train_per_class_seed_1234(registry, 
 def test_eurosat_tests_on_the_authors_list_of_the_coop_split(registry, tmp_path):
     """CLIP/dataloaders/eurosat.py of LR0.FM evaluates on the 'val' list of CoOp's split_zhou_EuroSAT.json (asserted
     there: train 13,500, val 5,400, test 8,100), not on all 27,000 tiles."""
-    classes = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
-               "Residential", "River", "SeaLake"]
+    classes = [
+        "AnnualCrop",
+        "Forest",
+        "HerbaceousVegetation",
+        "Highway",
+        "Industrial",
+        "Pasture",
+        "PermanentCrop",
+        "Residential",
+        "River",
+        "SeaLake",
+    ]
     folder = tmp_path / "eurosat" / "2750"
     split: dict[str, list] = {"train": [], "val": [], "test": []}
     for k in range(27000):
@@ -347,18 +425,27 @@ def test_the_authors_names_aggregate_with_the_papers_weights_and_unweighted_data
 
     rows = []
     for dataset, hr, low in (("stanford_cars", 0.6, 0.3), ("fgvc_aircraft", 0.3, 0.1), ("mine", 0.8, 0.4)):
-        rows += [{"model": "m", "method": "none", "dataset": dataset, "condition": c, "metric": "top1", "value": v}
-                 for c, v in (("hr", hr), ("bicubic@16", low))]
+        rows += [
+            {"model": "m", "method": "none", "dataset": dataset, "condition": c, "metric": "top1", "value": v}
+            for c, v in (("hr", hr), ("bicubic@16", low))
+        ]
     table = pd.DataFrame(rows)
     g = ImprovedGamma().aggregate(table, {"mine": 10}).set_index(["dataset", "condition"])
     expected = 0.5 * (1 - np.exp(-200 * (0.6 - 1 / 196) ** 2))  # Stanford Cars: 196 classes
     assert g.loc[("stanford_cars", "bicubic@16"), "value"] == pytest.approx(expected)
     mean_w = np.mean(list(WAR16_WEIGHTS.values()))
-    assert g.loc[("mine", "bicubic@16"), "note"] == f"no WAR-16 weight: WAR (default weights) gives it the mean weight {mean_w:.4f}"
+    assert (
+        g.loc[("mine", "bicubic@16"), "note"]
+        == f"no WAR-16 weight: WAR (default weights) gives it the mean weight {mean_w:.4f}"
+    )
     assert g.loc[("stanford_cars", "bicubic@16"), "note"] == ""
     war = War()
     assert war.weight("stanford_cars") == WAR16_WEIGHTS["stanford-cars"] and war.weight("mine") == pytest.approx(mean_w)
     gam = {d: g.loc[(d, "bicubic@16"), "value"] for d in ("stanford_cars", "fgvc_aircraft", "mine")}
-    w = {"stanford_cars": WAR16_WEIGHTS["stanford-cars"], "fgvc_aircraft": WAR16_WEIGHTS["fgvc-aircraft"], "mine": mean_w}
+    w = {
+        "stanford_cars": WAR16_WEIGHTS["stanford-cars"],
+        "fgvc_aircraft": WAR16_WEIGHTS["fgvc-aircraft"],
+        "mine": mean_w,
+    }
     at16 = war.aggregate(table, {"mine": 10}).set_index("condition").loc["bicubic@16", "value"]
     assert at16 == pytest.approx(sum(w[d] * gam[d] for d in w) / sum(w.values()))

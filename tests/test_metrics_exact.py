@@ -1,5 +1,6 @@
 """Cell metrics and LR0.FM aggregates on hand-built inputs with hand-computed answers: ties, unbalanced classes,
 top-1 vs top-2 vs top-5, balanced vs plain accuracy, and Gamma with an HR accuracy near chance."""
+
 from __future__ import annotations
 
 import math
@@ -13,13 +14,17 @@ from lrbench.builtin.metrics import MeanPerClass, TopK, topk_correct
 from lrbench.plugins import Plugins
 
 # 6 items, 4 classes, labels unbalanced (class 0: 4 items, class 1: 1, class 2: 1, class 3: none)
-LOGITS = np.array([[3, 1, 0, 0],   # label 0: right
-                   [1, 3, 2, 0],   # label 0: ranked third
-                   [2, 2, 0, 0],   # label 0: tied with class 1, the lower index wins -> right
-                   [5, 5, 0, 1],   # label 0: tied again -> right
-                   [1, 1, 0, 0],   # label 1: tied with class 0, which wins -> second
-                   [0, 0, 4, 0]],  # label 2: right
-                  dtype=np.float32)
+LOGITS = np.array(
+    [
+        [3, 1, 0, 0],  # label 0: right
+        [1, 3, 2, 0],  # label 0: ranked third
+        [2, 2, 0, 0],  # label 0: tied with class 1, the lower index wins -> right
+        [5, 5, 0, 1],  # label 0: tied again -> right
+        [1, 1, 0, 0],  # label 1: tied with class 0, which wins -> second
+        [0, 0, 4, 0],
+    ],  # label 2: right
+    dtype=np.float32,
+)
 LABELS = np.array([0, 0, 0, 0, 1, 2])
 OUT = {"logits": LOGITS, "labels": LABELS}
 
@@ -63,9 +68,16 @@ def _table(rows):
 
 
 # two datasets with 10 classes (chance 0.1); dataset "near" has A_HR = 0.15, 0.05 above chance
-NEAR_CHANCE = _table([("m", "none", "near", "hr", "top1", 0.15), ("m", "none", "near", "bicubic@16", "top1", 0.12),
-                      ("m", "none", "far", "hr", "top1", 0.80), ("m", "none", "far", "bicubic@16", "top1", 0.40),
-                      ("m", "none", "near", "hr", "top5", 0.99), ("m", "none", "near", "bicubic@16", "top5", 0.01)])
+NEAR_CHANCE = _table(
+    [
+        ("m", "none", "near", "hr", "top1", 0.15),
+        ("m", "none", "near", "bicubic@16", "top1", 0.12),
+        ("m", "none", "far", "hr", "top1", 0.80),
+        ("m", "none", "far", "bicubic@16", "top1", 0.40),
+        ("m", "none", "near", "hr", "top5", 0.99),
+        ("m", "none", "near", "bicubic@16", "top5", 0.01),
+    ]
+)
 CLASSES = {"near": 10, "far": 10}
 
 
@@ -74,7 +86,7 @@ def test_gamma_near_chance_hand_computed():
     G = ImprovedGamma().aggregate(NEAR_CHANCE, CLASSES).set_index(["dataset", "condition"])["value"]
     assert G[("near", "bicubic@16")] == pytest.approx(0.12 / 0.15 * (1 - math.exp(-0.5)), rel=1e-12)
     assert G[("near", "bicubic@16")] == pytest.approx(0.31478, abs=1e-5)
-    assert G[("far", "bicubic@16")] == pytest.approx(0.40 / 0.80 * (1 - math.exp(-200 * 0.7 ** 2)), rel=1e-12)
+    assert G[("far", "bicubic@16")] == pytest.approx(0.40 / 0.80 * (1 - math.exp(-200 * 0.7**2)), rel=1e-12)
     assert len(G) == 2  # the baseline's HR rows are not reported; the top5 rows are not read
     g = Gamma().aggregate(NEAR_CHANCE, CLASSES).set_index(["dataset", "condition"])["value"]
     assert g[("near", "bicubic@16")] == pytest.approx(0.8, rel=1e-12)
@@ -107,8 +119,12 @@ def test_acc_sar_war_hand_computed():
 def test_method_gamma_measures_easiness_on_the_baseline_hr():
     """A method's E is the baseline's A_HR minus chance (0.05 here), not its own (0.20): LR0.FM measures a method
     against the vanilla model."""
-    t = pd.concat([NEAR_CHANCE, _table([("m", "tk", "near", "hr", "top1", 0.30),
-                                        ("m", "tk", "near", "bicubic@16", "top1", 0.14)])])
+    t = pd.concat(
+        [
+            NEAR_CHANCE,
+            _table([("m", "tk", "near", "hr", "top1", 0.30), ("m", "tk", "near", "bicubic@16", "top1", 0.14)]),
+        ]
+    )
     G = ImprovedGamma().aggregate(t, CLASSES).set_index(["method", "dataset", "condition"])["value"]
     assert G[("tk", "near", "bicubic@16")] == pytest.approx(0.14 / 0.15 * (1 - math.exp(-0.5)), rel=1e-12)
     assert G[("tk", "near", "hr")] == pytest.approx(0.30 / 0.15 * (1 - math.exp(-0.5)), rel=1e-12)
@@ -117,13 +133,17 @@ def test_method_gamma_measures_easiness_on_the_baseline_hr():
 def test_aggregates_keep_the_order_of_the_table():
     """Rows come out in the spec's order (models, then conditions as listed), which the summary's columns follow: not
     sorted by name (that would put bicubic@16 before bicubic@32 and hr last, and model "b" after "a")."""
-    rows = [(m, "none", "near", c, "top1", v) for m in ("b", "a")
-            for c, v in (("hr", 0.5), ("bicubic@32", 0.4), ("bicubic@16", 0.3))]
+    rows = [
+        (m, "none", "near", c, "top1", v)
+        for m in ("b", "a")
+        for c, v in (("hr", 0.5), ("bicubic@32", 0.4), ("bicubic@16", 0.3))
+    ]
     t = _table(rows)
     order = [("b", "bicubic@32"), ("b", "bicubic@16"), ("a", "bicubic@32"), ("a", "bicubic@16")]
     acc = Acc().aggregate(t, CLASSES)
-    assert list(zip(acc["model"], acc["condition"])) == [(m, c) for m in ("b", "a")
-                                                         for c in ("hr", "bicubic@32", "bicubic@16")]
+    assert list(zip(acc["model"], acc["condition"])) == [
+        (m, c) for m in ("b", "a") for c in ("hr", "bicubic@32", "bicubic@16")
+    ]
     for agg in (Sar(), War(weights={"near": 1.0})):
         out = agg.aggregate(t, CLASSES)
         assert list(zip(out["model"], out["condition"])) == order, type(agg).__name__

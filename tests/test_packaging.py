@@ -1,5 +1,6 @@
 """Discovery through really installed distributions: build the core's and the example plugin's wheels, install them
 into a fresh virtual environment, and check `lrbench plugins --json` and a spec that uses the plugin."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,17 @@ def _run(cmd, env=None, isolated=True, **kw):
 def fresh_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pkg")
     wheels = tmp / "wheels"
-    _run(["bash", str(ROOT / "scripts" / "build-wheels.sh"), str(wheels), ".", "examples/lrbench-plugin-example",
-          "plugins/lrbench-plugin-eva"], env=dict(os.environ, PYTHON=sys.executable))
+    _run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "build-wheels.sh"),
+            str(wheels),
+            ".",
+            "examples/lrbench-plugin-example",
+            "plugins/lrbench-plugin-eva",
+        ],
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
@@ -39,8 +49,21 @@ def fresh_env(tmp_path_factory):
     # appends our site-packages after the fresh environment's own, so the wheels installed below win
     purelib = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
-          *map(str, sorted(wheels.glob("lrbench-*.whl"))), *map(str, sorted(wheels.glob("lrbench_plugin_example*.whl")))])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            *map(str, sorted(wheels.glob("lrbench-*.whl"))),
+            *map(str, sorted(wheels.glob("lrbench_plugin_example*.whl"))),
+        ]
+    )
     return env_dir, tmp
 
 
@@ -57,9 +80,27 @@ def test_plugin_resolves_against_built_wheels(fresh_env, tmp_path):
     assert "Requires-Dist: lrbench>=0.1" in meta.splitlines() and "Version: 0.1.0" in meta.splitlines()
     report = tmp_path / "report.json"
     # --ignore-installed --no-deps: this environment sees the development installs; the dry run must pick both wheels
-    _run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "--dry-run", "-q",
-          "--ignore-installed", "--no-deps", "--no-index", "--find-links", str(wheels), "--report", str(report),
-          "lrbench-plugin-eva", "lrbench>=0.1"])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(env_dir / "bin" / "python"),
+            "install",
+            "--dry-run",
+            "-q",
+            "--ignore-installed",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--report",
+            str(report),
+            "lrbench-plugin-eva",
+            "lrbench>=0.1",
+        ]
+    )
     install = {i["metadata"]["name"]: i for i in json.loads(report.read_text())["install"]}
     assert install["lrbench-plugin-eva"]["download_info"]["url"] == eva.as_uri()
     assert install["lrbench"]["metadata"]["version"] == "0.1.0"
@@ -105,8 +146,10 @@ def test_spec_using_installed_plugin_runs(fresh_env):
             noise = np.random.default_rng(i).integers(-20, 20, (30, 40, 3))
             Image.fromarray(np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)).save(root / name / f"{i}.png")
     spec = tmp / "spec.yaml"
-    spec.write_text(f"name: swatch\nmodels: [colour-probe]\ndatasets: [{{name: imagefolder, root: {root}}}]\n"
-                    "conditions: [hr, bicubic@4]\nmetrics: [top1]\n")
+    spec.write_text(
+        f"name: swatch\nmodels: [colour-probe]\ndatasets: [{{name: imagefolder, root: {root}}}]\n"
+        "conditions: [hr, bicubic@4]\nmetrics: [top1]\n"
+    )
     env = dict(os.environ, LRBENCH_LOAD_PLUGINS="example", LRBENCH_CACHE=str(tmp / "cache"))
     _run([str(env_dir / "bin" / "lrbench"), "run", str(spec), "-o", str(tmp / "run"), "-q"], env=env, cwd=tmp)
     import pandas as pd

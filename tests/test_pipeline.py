@@ -1,4 +1,5 @@
 """The image pipeline (lrbench.tasks): the reference path in loader workers, per-condition errors, worker count."""
+
 from __future__ import annotations
 
 import json
@@ -111,8 +112,14 @@ def test_auto_workers_is_cores_minus_one_capped(monkeypatch):
 
 def test_run_json_records_the_chosen_worker_count(plugins, cache_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(3)))
-    spec = {"name": "w", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 8}], "conditions": ["hr", "bicubic@16"],
-            "metrics": ["top1"], "batch_size": 4}
+    spec = {
+        "name": "w",
+        "models": ["tiny"],
+        "datasets": [{"name": "toyworld", "n": 8}],
+        "conditions": ["hr", "bicubic@16"],
+        "metrics": ["top1"],
+        "batch_size": 4,
+    }
     run_spec(spec, tmp_path / "auto", plugins=plugins, cache_dir=cache_dir)
     assert json.loads((tmp_path / "auto" / "run.json").read_text())["num_workers"] == 2
     run_spec(dict(spec, num_workers=0), tmp_path / "zero", plugins=plugins, cache_dir=cache_dir)
@@ -120,6 +127,7 @@ def test_run_json_records_the_chosen_worker_count(plugins, cache_dir, tmp_path, 
 
 
 # ---- the fast path ---------------------------------------------------------------------------------------------------
+
 
 def _jpeg_folder(root, sizes, n_per_size=2):
     """Toy renders on canvases of the given (width, height), content off-centre, as quality-90 JPEGs."""
@@ -141,8 +149,10 @@ def _jpeg_folder(root, sizes, n_per_size=2):
     return imagefolder(str(root))
 
 
-@pytest.mark.parametrize("w,h,size", [(500, 375, 128), (375, 500, 64), (517, 389, 16), (640, 360, 224), (99, 100, 7),
-                                      (100, 100, 33), (30, 20, 64)])
+@pytest.mark.parametrize(
+    "w,h,size",
+    [(500, 375, 128), (375, 500, 64), (517, 389, 16), (640, 360, 224), (99, 100, 7), (100, 100, 33), (30, 20, 64)],
+)
 def test_sizes_computed_without_resizing_are_the_ones_pil_gives(w, h, size):
     image = Image.new("RGB", (w, h))
     assert Resize(size).resample(h, w)[:2] == Resize(size).pil(image).size[::-1]
@@ -199,14 +209,20 @@ def test_fast_path_decodes_in_workers_or_on_the_device_alike(tmp_path):
 
     ds = _jpeg_folder(tmp_path / "jpegs", [(120, 90), (90, 120), (96, 96)])
     model = Plain()
-    in_workers = list(iter_condition_batches(model, ds, FIDELITY_CONDITIONS,
-                                             RunContext(batch_size=3, num_workers=2, fast_path=True)))
+    in_workers = list(
+        iter_condition_batches(model, ds, FIDELITY_CONDITIONS, RunContext(batch_size=3, num_workers=2, fast_path=True))
+    )
     loader = _FastLoader(ds, FIDELITY_CONDITIONS, decode=False, derive=None)
     for idx, inputs in in_workers:
         sources = loader.collate([loader[int(i)] for i in idx])
         assert sources.kinds == ["jpeg"] * len(idx)
-        batch = derive_batch(sources.index, sources.decode(torch.device("cpu")), FIDELITY_CONDITIONS,
-                             model.prepare_tensor, model.plain_preprocess())
+        batch = derive_batch(
+            sources.index,
+            sources.decode(torch.device("cpu")),
+            FIDELITY_CONDITIONS,
+            model.prepare_tensor,
+            model.plain_preprocess(),
+        )
         for cond, x in inputs.items():
             torch.testing.assert_close(batch.inputs[cond], x, atol=1e-5, rtol=0)
 
@@ -240,5 +256,5 @@ def test_fast_path_decodes_every_kind_of_file_and_skips_only_the_broken_one(tmp_
     out = decode_jpegs([good, junk, good], torch.device("cpu"))
     assert torch.equal(out[0], decoded[0]) and torch.equal(out[2], decoded[0]) and isinstance(out[1], str)
     ctx = RunContext(batch_size=5, fast_path=True)
-    (idx, inputs), = iter_condition_batches(Plain(), ds, [HR()], ctx)
+    ((idx, inputs),) = iter_condition_batches(Plain(), ds, [HR()], ctx)
     assert idx.tolist() == [0, 1, 2, 3] and [s["item"] for s in ctx.skipped] == ["c/e_broken.jpg"]

@@ -1,4 +1,5 @@
 """Plugins use only the public plugin API (``from lrbench import ...``), never the core's modules."""
+
 from __future__ import annotations
 
 import ast
@@ -11,8 +12,11 @@ import pytest
 import lrbench
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = sorted(p for p in [*ROOT.glob("plugins/*/lrbench_*"), ROOT / "examples/lrbench-plugin-example/lrbench_example"]
-                  if p.is_dir())
+PACKAGES = sorted(
+    p
+    for p in [*ROOT.glob("plugins/*/lrbench_*"), ROOT / "examples/lrbench-plugin-example/lrbench_example"]
+    if (p / "__init__.py").is_file()  # packages only: a wheel build leaves lrbench_plugin_*.egg-info beside them
+)
 MODULES = sorted(m for p in PACKAGES for m in p.rglob("*.py"))
 
 
@@ -29,8 +33,10 @@ def private_imports(path: Path) -> list[str]:
 
 def test_the_scan_sees_private_imports(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from lrbench import hookimpl\ndef f():\n    from lrbench.registry import LrbenchError\n"
-                   "import lrbench.plugins\n")
+    bad.write_text(
+        "from lrbench import hookimpl\ndef f():\n    from lrbench.registry import LrbenchError\n"
+        "import lrbench.plugins\n"
+    )
     assert sorted(private_imports(bad)) == ["lrbench.plugins", "lrbench.registry"]
 
 
@@ -54,6 +60,9 @@ def test_the_public_api_resolves():
 
 def test_the_core_names_no_plugin_concept():
     core = ROOT / "core" / "lrbench"
-    named = [f"{p.relative_to(ROOT)}" for p in core.rglob("*.py")
-             if re.search(r"verification|identification", p.read_text(), re.I)]
+    named = [
+        f"{p.relative_to(ROOT)}"
+        for p in core.rglob("*.py")
+        if re.search(r"verification|identification", p.read_text(), re.I)
+    ]
     assert not named

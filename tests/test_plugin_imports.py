@@ -5,6 +5,7 @@ imports open_clip, timm, transformers or basicsr at the top costs every command 
 interpreter (the test session itself has imported them long ago) and also evaluates every factory signature the way
 spec validation does (``inspect.signature(eval_str=True)``), so annotations naming heavy types need no import either.
 """
+
 from __future__ import annotations
 
 import json

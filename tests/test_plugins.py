@@ -1,4 +1,5 @@
 """Registration: throwaway plugins, duplicate names, the family:id form, and the CLI listings."""
+
 from __future__ import annotations
 
 import json

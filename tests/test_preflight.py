@@ -1,10 +1,11 @@
 """validate / --dry-run report what a run would meet, without loading or downloading anything."""
+
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
 
-from lrbench import hookimpl
+from lrbench import hookimpl, weights
 from lrbench.builtin import catalogue
 from lrbench.datasets import DatasetRootError
 from lrbench.plugins import Plugins
@@ -12,7 +13,6 @@ from lrbench.preflight import preflight
 from lrbench.registry import Finding
 from lrbench.runner import Runner
 from lrbench.spec import validate
-from lrbench import weights
 
 from .conftest import TestPlugin, TinyZeroShot
 
@@ -79,8 +79,14 @@ def test_hub_weights_found_download_or_missing(tmp_path, monkeypatch):
 
 def test_preflight_names_missing_weights_checkpoints_and_downloads(plugins, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    spec = {"models": [{"name": "hubnet", "repo": "lrbench-test/absent-net"}, {"name": "hubnet", "label": "b", "weights_file": str(tmp_path / "no.pt")}, "tiny"],
-            "datasets": [{"name": "fetching", "root": str(tmp_path / "data"), "download": True}]}
+    spec = {
+        "models": [
+            {"name": "hubnet", "repo": "lrbench-test/absent-net"},
+            {"name": "hubnet", "label": "b", "weights_file": str(tmp_path / "no.pt")},
+            "tiny",
+        ],
+        "datasets": [{"name": "fetching", "root": str(tmp_path / "data"), "download": True}],
+    }
     found = {(p.path, p.finding.level): p.finding.message for p in preflight(validate(spec, plugins), plugins)}
     assert set(found) == {("models[0]", "error"), ("models[1]", "error"), ("datasets[0]", "download")}
     assert "hf download lrbench-test/absent-net model.safetensors" in found[("models[0]", "error")]
@@ -92,10 +98,17 @@ def test_preflight_names_missing_weights_checkpoints_and_downloads(plugins, tmp_
 def test_dry_run_never_downloads(plugins, tmp_path):
     FETCHES.clear()
     lines: list[str] = []
-    spec = {"models": ["tiny"], "datasets": [{"name": "fetching", "root": str(tmp_path / "data"), "download": True},
-                                             {"name": "toyworld", "n": 12}], "conditions": ["hr", "bicubic@16"]}
+    spec = {
+        "models": ["tiny"],
+        "datasets": [
+            {"name": "fetching", "root": str(tmp_path / "data"), "download": True},
+            {"name": "toyworld", "n": 12},
+        ],
+        "conditions": ["hr", "bicubic@16"],
+    }
     table = Runner(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "c", echo=lines.append).run(
-        dry_run=True)
+        dry_run=True
+    )
     assert FETCHES == [] and not (tmp_path / "run").exists()
     assert set(table["dataset"]) == {"toyworld"} and len(table) == 2
     assert any(line.startswith("download: datasets[0] (fetching): will download fetching") for line in lines)
@@ -110,7 +123,7 @@ def test_validate_exits_2_on_what_the_run_would_fail(tmp_path, monkeypatch):
     from lrbench.cli import cli
 
     spec = tmp_path / "s.yaml"
-    spec.write_text(f"models: [{{name: toy-clip}}, lr0fm:M2-Encoder-0.4B]\ndatasets: [{{name: toyworld, n: 12}}]\n")
+    spec.write_text("models: [{name: toy-clip}, lr0fm:M2-Encoder-0.4B]\ndatasets: [{name: toyworld, n: 12}]\n")
     out = CliRunner().invoke(cli, ["validate", str(spec)])
     assert out.exit_code == 2, out.output
     assert "models[1] (lr0fm:M2-Encoder-0.4B): lr0fm:M2-Encoder-0.4B has no loader in lrbench" in out.output

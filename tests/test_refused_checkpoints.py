@@ -1,5 +1,6 @@
 """A weights file that needs code to unpickle is refused in one line naming the file, by the core loader and by every
 plugin that reads user weights; a file whose keys do not fit is an error, never a silently random network (issue 13)."""
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,14 @@ def _openclip(path, monkeypatch):
 
 @pytest.mark.parametrize("loader", [_face, _sr, _sr_file, _hf, _rics, _openclip])
 def test_every_plugin_refuses_a_code_pickle_in_one_line(loader, evil, monkeypatch):
-    module = {"_face": "lrbench_face", "_sr": "lrbench_sr", "_sr_file": "spandrel", "_hf": "lrbench_hf",
-              "_rics": "lrbench_rics", "_openclip": "lrbench_openclip"}[loader.__name__]
+    module = {
+        "_face": "lrbench_face",
+        "_sr": "lrbench_sr",
+        "_sr_file": "spandrel",
+        "_hf": "lrbench_hf",
+        "_rics": "lrbench_rics",
+        "_openclip": "lrbench_openclip",
+    }[loader.__name__]
     pytest.importorskip(module)
     with pytest.raises(LrbenchError) as exc:
         loader(evil, monkeypatch) if loader is _openclip else loader(evil)
@@ -99,7 +106,10 @@ def test_facenet_file_with_wrong_keys_is_an_error_not_a_random_network(tmp_path)
     assert torch.equal(model.module.last_linear.weight, state["last_linear.weight"])
     wrong = tmp_path / "wrong.pt"
     torch.save({f"backbone_{k}": v for k, v in list(state.items())[:3]}, wrong)
-    with pytest.raises(LrbenchError, match=r"wrong\.pt: weights do not fit InceptionResnetV1 \(missing 714: .*unexpected 3: backbone_conv2d_1a"):
+    with pytest.raises(
+        LrbenchError,
+        match=r"wrong\.pt: weights do not fit InceptionResnetV1 \(missing 714: .*unexpected 3: backbone_conv2d_1a",
+    ):
         facenet("file", weights=str(wrong))
 
 

@@ -1,4 +1,5 @@
 """The report: Wilson intervals, family axes, chance line, header, self-contained HTML that fits 1280 px."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -16,8 +16,17 @@ from PIL import Image
 
 from lrbench.report import _panel, describe_conditions, wilson_interval, write_report
 
-CONDS = {"hr": 0.44, "bicubic@64": 0.44, "bicubic@32": 0.455, "bicubic@16": 0.325, "bicubic@8": 0.17,
-         "jpeg@30": 0.415, "jpeg@10": 0.345, "gaussian_blur@2": 0.44, "noise@0.1": 0.34}
+CONDS = {
+    "hr": 0.44,
+    "bicubic@64": 0.44,
+    "bicubic@32": 0.455,
+    "bicubic@16": 0.325,
+    "bicubic@8": 0.17,
+    "jpeg@30": 0.415,
+    "jpeg@10": 0.345,
+    "gaussian_blur@2": 0.44,
+    "noise@0.1": 0.34,
+}
 
 
 def _wilson_by_hand(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -87,12 +96,28 @@ def run_dir(tmp_path):
                 rows.append((model, "none", c, "SAR", top1[(model, c)] / top1[(model, "hr")], 1))
                 rows.append((model, "none", c, "WAR", top1[(model, c)] / top1[(model, "hr")], 1))
     pd.DataFrame(rows, columns=["model", "method", "condition", "metric", "value", "n_datasets"]).to_csv(
-        run / "summary.csv", index=False)
-    (run / "run.json").write_text(json.dumps({
-        "finished": "2026-11-29T21:00:00+00:00", "lrbench": "0.1.0", "python": "3.11.7", "torch": "2.14.1",
-        "device": "cpu", "device_name": "x86_64", "num_classes": {"toyworld": 12}, "input_size": {"toy-a": 64},
-        "plugins": [{"name": "openclip", "distribution": "lrbench-plugin-openclip", "version": "0.1.0", "error": None}],
-        "cells": 18, "computed": ["a"] * 9, "timings": {"total_s": 12.5, "compute_s": 10.0}}))
+        run / "summary.csv", index=False
+    )
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "finished": "2026-11-29T21:00:00+00:00",
+                "lrbench": "0.1.0",
+                "python": "3.11.7",
+                "torch": "2.14.1",
+                "device": "cpu",
+                "device_name": "x86_64",
+                "num_classes": {"toyworld": 12},
+                "input_size": {"toy-a": 64},
+                "plugins": [
+                    {"name": "openclip", "distribution": "lrbench-plugin-openclip", "version": "0.1.0", "error": None}
+                ],
+                "cells": 18,
+                "computed": ["a"] * 9,
+                "timings": {"total_s": 12.5, "compute_s": 10.0},
+            }
+        )
+    )
     return run
 
 
@@ -103,8 +128,14 @@ def test_report_contents(run_dir):
     finally:
         os.umask(old)
     page = (run_dir / "report.html").read_text()
-    for fact in ("2026-11-29T21:00:00+00:00", "lrbench-plugin-openclip 0.1.0", "cpu (x86_64)", "toyworld: 200",
-                 "12.5 s total", "18 (9 computed by this run, 9 from the cache)"):
+    for fact in (
+        "2026-11-29T21:00:00+00:00",
+        "lrbench-plugin-openclip 0.1.0",
+        "cpu (x86_64)",
+        "toyworld: 200",
+        "12.5 s total",
+        "18 (9 computed by this run, 9 from the cache)",
+    ):
         assert fact in page, fact
     # self-contained: every image is inline, nothing is linked
     assert re.findall(r"<img src='([^']{0,22})", page) == ["data:image/png;base64,"] * 2
@@ -113,8 +144,17 @@ def test_report_contents(run_dir):
     assert "<thead><tr><th>model</th><th>method</th><th>metric</th><th>hr</th>" in page
     sar = page.split("<td class='txt'>toy-b</td><td class='txt'>none</td><td class='txt'>SAR</td>")[1]
     cells = re.findall(r"<td class='num'>([^<]*)</td>", sar.split("</tr>")[0])
-    order = ["hr", "bicubic@64", "bicubic@32", "bicubic@16", "bicubic@8", "jpeg@30", "jpeg@10", "gaussian_blur@2",
-             "noise@0.1"]
+    order = [
+        "hr",
+        "bicubic@64",
+        "bicubic@32",
+        "bicubic@16",
+        "bicubic@8",
+        "jpeg@30",
+        "jpeg@10",
+        "gaussian_blur@2",
+        "noise@0.1",
+    ]
     assert cells[order.index("bicubic@16")] == f"{100 * 0.275 / 0.39:.1f}" == "70.5"
     lo, hi = wilson_interval(0.325, 200)
     assert f"95% Wilson CI {100 * lo:.1f}-{100 * hi:.1f}" in page
@@ -144,16 +184,38 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 def test_report_fits_1280px_in_headless_chromium(run_dir, tmp_path):
     """Render at 1280 px and read back the page width and whether every embedded image decoded."""
     conds = {f"bicubic@{s}": 0.4 for s in (128, 112, 96, 80, 64, 56, 48, 40, 32, 24, 16, 12, 8, 4)}
-    results = _table({"hr": 0.5, **conds, "gaussian_blur@1.5": 0.3, "jpeg@5": 0.2},
-                     models=("a-model-with-a-rather-long-name/laion2b_s34b_b79k", "b"))
+    results = _table(
+        {"hr": 0.5, **conds, "gaussian_blur@1.5": 0.3, "jpeg@5": 0.2},
+        models=("a-model-with-a-rather-long-name/laion2b_s34b_b79k", "b"),
+    )
     results.to_csv(run_dir / "results.csv", index=False)
     write_report(run_dir)
     probe = tmp_path / "probe.html"
-    probe.write_text((run_dir / "report.html").read_text().replace("</body>", (
-        "<script>document.body.setAttribute('data-probe', JSON.stringify({w: document.documentElement.scrollWidth,"
-        " imgs: [...document.images].map(i => i.naturalWidth)}))</script></body>")))
-    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    probe.write_text(
+        (run_dir / "report.html")
+        .read_text()
+        .replace(
+            "</body>",
+            (
+                "<script>document.body.setAttribute('data-probe', JSON.stringify({w: document.documentElement.scrollWidth,"
+                " imgs: [...document.images].map(i => i.naturalWidth)}))</script></body>"
+            ),
+        )
+    )
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,900",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     probe_json = re.search(r'data-probe="([^"]*)"', out.stdout)
     assert probe_json, out.stderr[-2000:]
     seen = json.loads(probe_json.group(1).replace("&quot;", '"'))

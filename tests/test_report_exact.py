@@ -1,5 +1,6 @@
 """summary.md and report.md row by row against values recomputed by hand from results.csv, and `lrbench report`
 rebuilding the same report from the stored tables."""
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,14 @@ from lrbench.runner import run_spec
 MODELS = ["tiny", "tiny-1"]
 DATASETS = ["toyworld", "toy-val"]
 CONDS = ["hr", "bicubic@16", "bicubic@8"]
-SPEC = {"name": "rows", "models": ["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}],
-        "datasets": [{"name": "toyworld", "n": 24}, {"name": "toyworld", "n": 24, "split": "val", "label": "toy-val"}],
-        "conditions": CONDS, "batch_size": 24,
-        "metrics": ["top1", "mean_per_class", "ACC", "SAR", "WAR", "gamma", "Gamma"]}
+SPEC = {
+    "name": "rows",
+    "models": ["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}],
+    "datasets": [{"name": "toyworld", "n": 24}, {"name": "toyworld", "n": 24, "split": "val", "label": "toy-val"}],
+    "conditions": CONDS,
+    "batch_size": 24,
+    "metrics": ["top1", "mean_per_class", "ACC", "SAR", "WAR", "gamma", "Gamma"],
+}
 
 
 @pytest.fixture(scope="module")

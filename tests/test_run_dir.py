@@ -1,12 +1,11 @@
 """The run directory is published whole (a reader never sees old and new outputs mixed), leftovers of killed runs are
 cleaned, and output or cache paths that cannot hold a run are refused before anything runs (issue 13)."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-
-import pytest
 
 from lrbench.results import check_output_dir, clean_stale, publish, staging_dir, writable_dir_problem
 
@@ -58,4 +57,6 @@ def test_output_paths_that_cannot_hold_a_run(tmp_path):
     (tmp_path / "mine" / "thesis.tex").write_text("x")
     assert "other files in it" in check_output_dir(tmp_path / "mine")
     assert check_output_dir(tmp_path / "new" / "run") is None
-    assert "cannot write in /proc" in writable_dir_problem(tmp_path.root + "proc/lrbench-no")  # read-only, even for root
+    assert "cannot write in /proc" in writable_dir_problem(
+        tmp_path.root + "proc/lrbench-no"
+    )  # read-only, even for root

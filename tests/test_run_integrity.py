@@ -2,6 +2,7 @@
 gives the same table in a fresh cache, even for random-init models), ``--recompute PATTERN`` forces cells, a condition
 that fails fails only its own cell and is never cached, a run's results.csv aggregates by itself, the run directory is
 published whole, and paths or devices that cannot work are refused before anything runs."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 from lrbench import hookimpl
 from lrbench.cli import cli
@@ -21,8 +21,13 @@ from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
 from lrbench.spec import SpecError
 
-SPEC = {"name": "t", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 12}],
-        "conditions": ["hr", "bicubic@8"], "batch_size": 4}
+SPEC = {
+    "name": "t",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 12}],
+    "conditions": ["hr", "bicubic@8"],
+    "batch_size": 4,
+}
 
 
 class RandomInit(ModelAdapter):

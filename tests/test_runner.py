@@ -1,4 +1,5 @@
 """The runner end to end on the toy world with a tiny counting model: plan, cache hits, resume, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,22 @@ from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
 from lrbench.spec import validate
 
-SPEC = {"name": "t", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 24}],
-        "conditions": ["hr", "bicubic@32", "bicubic@8"], "batch_size": 8}
+SPEC = {
+    "name": "t",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 24}],
+    "conditions": ["hr", "bicubic@32", "bicubic@8"],
+    "batch_size": 8,
+}
 
 
 def test_plan_expansion_counts_cells(plugins, cache_dir, tmp_path):
-    spec = dict(SPEC, models=["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}], methods=["none"],
-                datasets=[{"name": "toyworld", "n": 8}, {"name": "toyworld", "n": 8, "split": "val", "label": "toy-val"}])
+    spec = dict(
+        SPEC,
+        models=["tiny", {"name": "tiny", "seed": 1, "label": "tiny-1"}],
+        methods=["none"],
+        datasets=[{"name": "toyworld", "n": 8}, {"name": "toyworld", "n": 8, "split": "val", "label": "toy-val"}],
+    )
     plan = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=cache_dir, dry_run=True)
     assert len(plan) == 2 * 1 * 2 * 3
     assert set(plan["status"]) == {"to run"}
@@ -43,12 +53,15 @@ def test_rerun_computes_nothing_and_new_condition_only_new_cells(plugins, calls,
     second = run_spec(SPEC, tmp_path / "b", plugins=plugins, cache_dir=cache_dir)
     assert calls["images"] == 24 * 3 and calls["loads"] == 1  # zero model calls, model not even loaded
     pd.testing.assert_frame_equal(first, second)
-    third = run_spec(dict(SPEC, conditions=SPEC["conditions"] + ["bicubic@16"]), tmp_path / "c", plugins=plugins,
-                     cache_dir=cache_dir)
+    third = run_spec(
+        dict(SPEC, conditions=SPEC["conditions"] + ["bicubic@16"]), tmp_path / "c", plugins=plugins, cache_dir=cache_dir
+    )
     assert calls["images"] == 24 * 4  # only the new condition
     assert third.attrs["computed"] == ["tiny|none|toyworld|bicubic@16"]
     # changing metrics reuses raw outputs
-    run_spec(dict(SPEC, metrics=["top1", "mean_per_class", "SAR"]), tmp_path / "d", plugins=plugins, cache_dir=cache_dir)
+    run_spec(
+        dict(SPEC, metrics=["top1", "mean_per_class", "SAR"]), tmp_path / "d", plugins=plugins, cache_dir=cache_dir
+    )
     assert calls["images"] == 24 * 4
 
 
@@ -91,8 +104,9 @@ def test_what_a_method_reads_beyond_its_entry_keys_its_cells(plugins, calls, cac
     assert again.attrs["computed"] == [] and calls["images"] == 2 * 24 * 3 and calls["loads"] == 2
     offset.write_text("0.5")
     changed = run_spec(spec, tmp_path / "c", plugins=plugins, cache_dir=cache_dir)
-    assert sorted(changed.attrs["computed"]) == [f"tiny|brighten|toyworld|{c}" for c in ("bicubic@32", "bicubic@8",
-                                                                                          "hr")]
+    assert sorted(changed.attrs["computed"]) == [
+        f"tiny|brighten|toyworld|{c}" for c in ("bicubic@32", "bicubic@8", "hr")
+    ]
     plan = build_plan(validate(spec, plugins), plugins, Cache(cache_dir))
     none = next(u for u in plan.units if u.method.name == "none")
     methods = {u.method.name: u.descriptions["hr"]["method"] for u in plan.units}
@@ -103,8 +117,19 @@ def test_what_a_method_reads_beyond_its_entry_keys_its_cells(plugins, calls, cac
 def test_outputs_written(plugins, cache_dir, tmp_path):
     run_spec(SPEC, tmp_path / "r", plugins=plugins, cache_dir=cache_dir)
     r = tmp_path / "r"
-    for f in ("results.parquet", "results.csv", "summary.csv", "summary.md", "aggregates.csv", "spec.resolved.yaml",
-              "run.json", "run.log", "report.md", "report.html", "accuracy_vs_resolution.png"):
+    for f in (
+        "results.parquet",
+        "results.csv",
+        "summary.csv",
+        "summary.md",
+        "aggregates.csv",
+        "spec.resolved.yaml",
+        "run.json",
+        "run.log",
+        "report.md",
+        "report.html",
+        "accuracy_vs_resolution.png",
+    ):
         assert (r / f).is_file(), f
     results = pd.read_csv(r / "results.csv")
     assert list(results.columns)[:7] == ["model", "method", "dataset", "condition", "metric", "value", "n"]
@@ -196,11 +221,18 @@ KILL_SCRIPT = textwrap.dedent("""
 def test_resume_after_sigkill(plugins, calls, tmp_path):
     """Kill a run (SIGKILL) after its first unit is cached; the re-run computes only the rest and matches a clean run."""
     cache = tmp_path / "cache"
-    spec = dict(SPEC, datasets=[{"name": "toyworld", "n": 16}, {"name": "toyworld", "n": 16, "split": "val",
-                                                                  "label": "toy-val"}, {"name": "toyworld", "n": 16, "split": "train", "label": "toy-train"}])
+    spec = dict(
+        SPEC,
+        datasets=[
+            {"name": "toyworld", "n": 16},
+            {"name": "toyworld", "n": 16, "split": "val", "label": "toy-val"},
+            {"name": "toyworld", "n": 16, "split": "train", "label": "toy-train"},
+        ],
+    )
     script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), spec=spec, out=str(tmp_path / "killed"),
-                                         cache=str(cache)))
+    script.write_text(
+        KILL_SCRIPT.format(tests=str(Path(__file__).parent), spec=spec, out=str(tmp_path / "killed"), cache=str(cache))
+    )
     proc = subprocess.Popen([sys.executable, str(script)])
     deadline = time.time() + 120
     while time.time() < deadline and len(list((cache / "cells").rglob("*.json"))) < 3:

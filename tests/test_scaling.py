@@ -1,5 +1,6 @@
 """Executors: Ray (local cluster of 2 CPU workers, a worker killed mid-cell), torchrun sharding (2 gloo ranks), and two
 runs sharing one cache at the same time."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,13 @@ import pytest
 
 from lrbench.runner import run_spec
 
-SPEC = {"name": "s", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 20},
-                                                      {"name": "toyworld", "n": 20, "split": "val", "label": "toy-val"}],
-        "conditions": ["hr", "bicubic@16"], "batch_size": 8}
+SPEC = {
+    "name": "s",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 20}, {"name": "toyworld", "n": 20, "split": "val", "label": "toy-val"}],
+    "conditions": ["hr", "bicubic@16"],
+    "batch_size": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +64,7 @@ def test_ray_matches_local_and_survives_a_killed_worker(ray_cluster, tmp_path):
             import zlib
 
             import torch
+
             return torch.stack([self.words[[zlib.crc32(w.encode()) % 4096 for w in t.split()]].mean(0) for t in texts])
 
     class P:
@@ -69,8 +75,12 @@ def test_ray_matches_local_and_survives_a_killed_worker(ray_cluster, tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     plugins = Plugins(load_entry_points=False, extra=[(P(), "fragile-plugin")])
     spec = dict(SPEC, models=["fragile", {"name": "fragile", "crash": True, "label": "fragile-crash"}])
-    local = run_spec(dict(spec, models=["fragile", {"name": "fragile", "label": "fragile-crash"}]), tmp_path / "l",
-                     plugins=plugins, cache_dir=tmp_path / "c-local")
+    local = run_spec(
+        dict(spec, models=["fragile", {"name": "fragile", "label": "fragile-crash"}]),
+        tmp_path / "l",
+        plugins=plugins,
+        cache_dir=tmp_path / "c-local",
+    )
     distributed = run_spec(spec, tmp_path / "r", plugins=plugins, cache_dir=tmp_path / "c-ray", executor="ray")
     assert marker.exists(), "one worker must have died"
     assert len(distributed.attrs["computed"]) == 2 * 2 * 2
@@ -90,11 +100,19 @@ TORCHRUN = textwrap.dedent("""
 
 def test_torchrun_two_ranks_match_one_process(plugins, tmp_path):
     script = tmp_path / "job.py"
-    script.write_text(TORCHRUN.format(tests=str(Path(__file__).parent), spec=SPEC, out=str(tmp_path / "dist"),
-                                      cache=str(tmp_path / "c-dist")))
+    script.write_text(
+        TORCHRUN.format(
+            tests=str(Path(__file__).parent), spec=SPEC, out=str(tmp_path / "dist"), cache=str(tmp_path / "c-dist")
+        )
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-                    str(script)], check=True, env=env, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533", str(script)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     sharded = pd.read_parquet(tmp_path / "dist" / "results.parquet")
     single = run_spec(SPEC, tmp_path / "one", plugins=plugins, cache_dir=tmp_path / "c-one")
     pd.testing.assert_frame_equal(sharded, single, check_dtype=False)

@@ -1,4 +1,5 @@
 """Validation: every problem reported with its key path, the bad value and the choices or closest match."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,12 @@ def _problems(spec, plugins):
 
 
 def test_unknown_names_report_key_path_and_closest_match(plugins):
-    spec = {"models": ["tinny"], "datasets": [{"name": "toyworld"}, {"name": "toywrld"}],
-            "conditions": ["hr", "bicubc@16"], "methods": ["nope"]}
+    spec = {
+        "models": ["tinny"],
+        "datasets": [{"name": "toyworld"}, {"name": "toywrld"}],
+        "conditions": ["hr", "bicubc@16"],
+        "methods": ["nope"],
+    }
     problems, text = _problems(spec, plugins)
     paths = {p for p, _ in problems}
     assert {"models[0]", "datasets[1]", "conditions[1]", "methods[0]"} <= paths
@@ -33,13 +38,18 @@ def test_unknown_name_lists_few_choices_and_names_a_failed_plugin():
     shown = msg.split("Choices: ")[1].split(" ...")[0].split(", ")
     assert len(shown) == MAX_CHOICES_SHOWN and "and 68 more (lrbench list models)" in msg
     msg = str(UnknownNameError("models", "openclip:ViT-B-32/openai", names, {"openclip": "ImportError: no open_clip"}))
-    assert msg.startswith("model 'openclip:ViT-B-32/openai' comes from plugin 'openclip', which failed to load: "
-                          "ImportError: no open_clip")
+    assert msg.startswith(
+        "model 'openclip:ViT-B-32/openai' comes from plugin 'openclip', which failed to load: ImportError: no open_clip"
+    )
 
 
 def test_unknown_key_wrong_type_and_bad_param(plugins):
-    spec = {"models": ["tiny"], "datasets": [{"name": "toyworld", "n": "many", "splitt": "test"}],
-            "conditions": ["hr"], "batchsize": 3}
+    spec = {
+        "models": ["tiny"],
+        "datasets": [{"name": "toyworld", "n": "many", "splitt": "test"}],
+        "conditions": ["hr"],
+        "batchsize": 3,
+    }
     problems, text = _problems(spec, plugins)
     assert "batchsize" in dict(problems) and "did you mean 'batch_size'" in dict(problems)["batchsize"]
     spec.pop("batchsize")

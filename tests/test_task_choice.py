@@ -1,4 +1,5 @@
 """Task choice: a function of (dataset task, kind of the model a method produces), each kind declared once."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,13 @@ from lrbench.plugins import Plugins
 from lrbench.registry import LrbenchError
 from lrbench.runner import run_spec
 
-SPEC = {"name": "k", "models": ["tiny"], "datasets": [{"name": "toyworld", "n": 8}], "conditions": ["hr"],
-        "batch_size": 8}
+SPEC = {
+    "name": "k",
+    "models": ["tiny"],
+    "datasets": [{"name": "toyworld", "n": 8}],
+    "conditions": ["hr"],
+    "batch_size": 8,
+}
 
 
 class AsClassifier(ModelWrapper):
@@ -69,16 +75,15 @@ def kinds(plugins):
     """A plugin set factory: the test plugin, the kinds plugin above, and any extra plugins."""
     tiny = plugins.models["tiny"].factory
     test_plugin = plugins.pm.get_plugin("test-plugin")
-    return lambda *extra: Plugins(load_entry_points=False,
-                                  extra=[(test_plugin, "test-plugin"), (Plugin(tiny), "kinds"), *extra])
+    return lambda *extra: Plugins(
+        load_entry_points=False, extra=[(test_plugin, "test-plugin"), (Plugin(tiny), "kinds"), *extra]
+    )
 
 
 def test_kind_changing_method_gets_the_task_of_the_kind_it_produces(kinds, tmp_path):
-    plan = run_spec(dict(SPEC, methods=["none", "to-classifier"]), plugins=kinds(), dry_run=True,
-                    cache_dir=tmp_path)
+    plan = run_spec(dict(SPEC, methods=["none", "to-classifier"]), plugins=kinds(), dry_run=True, cache_dir=tmp_path)
     assert dict(zip(plan["method"], plan["task"])) == {"none": "zero-shot", "to-classifier": "classification"}
-    results = run_spec(dict(SPEC, methods=["to-classifier"]), tmp_path / "run", plugins=kinds(),
-                       cache_dir=tmp_path)
+    results = run_spec(dict(SPEC, methods=["to-classifier"]), tmp_path / "run", plugins=kinds(), cache_dir=tmp_path)
     assert set(results["task"]) == {"classification"}
     assert set(results["n"]) == {8}
 
@@ -98,15 +103,20 @@ def test_a_tie_of_tasks_is_an_error_naming_both(kinds, tmp_path):
     assert "several tasks evaluate a 'classifier' model on a 'classification' dataset" in message
     assert "classification (plugin lrbench.tasks)" in message and "classification-2 (plugin tie)" in message
     assert "'task'" in message
-    plan = run_spec(dict(spec, task="classification-2"), plugins=kinds((Tie(), "tie")), dry_run=True,
-                    cache_dir=tmp_path)
+    plan = run_spec(
+        dict(spec, task="classification-2"), plugins=kinds((Tie(), "tie")), dry_run=True, cache_dir=tmp_path
+    )
     assert list(plan["task"]) == ["classification-2"]
 
 
 def test_no_candidate_is_an_error(tmp_path):
     with pytest.raises(LrbenchError, match="no registered task evaluates a 'embedder' model on a 'classification'"):
-        run_spec(dict(SPEC, models=[{"name": "timm:resnet18", "kind": "embedder"}]),
-                 plugins=Plugins(load_entry_points=False, extra=[(_rics(), "rics")]), dry_run=True, cache_dir=tmp_path)
+        run_spec(
+            dict(SPEC, models=[{"name": "timm:resnet18", "kind": "embedder"}]),
+            plugins=Plugins(load_entry_points=False, extra=[(_rics(), "rics")]),
+            dry_run=True,
+            cache_dir=tmp_path,
+        )
 
 
 def _rics():

@@ -1,4 +1,5 @@
 """``lrbench war-weights``: LR0.FM's eq.-2 weight optimisation on synthetic and published tables."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,13 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import spearmanr
 
-from lrbench.builtin.war_weights import (PAPER_OBJECTIVE, WarObjective, optimize_war_weights, parse_mapping,
-                                         robustness_matrix)
+from lrbench.builtin.war_weights import (
+    PAPER_OBJECTIVE,
+    WarObjective,
+    optimize_war_weights,
+    parse_mapping,
+    robustness_matrix,
+)
 from lrbench.registry import LrbenchError
 
 PUBLISHED = Path(__file__).parent / "data" / "lr0fm" / "eva_albef_top1.csv"
@@ -69,7 +75,8 @@ def test_optimised_weights_raise_the_odd_dataset_and_never_lower_the_objective(m
     w = np.array([r.weights[d] for d in matrix.columns])
     war = (matrix.to_numpy() * w).sum(axis=1) / w.sum()
     assert r.objective_optimized == pytest.approx(
-        spearmanr(war, matrix["odd"]).statistic + spearmanr(war, matrix["d0"]).statistic, abs=1e-12)
+        spearmanr(war, matrix["odd"]).statistic + spearmanr(war, matrix["d0"]).statistic, abs=1e-12
+    )
 
 
 def test_optuna_improves_but_differential_evolution_does_better_per_evaluation(matrix):
@@ -95,7 +102,9 @@ def test_errors_name_the_problem(matrix):
     with pytest.raises(LrbenchError, match="bounds"):
         optimize_war_weights(matrix, {"odd": 1.0}, (0.0, 1.0))
     with pytest.raises(LrbenchError, match="condition 'bicubic@8'"):
-        robustness_matrix(synthetic_table(), condition="bicubic@8", num_classes={"odd": 10, **{f"d{k}": 10 for k in range(5)}})
+        robustness_matrix(
+            synthetic_table(), condition="bicubic@8", num_classes={"odd": 10, **{f"d{k}": 10 for k in range(5)}}
+        )
     with pytest.raises(LrbenchError, match="name=number"):
         parse_mapping("odd:1", "--objective")
 
@@ -108,15 +117,17 @@ def test_cli_writes_weights_json_and_csv(tmp_path):
     table = tmp_path / "results.csv"
     synthetic_table().to_csv(table, index=False)
     out = tmp_path / "w.json"
-    res = CliRunner().invoke(cli, ["war-weights", str(table), "--objective", "odd=1,d0=1", "--maxiter", "30",
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        cli, ["war-weights", str(table), "--objective", "odd=1,d0=1", "--maxiter", "30", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     assert "objective: uniform weights (SAR-like)" in res.output and "odd" in res.output
     data = json.loads(out.read_text())
     assert data["objective_optimized"] >= data["objective_uniform"]
     assert set(data["weights"]) == {"odd", *(f"d{k}" for k in range(5))}
-    res = CliRunner().invoke(cli, ["war-weights", str(table), "--objective", "odd=1", "--maxiter", "10",
-                                   "--out", str(tmp_path / "w.csv")])
+    res = CliRunner().invoke(
+        cli, ["war-weights", str(table), "--objective", "odd=1", "--maxiter", "10", "--out", str(tmp_path / "w.csv")]
+    )
     assert res.exit_code == 0, res.output
     csv = pd.read_csv(tmp_path / "w.csv")
     assert list(csv.columns[:5]) == ["dataset", "weight", "objective_weight", "sar_correlation", "war_correlation"]

@@ -5,6 +5,7 @@ ModelAdapter, LrbenchError``); the submodules are the core's own rooms and may c
 :mod:`lrbench.hookspecs` with the :data:`hookimpl` marker and are found through the ``lrbench`` entry-point group;
 a factory that declares a ``context`` parameter receives the run's registries (:class:`PluginContext`).
 """
+
 import pluggy
 
 __version__ = "0.1.0"
@@ -21,12 +22,29 @@ _API = {
     "cache": ("Cache", "atomic_write_bytes", "atomic_write_text", "content_key", "file_sha256", "file_sha256_memo"),
     "checkpoints": ("CheckpointRefused", "load_checkpoint"),
     "context": ("PluginContext",),
-    "datasets": ("IMAGE_EXTENSIONS", "Dataset", "DatasetRootError", "FileListDataset", "Limit", "imagefolder", "to_rgb"),
+    "datasets": (
+        "IMAGE_EXTENSIONS",
+        "Dataset",
+        "DatasetRootError",
+        "FileListDataset",
+        "Limit",
+        "imagefolder",
+        "to_rgb",
+    ),
     "degradations": ("Degradation", "parse_condition"),
     "methods": ("ArtifactStore", "Method", "MethodContext"),
     "metrics": ("AggregateMetric", "CellMetric"),
-    "models": ("IMAGENET_MEAN", "IMAGENET_STD", "OPENAI_MEAN", "OPENAI_STD", "HRView", "ModelAdapter", "ModelWrapper",
-               "Preprocess", "interpolation_mode"),
+    "models": (
+        "IMAGENET_MEAN",
+        "IMAGENET_STD",
+        "OPENAI_MEAN",
+        "OPENAI_STD",
+        "HRView",
+        "ModelAdapter",
+        "ModelWrapper",
+        "Preprocess",
+        "interpolation_mode",
+    ),
     "registry": ("Finding", "LrbenchError", "UnknownNameError"),
     "tasks": ("CellOutput", "RunContext", "Task", "iter_condition_batches", "zero_shot_weights"),
     "weights": ("WeightsMissing", "hub_weights", "require", "url_weights"),

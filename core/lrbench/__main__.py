@@ -1,4 +1,5 @@
 """``python -m lrbench`` (and ``torchrun -m lrbench run ...``)."""
+
 from .cli import main
 
 main()

@@ -5,6 +5,7 @@ description the key was hashed from. The json is written last, so an entry witho
 is simply recomputed; an entry whose checksum fails is reported and recomputed. A file lock per key keeps two runs that
 share a cache from computing or writing the same entry at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -139,8 +140,9 @@ class Cache:
         meta = {"sha256": hashlib.sha256(raw).hexdigest(), "description": description}
         atomic_write_text(meta_path, canonical_json(meta))
 
-    def get_or_compute(self, kind: str, description: Any,
-                       compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def get_or_compute(
+        self, kind: str, description: Any, compute: Callable[[], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
         key = content_key(description)
         with self.lock(kind, key):
             found = self.get(kind, key)

@@ -4,6 +4,7 @@
 ``weights_only=False`` (running the file's code). lrbench never does that: a refused file is a one-line
 :class:`CheckpointRefused` naming the file, the global that was refused, and what to do instead.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -21,8 +22,10 @@ class CheckpointRefused(LrbenchError):
         self.path = str(path)
         found = re.search(r"GLOBAL ([\w.]+)", str(error))
         what = f" (it names {found.group(1)})" if found else ""
-        super().__init__(f"{path}: refused for safety: loading it would run Python code from the file{what}; "
-                         "re-save it as a plain state dict (torch.save(model.state_dict())) or as .safetensors")
+        super().__init__(
+            f"{path}: refused for safety: loading it would run Python code from the file{what}; "
+            "re-save it as a plain state dict (torch.save(model.state_dict())) or as .safetensors"
+        )
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> Any:

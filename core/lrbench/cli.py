@@ -1,4 +1,5 @@
 """The ``lrbench`` command line."""
+
 from __future__ import annotations
 
 import json
@@ -124,8 +125,10 @@ def list_cmd(kind: str, family: str | None, available: bool, refresh: bool, as_j
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     click.echo(_compact_table(kind, rows))
-    click.echo(f"({len(rows)} {kind}; --json for every fact" + (", --family / --available to filter)"
-                                                                 if kind == "models" else ")"))
+    click.echo(
+        f"({len(rows)} {kind}; --json for every fact"
+        + (", --family / --available to filter)" if kind == "models" else ")")
+    )
 
 
 def _family(row: dict) -> str:
@@ -147,9 +150,17 @@ def _compact_table(kind: str, rows: list[dict]) -> str:
 
     width = shutil.get_terminal_size((120, 24)).columns
     if kind == "models":
-        cols = [(r["name"], _family(r), str((r.get("info") or {}).get("input_size") or ""),
-                 {True: "yes", False: "no"}.get((r.get("info") or {}).get("available", True), "?"), r["plugin"],
-                 r["description"]) for r in rows]
+        cols = [
+            (
+                r["name"],
+                _family(r),
+                str((r.get("info") or {}).get("input_size") or ""),
+                {True: "yes", False: "no"}.get((r.get("info") or {}).get("available", True), "?"),
+                r["plugin"],
+                r["description"],
+            )
+            for r in rows
+        ]
         head = ("name", "family", "px", "available", "plugin", "description")
     else:
         cols = [(r["name"], r["plugin"], r["description"]) for r in rows]
@@ -181,22 +192,36 @@ def validate_cmd(spec: str) -> None:
         click.echo(f"{spec}: {errors} problem{'s' * (errors != 1)} a run would fail on", err=True)
         raise SystemExit(2)
     downloads = sum(p.finding.level == "download" for p in problems)
-    click.echo(f"{spec}: ok ({n} cells" + (f"; {downloads} download{'s' * (downloads != 1)} first)" if downloads else ")"))
+    click.echo(
+        f"{spec}: ok ({n} cells" + (f"; {downloads} download{'s' * (downloads != 1)} first)" if downloads else ")")
+    )
 
 
-def one_line_spec(models: tuple[str, ...], datasets: tuple[str, ...], conditions: str | None,
-                  methods: tuple[str, ...], name: str | None) -> dict:
+def one_line_spec(
+    models: tuple[str, ...],
+    datasets: tuple[str, ...],
+    conditions: str | None,
+    methods: tuple[str, ...],
+    name: str | None,
+) -> dict:
     """The spec of ``lrbench run --model M --dataset D[:root] --conditions hr,bicubic@16``: DATASET:ROOT sets root."""
     if not models or not datasets:
-        raise click.UsageError("give a SPEC file, or --model and --dataset (e.g. lrbench run --model toy-clip "
-                               "--dataset toyworld --conditions hr,bicubic@16)")
+        raise click.UsageError(
+            "give a SPEC file, or --model and --dataset (e.g. lrbench run --model toy-clip "
+            "--dataset toyworld --conditions hr,bicubic@16)"
+        )
     entries = []
     for d in datasets:
         ds, _, root = d.partition(":")
         entries.append({"name": ds, "root": root} if root else ds)
-    spec: dict = {"name": name or "-".join(m.replace(":", "-").replace("/", "-") for m in models)[:60] + "-"
-                  + "-".join(d.partition(":")[0] for d in datasets)[:40],
-                  "models": list(models), "datasets": entries}
+    spec: dict = {
+        "name": name
+        or "-".join(m.replace(":", "-").replace("/", "-") for m in models)[:60]
+        + "-"
+        + "-".join(d.partition(":")[0] for d in datasets)[:40],
+        "models": list(models),
+        "datasets": entries,
+    }
     if methods:
         spec["methods"] = list(methods)
     if conditions:
@@ -211,20 +236,50 @@ def one_line_spec(models: tuple[str, ...], datasets: tuple[str, ...], conditions
 @click.option("--conditions", "-c", default=None, help="Without SPEC: comma-separated, e.g. hr,bicubic@32,bicubic@16.")
 @click.option("--method", "methods", multiple=True, help="Without SPEC: a method (repeatable; default none).")
 @click.option("--name", default=None, help="Without SPEC: the run's name (default from models and datasets).")
-@click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory (default: spec 'output' or runs/NAME).")
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False), help="Run directory (default: spec 'output' or runs/NAME)."
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan (cached / to run) and stop.")
 @click.option("--device", type=str, default=None, help="cpu, cuda, cuda:N (default: the spec's, else auto).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
-              help="local: this process; ray: one Ray task per model x method x dataset (see docs/scaling.md).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="local: this process; ray: one Ray task per model x method x dataset (see docs/scaling.md).",
+)
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray; default: start a local one).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache root (default $LRBENCH_CACHE or ~/.cache/lrbench).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--recompute", is_flag=False, flag_value="*", default=None, metavar="[PATTERN]",
-              help="Compute cells again even if cached: all of them, or those whose model|method|dataset|condition "
-                   "matches PATTERN (shell-style; '*|bicubic@16', 'tiny|*').")
-def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...], conditions: str | None,
-            methods: tuple[str, ...], name: str | None, output: str | None, dry_run: bool, device: str | None,
-            executor: str, address: str | None, cache_dir: str | None, quiet: bool, recompute: str | None) -> None:
+@click.option(
+    "--recompute",
+    is_flag=False,
+    flag_value="*",
+    default=None,
+    metavar="[PATTERN]",
+    help="Compute cells again even if cached: all of them, or those whose model|method|dataset|condition "
+    "matches PATTERN (shell-style; '*|bicubic@16', 'tiny|*').",
+)
+def run_cmd(
+    spec: str | None,
+    models: tuple[str, ...],
+    datasets: tuple[str, ...],
+    conditions: str | None,
+    methods: tuple[str, ...],
+    name: str | None,
+    output: str | None,
+    dry_run: bool,
+    device: str | None,
+    executor: str,
+    address: str | None,
+    cache_dir: str | None,
+    quiet: bool,
+    recompute: str | None,
+) -> None:
     """Run SPEC (or one --model on one --dataset): every model x method x dataset x condition cell, then results,
     summary and report. A one-line run writes the spec it ran as spec.yaml in the run directory."""
     from .executors import distributed_env
@@ -234,8 +289,18 @@ def run_cmd(spec: str | None, models: tuple[str, ...], datasets: tuple[str, ...]
     if spec is not None and (models or datasets or conditions or methods or name):
         raise click.UsageError("give either a SPEC file or --model/--dataset/--conditions, not both")
     spec_in = spec if spec is not None else one_line_spec(models, datasets, conditions, methods, name)
-    runner = Runner(spec_in, output, device=device, plugins=_plugins(), progress=not quiet,
-                    echo=click.echo, cache_dir=cache_dir, executor=executor, address=address, recompute=recompute)
+    runner = Runner(
+        spec_in,
+        output,
+        device=device,
+        plugins=_plugins(),
+        progress=not quiet,
+        echo=click.echo,
+        cache_dir=cache_dir,
+        executor=executor,
+        address=address,
+        recompute=recompute,
+    )
     if spec is None and not dry_run:
         import yaml
 
@@ -275,12 +340,20 @@ def merge_cmd(run_dirs: tuple[str, ...], out_dir: str) -> None:
     from .merge import merge_runs
 
     results = merge_runs(list(run_dirs), out_dir)
-    click.echo(f"merged {len(run_dirs)} runs ({len(results)} rows) into {out_dir}; report: {Path(out_dir) / 'report.html'}")
+    click.echo(
+        f"merged {len(run_dirs)} runs ({len(results)} rows) into {out_dir}; report: {Path(out_dir) / 'report.html'}"
+    )
 
 
 @cli.command("aggregate")
 @click.argument("table", type=click.Path(dir_okay=False, exists=True))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for summary.csv and aggregates.csv.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for summary.csv and aggregates.csv.",
+)
 @click.option("--alpha", type=float, default=200.0, show_default=True, help="Gamma's alpha.")
 @click.option("--metric", default="top1", show_default=True, help="Accuracy metric the aggregates read.")
 def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
@@ -293,8 +366,13 @@ def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
     from .results import read_accuracy_table, split_aggregates, write_frame
 
     df, num_classes = read_accuracy_table(table, metric)
-    aggs = [("ACC", Acc(metric)), ("gamma", Gamma(metric)), ("Gamma", ImprovedGamma(metric, alpha=alpha)),
-            ("SAR", Sar(metric)), ("WAR", War(metric, alpha=alpha))]
+    aggs = [
+        ("ACC", Acc(metric)),
+        ("gamma", Gamma(metric)),
+        ("Gamma", ImprovedGamma(metric, alpha=alpha)),
+        ("SAR", Sar(metric)),
+        ("WAR", War(metric, alpha=alpha)),
+    ]
     agg, summary = split_aggregates(df, aggs, num_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

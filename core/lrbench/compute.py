@@ -4,6 +4,7 @@ Every executor (local, Ray worker, torchrun rank) computes through a :class:`Com
 beyond the unit itself (the registries, the cache, the device, the spec's run settings), so a worker given a unit
 computes it without re-planning the spec.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,15 @@ class DatasetBuilder:
 class Computer:
     """Builds models and computes units into the cache for one run (or one worker of it)."""
 
-    def __init__(self, plugins: Any, cache: Cache, device: torch.device, spec: Spec, state: RunState | None = None,
-                 datasets: DatasetBuilder | None = None):
+    def __init__(
+        self,
+        plugins: Any,
+        cache: Cache,
+        device: torch.device,
+        spec: Spec,
+        state: RunState | None = None,
+        datasets: DatasetBuilder | None = None,
+    ):
         self.plugins, self.cache, self.device, self.spec = plugins, cache, device, spec
         self.artifacts = ArtifactStore(cache.root / "artifacts")
         self.state = state or RunState()
@@ -78,9 +86,18 @@ class Computer:
 
     def context(self, bar: Any = None) -> RunContext:
         s = self.spec
-        return RunContext(device=self.device, batch_size=s.batch_size, num_workers=self.num_workers,
-                          fast_path=s.fast_path, amp=s.amp, cache=self.cache, seed=s.seed, log=log,
-                          progress=(bar.update if bar is not None else (lambda n: None)), skipped=self.state.skipped)
+        return RunContext(
+            device=self.device,
+            batch_size=s.batch_size,
+            num_workers=self.num_workers,
+            fast_path=s.fast_path,
+            amp=s.amp,
+            cache=self.cache,
+            seed=s.seed,
+            log=log,
+            progress=(bar.update if bar is not None else (lambda n: None)),
+            skipped=self.state.skipped,
+        )
 
     def build_model(self, model: Item, method: Item) -> ModelAdapter:
         """The model entry's adapter on the run's device with the method applied (training methods reuse their
@@ -93,8 +110,14 @@ class Computer:
             self.state.input_size[model.label] = size
         base.to(self.device).eval()
         method_obj = self.plugins.registries["methods"].create(method.name, **method.params)
-        ctx = MethodContext(device=self.device, artifacts=self.artifacts, cache=self.cache, seed=self.spec.seed,
-                            log=log, dataset=self.datasets)
+        ctx = MethodContext(
+            device=self.device,
+            artifacts=self.artifacts,
+            cache=self.cache,
+            seed=self.spec.seed,
+            log=log,
+            dataset=self.datasets,
+        )
         seed_everything(self.spec.seed)
         adapted = method_obj.apply(base, ctx)
         return adapted.to(self.device).eval()
@@ -105,16 +128,21 @@ class Computer:
         if not missing:
             return
         if unit.model_kind is not None and model.kind != unit.model_kind:
-            raise LrbenchError(f"model {unit.model.label!r} with method {unit.method.label!r} was planned as a "
-                               f"{unit.model_kind!r} model (its registered kind, as the method declares it changes) "
-                               f"but built a {model.kind!r} one; fix the registration's kind= or the method's produces()")
+            raise LrbenchError(
+                f"model {unit.model.label!r} with method {unit.method.label!r} was planned as a "
+                f"{unit.model_kind!r} model (its registered kind, as the method declares it changes) "
+                f"but built a {model.kind!r} one; fix the registration's kind= or the method's produces()"
+            )
         locks = [self.cache.lock("cells", unit.keys[d.condition]) for d in missing]
         for lock in locks:
             lock.acquire()
         try:
             # another run may have finished these while we waited for the locks (forced cells are computed anyway)
-            missing = [d for d in missing if d.condition in unit.forced
-                       or not self.cache.contains("cells", unit.keys[d.condition])]
+            missing = [
+                d
+                for d in missing
+                if d.condition in unit.forced or not self.cache.contains("cells", unit.keys[d.condition])
+            ]
             if not missing:
                 return
             t0 = time.perf_counter()
@@ -127,8 +155,9 @@ class Computer:
                 ctx = self.context(bar)
                 ctx.skipped = skipped
                 try:
-                    outputs = check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, missing, ctx),
-                                            [d.condition for d in missing])
+                    outputs = check_outputs(
+                        unit.task, unit.task.run(model, unit.dataset_obj, missing, ctx), [d.condition for d in missing]
+                    )
                     break
                 except ConditionFailed as exc:
                     self.fail(unit, exc.condition, exc.error)

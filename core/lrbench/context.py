@@ -4,6 +4,7 @@ A factory that declares a ``context`` parameter (``def build(id: str, *, context
 one from the registry creating it, so it builds other entries (the model a catalogue preset names, the degradation a
 shift condition applies after shifting) from the same plugin set as the run, never from a process-wide one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

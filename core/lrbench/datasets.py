@@ -3,6 +3,7 @@
 A dataset is a list of items that can be loaded one at a time (so a corrupt file costs one item, not the run) plus the
 metadata the task needs: labels, class names, prompt templates, number of classes (A_rand = 1 / C for Gamma).
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,7 +31,9 @@ class DatasetRootError(LrbenchError, FileNotFoundError):
 
     def __init__(self, dataset: str, root: str | Path, problem: str, layout: str):
         self.root = str(root)
-        super().__init__(f"dataset {dataset!r}: {problem} (looked in {Path(root).expanduser()}). Expected layout:\n{layout}")
+        super().__init__(
+            f"dataset {dataset!r}: {problem} (looked in {Path(root).expanduser()}). Expected layout:\n{layout}"
+        )
 
 
 class Dataset:
@@ -86,8 +89,14 @@ class Dataset:
         labels = getattr(self, "labels", None)
         if labels is not None:
             h.update(np.ascontiguousarray(labels).tobytes())
-        ident = {"name": self.name, "params": self.params(), "items": h.hexdigest(), "n": len(self),
-                 "classnames": _text_hash(self.classnames), "templates": _text_hash(self.templates)}
+        ident = {
+            "name": self.name,
+            "params": self.params(),
+            "items": h.hexdigest(),
+            "n": len(self),
+            "classnames": _text_hash(self.classnames),
+            "templates": _text_hash(self.templates),
+        }
         files = self.item_files()
         if files:
             ident["files"] = files_fingerprint(files)
@@ -114,8 +123,17 @@ def files_fingerprint(paths: Sequence[str | Path]) -> str:
 class FileListDataset(Dataset):
     """Images listed by path with integer labels: the shape most loaders reduce to."""
 
-    def __init__(self, name: str, root: Path, files: Sequence[str], labels: Sequence[int], classnames: Sequence[str],
-                 templates: Sequence[str] | None = None, num_classes: int | None = None, limit: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        files: Sequence[str],
+        labels: Sequence[int],
+        classnames: Sequence[str],
+        templates: Sequence[str] | None = None,
+        num_classes: int | None = None,
+        limit: int | None = None,
+    ):
         self.name, self.root = name, Path(root)
         files, labels = list(files), list(labels)
         if limit is not None and limit < 1:
@@ -162,8 +180,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         arr = np.asarray(image, dtype=np.int64)
         if arr.min() < 0 or arr.max() > 65535:
-            raise ValueError(f"{image.mode} image with values outside 0..65535 (min {arr.min()}, max {arr.max()}): "
-                             "not a 16-bit image lrbench can scale")
+            raise ValueError(
+                f"{image.mode} image with values outside 0..65535 (min {arr.min()}, max {arr.max()}): "
+                "not a 16-bit image lrbench can scale"
+            )
         gray = np.round(arr / 257).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
     if image.mode == "F":
@@ -192,8 +212,13 @@ IMAGEFOLDER_LAYOUT = "  ROOT/<class name>/<image>.jpg   (one folder per class; f
 CSV_LAYOUT = "  ROOT/FILE.csv with a header 'path,label' (label: class name or integer); paths relative to ROOT"
 
 
-def imagefolder(root: str, name: str = "imagefolder", templates: list[str] | None = None,
-                num_classes: int | None = None, limit: Limit | None = None) -> FileListDataset:
+def imagefolder(
+    root: str,
+    name: str = "imagefolder",
+    templates: list[str] | None = None,
+    num_classes: int | None = None,
+    limit: Limit | None = None,
+) -> FileListDataset:
     """Images in one folder per class (torchvision ImageFolder layout)."""
     base = Path(root).expanduser()
     if not base.is_dir():
@@ -207,13 +232,20 @@ def imagefolder(root: str, name: str = "imagefolder", templates: list[str] | Non
             if p.suffix.lower() in IMAGE_EXTENSIONS:
                 files.append(str(p.relative_to(base)))
                 labels.append(c)
-    return FileListDataset(name, base, files, labels, [c.replace("_", " ") for c in classes], templates,
-                           num_classes, limit)
+    return FileListDataset(
+        name, base, files, labels, [c.replace("_", " ") for c in classes], templates, num_classes, limit
+    )
 
 
-def csv_dataset(root: str, file: str = "labels.csv", name: str = "csv", classnames: list[str] | None = None,
-                templates: list[str] | None = None, num_classes: int | None = None,
-                limit: Limit | None = None) -> FileListDataset:
+def csv_dataset(
+    root: str,
+    file: str = "labels.csv",
+    name: str = "csv",
+    classnames: list[str] | None = None,
+    templates: list[str] | None = None,
+    num_classes: int | None = None,
+    limit: Limit | None = None,
+) -> FileListDataset:
     """Images listed in a CSV file with columns path,label.
 
     A label is a class name or an integer index into the class list (``classnames``, else the sorted names, else
@@ -240,8 +272,11 @@ def csv_dataset(root: str, file: str = "labels.csv", name: str = "csv", classnam
 
     for line, r in rows:
         if r.get("path") is None or r.get("label") is None or None in r:
-            raise bad(line, f"expected {len(header)} fields ({','.join(header)}), got "
-                            f"{sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])}")
+            raise bad(
+                line,
+                f"expected {len(header)} fields ({','.join(header)}), got "
+                f"{sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])}",
+            )
         if not r["path"].strip():
             raise bad(line, "empty path")
         if not r["label"].strip():

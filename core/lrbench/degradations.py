@@ -4,6 +4,7 @@ A degradation has two implementations of the same function: ``pil`` (the referen
 papers' code) and ``tensor`` (batched, on any device, for the fast path). A *condition* is a degradation with its
 parameters, written ``name@value`` for its first parameter (``bicubic@16``) or as a mapping in a spec.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -38,8 +39,11 @@ class ParameterRangeError(LrbenchError, ValueError):
 def check_size(value: int, allow_large: bool, param: str = "size") -> int:
     """``value`` if it is at most :data:`MAX_SIZE` px or the user opted in with ``allow_large: true``."""
     if value > MAX_SIZE and not allow_large:
-        raise ParameterRangeError(param, f"bad value {value}: {param} must be in [1, {MAX_SIZE}] px; a larger size "
-                                         "needs 'allow_large: true' in the condition (memory grows with its square)")
+        raise ParameterRangeError(
+            param,
+            f"bad value {value}: {param} must be in [1, {MAX_SIZE}] px; a larger size "
+            "needs 'allow_large: true' in the condition (memory grows with its square)",
+        )
     return value
 
 

@@ -9,6 +9,7 @@ is identical whichever ran the cells.
 - torchrun: under ``torchrun --nproc-per-node N -m lrbench run ...`` each rank computes every N-th item of each unit,
   rank 0 gathers the raw outputs in item order and writes the cache; the other ranks then wait and exit.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,16 @@ def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
         current: tuple[str, str] | None = None
         model: ModelAdapter | None = None
         for i, unit in enumerate(todo, 1):
-            log.info("unit %d/%d: %s | %s | %s: %d conditions on %d images", i, len(todo), unit.model.label,
-                     unit.method.label, unit.dataset.label, len(unit.missing()), len(unit.dataset_obj))
+            log.info(
+                "unit %d/%d: %s | %s | %s: %d conditions on %d images",
+                i,
+                len(todo),
+                unit.model.label,
+                unit.method.label,
+                unit.dataset.label,
+                len(unit.missing()),
+                len(unit.dataset_obj),
+            )
             bar.set_postfix_str(f"{unit.model.label} | {unit.method.label} | {unit.dataset.label}", refresh=False)
             if current != (unit.model.label, unit.method.label):
                 model = None
@@ -47,8 +56,13 @@ def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
             computer.compute_unit(unit, model, bar)
 
 
-def run_ray(computer: Computer, plan: Plan, address: str | None = None, echo: Callable[[str], None] = print,
-            max_retries: int = 3) -> None:
+def run_ray(
+    computer: Computer,
+    plan: Plan,
+    address: str | None = None,
+    echo: Callable[[str], None] = print,
+    max_retries: int = 3,
+) -> None:
     """Each unit with missing cells becomes a Ray task that receives the unit itself (its dataset, task, conditions
     and keys) and the recipe of the run's plugin set."""
     import ray
@@ -59,8 +73,17 @@ def run_ray(computer: Computer, plan: Plan, address: str | None = None, echo: Ca
     gpu = computer.device.type == "cuda"
     remote = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_retries=max_retries)(_ray_unit)
     plugins = computer.plugins
-    refs = {remote.remote(unit, str(computer.cache.root), str(computer.device), computer.spec,
-                          plugins.load_entry_points, plugins.extra): unit for unit in todo}
+    refs = {
+        remote.remote(
+            unit,
+            str(computer.cache.root),
+            str(computer.device),
+            computer.spec,
+            plugins.load_entry_points,
+            plugins.extra,
+        ): unit
+        for unit in todo
+    }
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -74,8 +97,9 @@ def run_ray(computer: Computer, plan: Plan, address: str | None = None, echo: Ca
             echo(f"done: {unit.model.label} | {unit.method.label} | {unit.dataset.label}")
 
 
-def _ray_unit(unit: Unit, cache_dir: str, device: str, spec: Spec, load_entry_points: bool,
-              extra: list) -> tuple[list[str], list[dict]]:
+def _ray_unit(
+    unit: Unit, cache_dir: str, device: str, spec: Spec, load_entry_points: bool, extra: list
+) -> tuple[list[str], list[dict]]:
     """Runs in a Ray worker: rebuild the plugin set, compute the unit it was given into the shared cache."""
     from .cache import Cache
     from .plugins import Plugins
@@ -147,8 +171,11 @@ def run_sharded(computer: Computer, plan: Plan, rank: int, world: int) -> None:
             continue
         model = computer.build_model(unit.model, unit.method)
         shards = [Shard(unit.dataset_obj, r, world) for r in range(world)]
-        outputs = check_outputs(unit.task, unit.task.run(model, shards[rank], missing, computer.context(None)),
-                                [d.condition for d in missing])
+        outputs = check_outputs(
+            unit.task,
+            unit.task.run(model, shards[rank], missing, computer.context(None)),
+            [d.condition for d in missing],
+        )
         gathered: list[Any] = [None] * world if rank == 0 else []
         dist.gather_object(outputs, gathered if rank == 0 else None, dst=0)
         if rank == 0:

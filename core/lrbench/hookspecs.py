@@ -4,6 +4,7 @@ Each hook receives a ``register`` callback (the llm / datasette style) so one pl
 without returning lists the core must merge. ``register(name, factory, description=...)`` where ``factory(**params)``
 builds the object from the spec entry's parameters; see docs/plugins.md for the protocol of each kind.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -6,6 +6,7 @@ the lrbench version, the installed ``lrbench`` entry points with their distribut
 variables, and the modification times of the core's and every plugin package's files. Any of those changing rebuilds
 it on the next listing; ``--refresh`` forces it.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,23 @@ def fingerprint() -> dict[str, Any]:
         top = ep.value.split(":")[0].split(".")[0]
         spec = util.find_spec(top)  # locates the package without running it
         origin = Path(spec.origin).parent if spec is not None and spec.origin else None
-        eps.append([ep.name, ep.value, dist.name if dist else None, dist.version if dist else None,
-                    str(origin), _tree_mtime(origin) if origin else 0])
-    return {"index": INDEX_VERSION, "lrbench": __version__, "core": _tree_mtime(Path(__file__).parent),
-            "entry_points": eps, "env": [os.environ.get("LRBENCH_LOAD_PLUGINS"),
-                                         os.environ.get("LRBENCH_DISABLE_PLUGINS")]}
+        eps.append(
+            [
+                ep.name,
+                ep.value,
+                dist.name if dist else None,
+                dist.version if dist else None,
+                str(origin),
+                _tree_mtime(origin) if origin else 0,
+            ]
+        )
+    return {
+        "index": INDEX_VERSION,
+        "lrbench": __version__,
+        "core": _tree_mtime(Path(__file__).parent),
+        "entry_points": eps,
+        "env": [os.environ.get("LRBENCH_LOAD_PLUGINS"), os.environ.get("LRBENCH_DISABLE_PLUGINS")],
+    }
 
 
 def load_index() -> dict[str, Any] | None:
@@ -56,9 +69,18 @@ def build_index(plugins: Any, commands: dict[str, str], save: bool = True) -> di
     """Index the loaded plugins' registries and commands; ``save`` it (best effort: a read-only cache is fine)."""
     data = {
         "fingerprint": fingerprint(),
-        "registries": {kind: [{"name": e.name, "description": e.description, "plugin": e.plugin,
-                               **({"info": e.info} if e.info else {})} for e in plugins.registries[kind]]
-                       for kind in KINDS},
+        "registries": {
+            kind: [
+                {
+                    "name": e.name,
+                    "description": e.description,
+                    "plugin": e.plugin,
+                    **({"info": e.info} if e.info else {}),
+                }
+                for e in plugins.registries[kind]
+            ]
+            for kind in KINDS
+        },
         "plugins": [p.as_dict() for p in plugins.listing()],
         "commands": commands,
     }

@@ -5,6 +5,7 @@ Gamma, SAR, WAR with LR0.FM's defaults) are recomputed over the joined table, be
 the average. A cell present in two runs must have the same value in both: a conflict is refused with the rows shown
 (two runs of one cell that disagree mean different code, weights or data, and neither number can be picked silently).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,16 +45,27 @@ def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1"
     clash = same[dup].groupby([table.loc[dup, k] for k in keys], sort=False).transform(lambda v: v.nunique() > 1)
     conflicting = table[dup][clash.astype(bool)] if dup.any() else table.iloc[:0]
     if not conflicting.empty:
-        shown = "; ".join(f"{r.model} | {r.method} | {r.dataset} | {r.condition} | {r.metric} = {r.value:.6g}"
-                          + (f" (n={r.n})" if "n" in table else "") + f" in {r.run_dir}" for r in conflicting.head(6).itertuples())
-        raise LrbenchError(f"{len(conflicting)} rows give one cell different values across runs; merge runs that "
-                           f"agree, or drop one: {shown}")
+        shown = "; ".join(
+            f"{r.model} | {r.method} | {r.dataset} | {r.condition} | {r.metric} = {r.value:.6g}"
+            + (f" (n={r.n})" if "n" in table else "")
+            + f" in {r.run_dir}"
+            for r in conflicting.head(6).itertuples()
+        )
+        raise LrbenchError(
+            f"{len(conflicting)} rows give one cell different values across runs; merge runs that "
+            f"agree, or drop one: {shown}"
+        )
     results = unique_rows(table.drop(columns="run_dir")).reset_index(drop=True)
     num_classes: dict[str, int] = {}
     for meta in metas:
         num_classes.update({k: int(v) for k, v in (meta.get("num_classes") or {}).items()})
-    aggs = [("ACC", Acc(metric)), ("gamma", Gamma(metric)), ("Gamma", ImprovedGamma(metric)), ("SAR", Sar(metric)),
-            ("WAR", War(metric))]
+    aggs = [
+        ("ACC", Acc(metric)),
+        ("gamma", Gamma(metric)),
+        ("Gamma", ImprovedGamma(metric)),
+        ("SAR", Sar(metric)),
+        ("WAR", War(metric)),
+    ]
     agg, summary = split_aggregates(results, aggs, num_classes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +85,12 @@ def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1"
         "finished": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "merged_from": [str(d) for d in run_dirs],
         "lrbench": ", ".join(sorted({str(m.get("lrbench")) for m in metas if m.get("lrbench")})),
-        "device": ", ".join(devices), "plugins": list(plugins.values()), "num_classes": num_classes,
-        "input_size": input_size, "headline_metrics": headline, "cells": int(len(results.drop_duplicates(keys[:4]))),
+        "device": ", ".join(devices),
+        "plugins": list(plugins.values()),
+        "num_classes": num_classes,
+        "input_size": input_size,
+        "headline_metrics": headline,
+        "cells": int(len(results.drop_duplicates(keys[:4]))),
         "failures": [f for m in metas for f in m.get("failures", [])],
         "aggregates": "ACC, gamma, Gamma, SAR, WAR recomputed over the merged table with LR0.FM's defaults",
     }

@@ -5,6 +5,7 @@ selection) override ``prepare`` / ``prepare_tensor`` / ``encode_image``; model-s
 module; training strategies train first, store the result with ``ctx.artifacts`` (keyed by the hash of their config and
 inputs) and load it on the next run instead of training again.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ A per-cell metric returns a float or a dict of named floats (``{"": mean, "std":
 ``name.std``). An aggregate metric returns rows (model, method, dataset, condition, metric, value) computed from the
 table of per-cell rows, e.g. gamma = A_n / A_HR per dataset, SAR = mean of gamma over datasets.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence

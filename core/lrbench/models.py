@@ -5,6 +5,7 @@ model's *own* preprocessing after degrading: the runner hands it degraded images
 normalized input batch (``prepare`` for PIL images, the reference path; ``prepare_tensor`` for batched float tensors,
 the fast path). Methods wrap adapters (:class:`ModelWrapper`), so SR or crop selection need no change to the model.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -7,6 +7,7 @@ method reads beyond its entry (:meth:`lrbench.methods.Method.inputs_identity`: w
 data), the dataset's identity (item list and labels), the condition, the pixel path (reference or fast), and the run
 seed.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -43,8 +44,12 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
     ``inputs=``, what they read beyond their parameters (e.g. weights shipped inside the plugin)."""
     entry, implied = plugins.registries[item.kind].resolve(item.name)
     info = plugins.info.get(entry.plugin)
-    ident = {"name": item.name, "params": _hash_files(item.params), "plugin": entry.plugin,
-             "version": info.version if info else None}
+    ident = {
+        "name": item.name,
+        "params": _hash_files(item.params),
+        "plugin": entry.plugin,
+        "version": info.version if info else None,
+    }
     if seed is not None:
         ident["seed"] = seed
     if entry.inputs is not None:
@@ -54,8 +59,9 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
     return ident
 
 
-def method_identity(plugins: Any, item: Item, seed: int, build_dataset: Callable[..., Dataset] | None = None,
-                    method: Any = None) -> dict[str, Any]:
+def method_identity(
+    plugins: Any, item: Item, seed: int, build_dataset: Callable[..., Dataset] | None = None, method: Any = None
+) -> dict[str, Any]:
     """The method entry's identity plus what the constructed method reads beyond it (weights found by a short name,
     training data); entries that read nothing more keep the key they had without it."""
     ident = entry_identity(plugins, item, seed)
@@ -107,9 +113,19 @@ class Plan:
         return sum(len(u.missing()) for u in self.units)
 
     def table(self) -> list[dict[str, Any]]:
-        return [{"model": u.model.label, "method": u.method.label, "dataset": u.dataset.label, "condition": d.condition,
-                 "task": u.task.name, "status": "cached" if u.cached[d.condition] else "to run",
-                 "key": u.keys[d.condition][:12]} for u in self.units for d in u.conditions]
+        return [
+            {
+                "model": u.model.label,
+                "method": u.method.label,
+                "dataset": u.dataset.label,
+                "condition": d.condition,
+                "task": u.task.name,
+                "status": "cached" if u.cached[d.condition] else "to run",
+                "key": u.keys[d.condition][:12],
+            }
+            for u in self.units
+            for d in u.conditions
+        ]
 
 
 def model_kind(plugins: Any, model: Item, method: Any) -> str:
@@ -123,17 +139,24 @@ def choose_task(plugins: Any, resolved: ResolvedSpec, kind: str | None, dataset:
     several is an error naming the candidates (the spec key ``task`` settles it)."""
     if resolved.task is not None:
         return plugins.registries["tasks"].create(resolved.task.name, **resolved.task.params), resolved.task
-    candidates = [entry for entry in plugins.registries["tasks"]
-                  if getattr(entry.factory, "auto_select", True)
-                  and getattr(entry.factory, "dataset_task", None) == dataset.task
-                  and kind in getattr(entry.factory, "model_kinds", ())]
+    candidates = [
+        entry
+        for entry in plugins.registries["tasks"]
+        if getattr(entry.factory, "auto_select", True)
+        and getattr(entry.factory, "dataset_task", None) == dataset.task
+        and kind in getattr(entry.factory, "model_kinds", ())
+    ]
     if not candidates:
-        raise LrbenchError(f"no registered task evaluates a {kind!r} model on a {dataset.task!r} dataset "
-                           f"({dataset.name}); name one with the spec key 'task'")
+        raise LrbenchError(
+            f"no registered task evaluates a {kind!r} model on a {dataset.task!r} dataset "
+            f"({dataset.name}); name one with the spec key 'task'"
+        )
     if len(candidates) > 1:
         names = ", ".join(f"{e.name} (plugin {e.plugin})" for e in candidates)
-        raise LrbenchError(f"several tasks evaluate a {kind!r} model on a {dataset.task!r} dataset ({dataset.name}): "
-                           f"{names}; choose one with the spec key 'task'")
+        raise LrbenchError(
+            f"several tasks evaluate a {kind!r} model on a {dataset.task!r} dataset ({dataset.name}): "
+            f"{names}; choose one with the spec key 'task'"
+        )
     entry = candidates[0]
     return entry.factory(), Item("tasks", entry.name, {}, "", "task")
 
@@ -156,7 +179,7 @@ def force(plan: Plan, pattern: str) -> int:
     for unit in plan.units:
         for deg in unit.conditions:
             label = unit.cell_label(deg.condition)
-            tail = "|".join(label.split("|")[-len(pattern.split("|")):])
+            tail = "|".join(label.split("|")[-len(pattern.split("|")) :])
             if fnmatch.fnmatchcase(label, pattern) or fnmatch.fnmatchcase(tail, pattern):
                 unit.cached[deg.condition] = False
                 unit.forced.add(deg.condition)
@@ -164,8 +187,9 @@ def force(plan: Plan, pattern: str) -> int:
     return count
 
 
-def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
-               build_dataset: Callable[..., Dataset] | None = None) -> Plan:
+def build_plan(
+    resolved: ResolvedSpec, plugins: Any, cache: Cache, build_dataset: Callable[..., Dataset] | None = None
+) -> Plan:
     """Units and cell keys of a spec. ``build_dataset`` (the run's memoised builder) keeps each dataset entry built once
     per run; a cell counts as cached when its entry is complete (its checksum is verified when it is read)."""
     build_dataset = build_dataset or plugins.registries["datasets"].create
@@ -189,11 +213,19 @@ def build_plan(resolved: ResolvedSpec, plugins: Any, cache: Cache,
                 ds_id = {**ds.identity(), "entry": entry_identity(plugins, ds_item)}
                 keys, descriptions, cached = {}, {}, {}
                 for deg in conditions:
-                    desc = {"task": task.identity(), "task_params": task_item.params, "model": model_id,
-                            "method": method_id, "dataset": ds_id, "condition": deg.identity(), "path": path}
+                    desc = {
+                        "task": task.identity(),
+                        "task_params": task_item.params,
+                        "model": model_id,
+                        "method": method_id,
+                        "dataset": ds_id,
+                        "condition": deg.identity(),
+                        "path": path,
+                    }
                     key = content_key(desc)
                     keys[deg.condition], descriptions[deg.condition] = key, desc
                     cached[deg.condition] = cache.contains("cells", key)
-                units.append(Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached,
-                                  kind))
+                units.append(
+                    Unit(model, method, ds_item, ds, task, task_item, conditions, keys, descriptions, cached, kind)
+                )
     return Plan(units)

@@ -4,6 +4,7 @@ Built-ins are ordinary plugin modules registered by name; installed plugins come
 group. A plugin that fails to import (or whose hook raises) is recorded with its error and the others still load.
 ``LRBENCH_LOAD_PLUGINS=a,b`` loads only those entry points (empty: none); ``LRBENCH_DISABLE_PLUGINS=a,b`` skips them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -116,15 +117,37 @@ class Plugins:
                 plugin_name = impl.plugin_name
                 info = self.info.setdefault(plugin_name, PluginInfo(plugin_name))
 
-                def register(name: str, factory: Any, description: str = "", *, info: dict | None = None,
-                             accepts_id: bool = False, inputs: Any = None, kind: Any = None, check: Any = None,
-                             _kind=kind, _plugin=plugin_name) -> None:
+                def register(
+                    name: str,
+                    factory: Any,
+                    description: str = "",
+                    *,
+                    info: dict | None = None,
+                    accepts_id: bool = False,
+                    inputs: Any = None,
+                    kind: Any = None,
+                    check: Any = None,
+                    _kind=kind,
+                    _plugin=plugin_name,
+                ) -> None:
                     if kind is not None and _kind != "models":
                         raise TypeError(f"{_kind[:-1]} {name!r}: only models declare a kind")
                     if _kind == "models" and kind is None:
                         kind = declared_kind(factory)
-                    registry.add(Entry(_kind, name, factory, description or (factory.__doc__ or "").strip().split("\n")[0],
-                                       _plugin, info or {}, accepts_id, inputs, kind, check=check))
+                    registry.add(
+                        Entry(
+                            _kind,
+                            name,
+                            factory,
+                            description or (factory.__doc__ or "").strip().split("\n")[0],
+                            _plugin,
+                            info or {},
+                            accepts_id,
+                            inputs,
+                            kind,
+                            check=check,
+                        )
+                    )
                     self.info[_plugin].registered.setdefault(_kind, []).append(name)
 
                 try:
@@ -140,9 +163,9 @@ class Plugins:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.info.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name)).error = (
-                    f"register_commands failed: {type(exc).__name__}: {exc}"
-                )
+                self.info.setdefault(
+                    impl.plugin_name, PluginInfo(impl.plugin_name)
+                ).error = f"register_commands failed: {type(exc).__name__}: {exc}"
 
     def __getattr__(self, kind: str) -> Registry:
         registries = self.__dict__.get("registries", {})

@@ -5,6 +5,7 @@ need, without loading or downloading: files its parameters name, the registry en
 locally, to be downloaded, or missing on an offline machine; a catalogue preset without a loader or whose plugin is not
 installed), and datasets whose ``download: true`` would fetch them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,5 +68,6 @@ def preflight(resolved: ResolvedSpec, plugins: Any) -> list[Problem]:
 
 def datasets_to_download(resolved: ResolvedSpec, plugins: Any) -> set[str]:
     """Labels of ``download: true`` datasets not present yet: a dry run plans without them instead of fetching."""
-    return {item.label for item in resolved.datasets
-            if any(f.level == "download" for f in _dataset_findings(plugins, item))}
+    return {
+        item.label for item in resolved.datasets if any(f.level == "download" for f in _dataset_findings(plugins, item))
+    }

@@ -4,6 +4,7 @@ A registry maps a name to an :class:`Entry` (factory + description + providing p
 colon (``openclip:ViT-B-32/openai``): when the full name is not registered, the part before the first colon is looked up
 and the rest is passed to the factory as ``id``. That keeps model families open-ended without the core knowing them.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -90,8 +91,10 @@ class Entry:
     def model_kind(self, implied: dict[str, Any], params: dict[str, Any]) -> str:
         """The kind this entry builds with these parameters, as declared at registration."""
         if self.adapter_kind is None:
-            raise LrbenchError(f"model {self.name!r} of plugin {self.plugin!r} declares no kind; its plugin must "
-                               "register it with kind='zero-shot', 'classifier' or 'embedder'")
+            raise LrbenchError(
+                f"model {self.name!r} of plugin {self.plugin!r} declares no kind; its plugin must "
+                "register it with kind='zero-shot', 'classifier' or 'embedder'"
+            )
         kind = self.adapter_kind
         return kind if isinstance(kind, str) else kind(**implied, **params)
 
@@ -102,8 +105,11 @@ class Entry:
             sig = inspect.signature(self.factory, eval_str=True)  # resolve `from __future__ import annotations`
         except Exception:
             sig = inspect.signature(self.factory)
-        return {k: p for k, p in sig.parameters.items()
-                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k != CONTEXT}
+        return {
+            k: p
+            for k, p in sig.parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and k != CONTEXT
+        }
 
     def wants_context(self) -> bool:
         return CONTEXT in inspect.signature(self.factory).parameters

@@ -12,6 +12,7 @@ What the report shows and why:
 
 Images are written at 200 dpi and embedded in report.html (one file to mail or archive); report.md links the PNGs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -59,8 +60,16 @@ AXES: dict[str, Axis] = {
     "blur": Axis("Gaussian blur sigma (px)", clean=0.0),
     "noise": Axis("Gaussian noise sigma ([0, 1] scale)", clean=0.0),
 }
-_FAMILY_OF = {"bicubic": "resolution", "bilinear": "resolution", "area": "resolution", "nearest": "resolution",
-              "pixelate": "resolution", "jpeg": "jpeg", "gaussian_blur": "blur", "noise": "noise"}
+_FAMILY_OF = {
+    "bicubic": "resolution",
+    "bilinear": "resolution",
+    "area": "resolution",
+    "nearest": "resolution",
+    "pixelate": "resolution",
+    "jpeg": "jpeg",
+    "gaussian_blur": "blur",
+    "noise": "noise",
+}
 
 
 @dataclass(frozen=True)
@@ -145,8 +154,15 @@ def _family_x(axis: Axis, values: list[float]) -> float:
 PANEL_W, PANEL_H, MAX_COLS = 3.9, 3.0, 3  # inches: three panels span ~1120 px at 96 px per inch
 
 
-def plot_accuracy(results: pd.DataFrame, panels: list[tuple[str, str]], info: dict[str, ConditionInfo],
-                  chance: dict[str, float], path: Path, metric: str = "top1", hr_px: str | None = None) -> bool:
+def plot_accuracy(
+    results: pd.DataFrame,
+    panels: list[tuple[str, str]],
+    info: dict[str, ConditionInfo],
+    chance: dict[str, float],
+    path: Path,
+    metric: str = "top1",
+    hr_px: str | None = None,
+) -> bool:
     """Accuracy against each family's degradation value, one panel per (family, dataset), with Wilson bands (95 %,
     from ``n``) and the dataset's chance line, on a fixed 0-100 % axis."""
     t = results[results["metric"] == metric]
@@ -157,15 +173,23 @@ def plot_accuracy(results: pd.DataFrame, panels: list[tuple[str, str]], info: di
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_W * cols, PANEL_H * rows), squeeze=False)
     for ax, (family, ds) in zip(axes.flat, panels):
         _panel(ax, t[t["dataset"] == ds], family, ds, info, chance.get(ds), metric, hr_px)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     _save(fig, path)
     return True
 
 
-def _panel(ax: Any, d: pd.DataFrame, family: str, ds: str, info: dict[str, ConditionInfo], chance: float | None,
-           metric: str, hr_px: str | None) -> None:
+def _panel(
+    ax: Any,
+    d: pd.DataFrame,
+    family: str,
+    ds: str,
+    info: dict[str, ConditionInfo],
+    chance: float | None,
+    metric: str,
+    hr_px: str | None,
+) -> None:
     axis = AXES.get(family, Axis(f"{family} value"))
     conds = [c for c, i in info.items() if i.family == family and i.value is not None]
     values = sorted({info[c].value for c in conds})
@@ -183,11 +207,12 @@ def _panel(ax: Any, d: pd.DataFrame, family: str, ds: str, info: dict[str, Condi
             xs = [p[0] for p in pts]
             ys = [100 * float(by_cond.loc[p[1], "value"]) for p in pts]
             label = _label(model, method) + (f" ({deg})" if len(degradations) > 1 else "")
-            line, = ax.plot(xs, ys, marker="o", ms=3, lw=1.3, label=label)
+            (line,) = ax.plot(xs, ys, marker="o", ms=3, lw=1.3, label=label)
             if metric in PROPORTION_METRICS and "n" in by_cond:
                 ci = [wilson_interval(float(by_cond.loc[p[1], "value"]), int(by_cond.loc[p[1], "n"])) for p in pts]
-                ax.fill_between(xs, [100 * lo for lo, _ in ci], [100 * hi for _, hi in ci], color=line.get_color(),
-                                alpha=0.15, lw=0)
+                ax.fill_between(
+                    xs, [100 * lo for lo, _ in ci], [100 * hi for _, hi in ci], color=line.get_color(), alpha=0.15, lw=0
+                )
     if chance is not None:
         ax.axhline(100 * chance, color="0.35", ls="--", lw=1, label=f"chance (1/{round(1 / chance)})")
     if axis.log2:
@@ -220,8 +245,12 @@ def plot_robustness(summary: pd.DataFrame, info: dict[str, ConditionInfo], path:
         return False
     conds = sorted(s["condition"].astype(str).unique(), key=lambda c: _condition_order(c, info))
     series = list(dict.fromkeys(zip(s["model"], s["method"])))
-    fig, axes = plt.subplots(2, 1, figsize=(min(PANEL_W * MAX_COLS, 2.2 + 0.75 * len(conds) * max(1, len(series)) ** 0.5), 5.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2,
+        1,
+        figsize=(min(PANEL_W * MAX_COLS, 2.2 + 0.75 * len(conds) * max(1, len(series)) ** 0.5), 5.0),
+        squeeze=False,
+    )
     width = 0.8 / len(series)
     top = max(1.05, float(s["value"].max()) * 1.08)
     for ax, metric in zip(axes.flat, ["SAR", "WAR"]):
@@ -296,8 +325,9 @@ def html_table(df: pd.DataFrame, titles: dict[tuple[int, str], str] | None = Non
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _accuracy_table(results: pd.DataFrame, info: dict[str, ConditionInfo],
-                    metric: str = "top1") -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
+def _accuracy_table(
+    results: pd.DataFrame, info: dict[str, ConditionInfo], metric: str = "top1"
+) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
     table = accuracy_pivot(results, metric)
     if table.empty:
         return table, {}
@@ -320,23 +350,34 @@ def _accuracy_table(results: pd.DataFrame, info: dict[str, ConditionInfo],
 
 # ---- the report --------------------------------------------------------------------------------------------------------
 DEFINITIONS = [
-    ("top-1", "fraction of items whose highest-scoring class is the label; shaded bands are 95 % Wilson intervals "
-              "from the number of items scored (n), the dashed line is chance (1 / number of classes)."),
+    (
+        "top-1",
+        "fraction of items whose highest-scoring class is the label; shaded bands are 95 % Wilson intervals "
+        "from the number of items scored (n), the dashed line is chance (1 / number of classes).",
+    ),
     ("ACC", "mean over datasets of top-1 at a condition."),
     ("gamma", "relative robustness A_n / A_HR of one dataset (LR0.FM)."),
-    ("Gamma", "improved relative robustness gamma * (1 - exp(-200 (A_HR - 1/C)^2)): near 0 when HR accuracy is near "
-              "chance."),
+    (
+        "Gamma",
+        "improved relative robustness gamma * (1 - exp(-200 (A_HR - 1/C)^2)): near 0 when HR accuracy is near chance.",
+    ),
     ("SAR", "simple aggregated robustness: mean over datasets of gamma at a condition; 100 % = no loss against HR."),
-    ("WAR", "weighted aggregated robustness: sum_D |w_D Gamma_D| / sum_D |w_D| with LR0.FM's WAR-16 dataset weights "
-            "unless the spec gives others."),
+    (
+        "WAR",
+        "weighted aggregated robustness: sum_D |w_D Gamma_D| / sum_D |w_D| with LR0.FM's WAR-16 dataset weights "
+        "unless the spec gives others.",
+    ),
 ]
 
 
 def _header(run_dir: Path, results: pd.DataFrame, meta: dict[str, Any]) -> list[tuple[str, str]]:
     date = meta.get("finished") or meta.get("date")
     if not date:
-        date = _dt.datetime.fromtimestamp((run_dir / "results.csv").stat().st_mtime).astimezone().isoformat(
-            timespec="seconds")
+        date = (
+            _dt.datetime.fromtimestamp((run_dir / "results.csv").stat().st_mtime)
+            .astimezone()
+            .isoformat(timespec="seconds")
+        )
     versions = [f"lrbench {meta.get('lrbench', '?')}"]
     seen = set()
     for p in meta.get("plugins", []):
@@ -351,14 +392,24 @@ def _header(run_dir: Path, results: pd.DataFrame, meta: dict[str, Any]) -> list[
     ns = results.groupby("dataset")["n"].max() if "n" in results else pd.Series(dtype=int)
     n_text = ", ".join(f"{ds}: {int(n)}" for ds, n in ns.items())
     timings = meta.get("timings") or {}
-    time_text = (f"{timings['total_s']:.1f} s total, {timings.get('compute_s', 0):.1f} s computing"
-                 if "total_s" in timings else "not recorded")
+    time_text = (
+        f"{timings['total_s']:.1f} s total, {timings.get('compute_s', 0):.1f} s computing"
+        if "total_s" in timings
+        else "not recorded"
+    )
     computed = meta.get("computed")
     cells = meta.get("cells")
-    rows = [("date", str(date)), ("versions", ", ".join(versions)), ("device", device),
-            ("items scored (n)", n_text or "?"), ("time", time_text)]
+    rows = [
+        ("date", str(date)),
+        ("versions", ", ".join(versions)),
+        ("device", device),
+        ("items scored (n)", n_text or "?"),
+        ("time", time_text),
+    ]
     if cells is not None and computed is not None:
-        rows.append(("cells", f"{cells} ({len(computed)} computed by this run, {cells - len(computed)} from the cache)"))
+        rows.append(
+            ("cells", f"{cells} ({len(computed)} computed by this run, {cells - len(computed)} from the cache)")
+        )
     if meta.get("failures"):
         rows.append(("failures", f"{len(meta['failures'])} unit(s) failed: see below"))
     return rows
@@ -398,13 +449,18 @@ def write_report(run_dir: str | Path, name: str | None = None) -> Path:
     shown = "Top-1 accuracy" if metric == "top1" else str(metric)
 
     plots: list[tuple[str, str]] = []
-    families = sorted({i.family for i in info.values() if i.family and i.value is not None},
-                      key=lambda f: (list(AXES).index(f) if f in AXES else len(AXES), f))
+    families = sorted(
+        {i.family for i in info.values() if i.family and i.value is not None},
+        key=lambda f: (list(AXES).index(f) if f in AXES else len(AXES), f),
+    )
     datasets = list(dict.fromkeys(results["dataset"].astype(str)))
     if metric and families:
         # one dataset: every family side by side in one figure; several: one figure per family, a panel per dataset
-        groups = ([("degradation" if len(families) > 1 else families[0], families)] if len(datasets) == 1
-                  else [(f, [f]) for f in families])
+        groups = (
+            [("degradation" if len(families) > 1 else families[0], families)]
+            if len(datasets) == 1
+            else [(f, [f]) for f in families]
+        )
         for name, fams in groups:
             panels = [(f, ds) for f in fams for ds in datasets]
             title = f"{shown} per degradation family" if len(fams) > 1 else f"{shown} vs {fams[0]}"
@@ -416,25 +472,31 @@ def write_report(run_dir: str | Path, name: str | None = None) -> Path:
     acc, titles = _accuracy_table(results, info, metric or "top1")
     sections: list[tuple[str, pd.DataFrame, dict, bool]] = [
         ("Summary: ACC, SAR, WAR (%)", summary_table(summary, info), {}, True),
-        (f"{'Top-1' if metric == 'top1' else metric} per dataset and condition (%)", acc, titles, True)]
+        (f"{'Top-1' if metric == 'top1' else metric} per dataset and condition (%)", acc, titles, True),
+    ]
     if not aggregates.empty:
-        g = aggregates.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
-                                   sort=False)
+        g = aggregates.pivot_table(
+            index=["model", "method", "dataset", "metric"], columns="condition", values="value", sort=False
+        )
         g = g[_cond_columns(g.columns, info)].reset_index()
         sections.append(("Per-dataset robustness: gamma, Gamma (%)", g, {}, True))
     other = results[results["metric"] != metric]
     if not other.empty:
-        o = other.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
-                              sort=False)
+        o = other.pivot_table(
+            index=["model", "method", "dataset", "metric"], columns="condition", values="value", sort=False
+        )
         o = o[_cond_columns(o.columns, info)].reset_index()
         sections.append(("Other metrics", o, {}, False))
     failures = pd.DataFrame(meta.get("failures") or [])
 
     header = _header(run_dir, results, meta)
     md = [f"# lrbench report: {name}\n"] + [f"- **{k}**: {v}" for k, v in header] + [""]
-    body = [f"<h1>lrbench report: {html.escape(name)}</h1>",
-            "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                                             for k, v in header) + "</table>"]
+    body = [
+        f"<h1>lrbench report: {html.escape(name)}</h1>",
+        "<table class='meta'>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in header)
+        + "</table>",
+    ]
     if not failures.empty:
         md.append(f"## Failed units\n\n{markdown_table(failures)}")
         body.append("<h2>Failed units</h2>" + html_table(failures, percent=False))
@@ -443,20 +505,27 @@ def write_report(run_dir: str | Path, name: str | None = None) -> Path:
         raw = (run_dir / name).read_bytes()
         width = int.from_bytes(raw[16:20], "big") * 96 // DPI  # PNG header width; shown at 96 px per inch
         data = base64.b64encode(raw).decode()
-        body.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}' style='width:{width}px' "
-                    f"alt='{html.escape(title)}'>")
+        body.append(
+            f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}' style='width:{width}px' "
+            f"alt='{html.escape(title)}'>"
+        )
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in DEFINITIONS)
     body.append(f"<h2>Definitions</h2><dl class='note'>{defs}</dl>")
     md.append("## Definitions\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in DEFINITIONS) + "\n")
     for title, df, cell_titles, percent in sections:
-        shown = df.apply(lambda col: col.map(_pct) if col.dtype.kind == "f" else col) if percent and not df.empty else df
+        shown = (
+            df.apply(lambda col: col.map(_pct) if col.dtype.kind == "f" else col) if percent and not df.empty else df
+        )
         md.append(f"## {title}\n\n{markdown_table(shown)}")
         body.append(f"<h2>{html.escape(title)}</h2>" + html_table(df, cell_titles, percent))
     if titles:
         body.append("<p class='note'>Hover a top-1 cell for n and its 95 % Wilson interval.</p>")
     atomic_write_text(run_dir / "report.md", "\n".join(md))
-    atomic_write_text(run_dir / "report.html", "<!doctype html><html><head><meta charset='utf-8'>"
-                      "<meta name='viewport' content='width=device-width'>"
-                      f"<title>lrbench report: {html.escape(name)}</title><style>{_STYLE}</style></head>"
-                      f"<body>{''.join(body)}</body></html>")
+    atomic_write_text(
+        run_dir / "report.html",
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width'>"
+        f"<title>lrbench report: {html.escape(name)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>",
+    )
     return run_dir / "report.md"

@@ -4,6 +4,7 @@ results.{parquet,csv}: one row per (model, method, dataset, condition, metric) w
 and what the condition is: its ``degradation``, the ``family`` it varies and the ``level`` it sets it to.
 aggregates.csv: dataset-level aggregates (gamma, Gamma). summary.{csv,md}: run-level aggregates (ACC, SAR, WAR).
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,13 +52,15 @@ def unique_rows(table: pd.DataFrame) -> pd.DataFrame:
     conflicting = table[dup][clash.astype(bool)]
     if not conflicting.empty:
         shown = conflicting.head(6).to_string(index=False).replace("\n", " | ")
-        raise LrbenchError(f"{len(conflicting)} rows give the same ({', '.join(keys)}) different values; keep one: "
-                           f"{shown}")
+        raise LrbenchError(
+            f"{len(conflicting)} rows give the same ({', '.join(keys)}) different values; keep one: {shown}"
+        )
     return table.drop_duplicates(keys)
 
 
-def split_aggregates(table: pd.DataFrame, aggregates: Sequence[tuple[str, AggregateMetric]],
-                     num_classes: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_aggregates(
+    table: pd.DataFrame, aggregates: Sequence[tuple[str, AggregateMetric]], num_classes: dict[str, int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every aggregate metric on the table; returns (dataset-level rows, summary rows).
 
     An aggregate that cannot be computed (no HR condition, no accuracy rows) is skipped with a warning; rows whose
@@ -75,8 +78,11 @@ def split_aggregates(table: pd.DataFrame, aggregates: Sequence[tuple[str, Aggreg
             continue
         out = out.assign(metric=label)
         (per_dataset if agg.level == "dataset" else summary).append(out)
-    agg_df = (pd.concat(per_dataset, ignore_index=True).reindex(columns=AGG_COLUMNS) if per_dataset
-              else pd.DataFrame(columns=AGG_COLUMNS))
+    agg_df = (
+        pd.concat(per_dataset, ignore_index=True).reindex(columns=AGG_COLUMNS)
+        if per_dataset
+        else pd.DataFrame(columns=AGG_COLUMNS)
+    )
     agg_df["note"] = agg_df["note"].fillna("")
     noted = agg_df[agg_df["note"] != ""].drop_duplicates(["model", "method", "dataset", "note"])
     for row in noted.itertuples(index=False):
@@ -129,8 +135,10 @@ def read_accuracy_table(path: str | Path, metric: str = "top1") -> tuple[pd.Data
     df["value"] = values
     acc = df[(df["metric"] == metric) & ((df["value"] < 0) | (df["value"] > 1))]
     if not acc.empty:
-        raise LrbenchError(f"{p} line {acc['_line'].iloc[0]}: {metric} value {acc['value'].iloc[0]} is outside "
-                           "[0, 1]; accuracies are fractions (a percentage? divide by 100)")
+        raise LrbenchError(
+            f"{p} line {acc['_line'].iloc[0]}: {metric} value {acc['value'].iloc[0]} is outside "
+            "[0, 1]; accuracies are fractions (a percentage? divide by 100)"
+        )
     num_classes: dict[str, int] = {}
     if "num_classes" in df:
         given = df[df["num_classes"].str.strip() != ""]
@@ -142,8 +150,10 @@ def read_accuracy_table(path: str | Path, metric: str = "top1") -> tuple[pd.Data
             if not (count >= 2 and count.is_integer()):
                 raise LrbenchError(f"{p} line {line}: num_classes {raw!r} is not an integer >= 2")
             if num_classes.setdefault(dataset, int(count)) != int(count):
-                raise LrbenchError(f"{p} line {line}: num_classes {int(count)} for dataset {dataset!r}, "
-                                   f"an earlier row says {num_classes[dataset]}")
+                raise LrbenchError(
+                    f"{p} line {line}: num_classes {int(count)} for dataset {dataset!r}, "
+                    f"an earlier row says {num_classes[dataset]}"
+                )
         df = df.drop(columns="num_classes")
     return df.drop(columns="_line"), num_classes
 
@@ -202,19 +212,25 @@ def headline_pivot(results: pd.DataFrame, headline: dict[str, str]) -> pd.DataFr
     t = headline_rows(results, headline)
     if t.empty:
         return t
-    pivot = t.pivot_table(index=["model", "method", "dataset", "metric"], columns="condition", values="value",
-                          sort=False)
+    pivot = t.pivot_table(
+        index=["model", "method", "dataset", "metric"], columns="condition", values="value", sort=False
+    )
     return pivot.reset_index()
 
 
-def write_outputs(run_dir: Path, results: pd.DataFrame, agg: pd.DataFrame, summary: pd.DataFrame,
-                  headline: dict[str, str]) -> None:
+def write_outputs(
+    run_dir: Path, results: pd.DataFrame, agg: pd.DataFrame, summary: pd.DataFrame, headline: dict[str, str]
+) -> None:
     write_frame(results, run_dir / "results.parquet")
     write_frame(results, run_dir / "results.csv")
     write_frame(agg, run_dir / "aggregates.csv")
     write_frame(summary, run_dir / "summary.csv")
-    md = ["# Summary\n", markdown_table(summary_pivot(summary)), "\n# Headline metric per dataset\n",
-          markdown_table(headline_pivot(results, headline))]
+    md = [
+        "# Summary\n",
+        markdown_table(summary_pivot(summary)),
+        "\n# Headline metric per dataset\n",
+        markdown_table(headline_pivot(results, headline)),
+    ]
     atomic_write_text(run_dir / "summary.md", "\n".join(md))
 
 
@@ -235,7 +251,7 @@ def _pid_alive(pid: int) -> bool:
 def _leftovers(run_dir: Path, kind: str) -> list[tuple[Path, int]]:
     out = []
     for p in run_dir.parent.glob(f".{run_dir.name}{kind}*"):
-        pid = p.name[len(f".{run_dir.name}{kind}"):].split("-")[0]
+        pid = p.name[len(f".{run_dir.name}{kind}") :].split("-")[0]
         if pid.isdigit():
             out.append((p, int(pid)))
     return out
@@ -293,8 +309,10 @@ def check_output_dir(path: Path) -> str | None:
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a folder"
     if path.is_dir() and any(path.iterdir()) and not any((path / f).is_file() for f in RUN_FILES):
-        return (f"{path} is a folder with other files in it (a run replaces its whole directory); "
-                "choose a new or a previous run's folder")
+        return (
+            f"{path} is a folder with other files in it (a run replaces its whole directory); "
+            "choose a new or a previous run's folder"
+        )
     return writable_dir_problem(path.parent if not path.exists() else path)
 
 

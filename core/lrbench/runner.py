@@ -4,6 +4,7 @@ Resumable by construction: each cell's raw outputs are written to the content-ke
 so a killed run loses at most the unit in flight, and a re-run computes only what is missing. The results table is
 rebuilt from the cache every time (scoring is cheap), so changing metrics never recomputes model outputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ from .executors import distributed_env, run_local, run_ray, run_sharded
 from .plan import Plan, build_plan, force
 from .plugins import Plugins, get_plugins
 from .registry import LrbenchError
-from .results import (COLUMNS, check_output_dir, publish, split_aggregates, staging_dir, write_outputs,
-                      writable_dir_problem)
+from .results import (
+    COLUMNS,
+    check_output_dir,
+    publish,
+    split_aggregates,
+    staging_dir,
+    writable_dir_problem,
+    write_outputs,
+)
 from .scoring import aggregates, headline_metrics, score
 from .spec import Item, ResolvedSpec, SpecError, load_spec_file, validate
 
@@ -48,8 +56,16 @@ def resolve_device(name: str, source: str = "spec") -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise SpecError([("device", f"{name!r}: no CUDA device is visible (torch {torch.__version__}, "
-                                        f"CUDA build {torch.version.cuda or 'none'}); use cpu or auto")], source)
+            raise SpecError(
+                [
+                    (
+                        "device",
+                        f"{name!r}: no CUDA device is visible (torch {torch.__version__}, "
+                        f"CUDA build {torch.version.cuda or 'none'}); use cpu or auto",
+                    )
+                ],
+                source,
+            )
         if device.index is not None and device.index >= count:
             raise SpecError([("device", f"{name!r}: only {count} CUDA device(s) visible")], source)
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -64,10 +80,20 @@ class CellsFailed(LrbenchError):
 class Runner:
     """One run of a spec: plan, compute what is missing (through an executor), score, aggregate, write."""
 
-    def __init__(self, spec: dict[str, Any] | str | Path, output: str | Path | None = None, *,
-                 device: str | None = None, plugins: Plugins | None = None, progress: bool = True,
-                 echo: Callable[[str], None] = print, cache_dir: str | Path | None = None,
-                 executor: str = "local", address: str | None = None, recompute: str | None = None):
+    def __init__(
+        self,
+        spec: dict[str, Any] | str | Path,
+        output: str | Path | None = None,
+        *,
+        device: str | None = None,
+        plugins: Plugins | None = None,
+        progress: bool = True,
+        echo: Callable[[str], None] = print,
+        cache_dir: str | Path | None = None,
+        executor: str = "local",
+        address: str | None = None,
+        recompute: str | None = None,
+    ):
         self.recompute = recompute
         self.plugins = plugins or get_plugins()
         source = str(spec) if isinstance(spec, (str, Path)) else "spec"
@@ -101,8 +127,10 @@ class Runner:
 
     def describe(self, plan: Plan) -> str:
         units_to_run = [u for u in plan.units if u.missing()]
-        lines = [f"plan: {plan.n_cells} cells ({len(plan.units)} model x method x dataset units), "
-                 f"{plan.n_cells - plan.n_missing} cached, {plan.n_missing} to run on {self.device}"]
+        lines = [
+            f"plan: {plan.n_cells} cells ({len(plan.units)} model x method x dataset units), "
+            f"{plan.n_cells - plan.n_missing} cached, {plan.n_missing} to run on {self.device}"
+        ]
         for u in plan.units:
             status = ", ".join(f"{d.condition}{'' if u.cached[d.condition] else '*'}" for d in u.conditions)
             lines.append(f"  {u.model.label} | {u.method.label} | {u.dataset.label} [{u.task.name}]: {status}")
@@ -134,8 +162,10 @@ class Runner:
             unreadable = [(u, c) for u, c in unreadable if u.cell_label(c) not in failed]
             if unreadable:
                 unit, condition = unreadable[0]
-                raise LrbenchError(f"cell {unit.cell_label(condition)} could not be read back "
-                                   f"from the cache at {self.cache.root} after computing it")
+                raise LrbenchError(
+                    f"cell {unit.cell_label(condition)} could not be read back "
+                    f"from the cache at {self.cache.root} after computing it"
+                )
         return results
 
     # ---- the whole run --------------------------------------------------------------------------------------------
@@ -206,8 +236,10 @@ class Runner:
             handler.close()
             publish(staging, self.run_dir)
             published = True
-            self.echo(f"computed {len(self.state.computed)} cells, reused {plan.n_cells - len(self.state.computed)} "
-                      f"from the cache; results in {self.run_dir}")
+            self.echo(
+                f"computed {len(self.state.computed)} cells, reused {plan.n_cells - len(self.state.computed)} "
+                f"from the cache; results in {self.run_dir}"
+            )
         finally:
             log.removeHandler(handler)
             handler.close()
@@ -215,9 +247,10 @@ class Runner:
                 shutil.rmtree(staging, ignore_errors=True)
         if self.state.failed:
             lines = [f"{f['cell']}: {f['error']}" for f in self.state.failed]
-            raise CellsFailed(f"{len(lines)} cell{'s' * (len(lines) != 1)} failed and {'were' if len(lines) != 1 else 'was'}"
-                              f" not cached (the other results are in {self.run_dir}; listed in run.json): "
-                              + "; ".join(lines))
+            raise CellsFailed(
+                f"{len(lines)} cell{'s' * (len(lines) != 1)} failed and {'were' if len(lines) != 1 else 'was'}"
+                f" not cached (the other results are in {self.run_dir}; listed in run.json): " + "; ".join(lines)
+            )
         results.attrs.update(run_dir=str(self.run_dir), computed=list(self.state.computed))
         return results
 
@@ -227,8 +260,11 @@ class Runner:
         out = check_output_dir(self.run_dir)
         if out:
             problems.append(("output", out))
-        cache = writable_dir_problem(self.cache.root) if not self.cache.root.is_file() else \
-            f"{self.cache.root} is a file, not a folder"
+        cache = (
+            writable_dir_problem(self.cache.root)
+            if not self.cache.root.is_file()
+            else f"{self.cache.root} is a file, not a folder"
+        )
         if cache:
             problems.append(("cache_dir", cache))
         if problems:
@@ -247,10 +283,14 @@ class Runner:
             "torch": torch.__version__,
             "finished": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
             "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor(),
+            "device_name": torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else platform.processor(),
             "num_workers": self.computer.num_workers,
-            "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
-                        for i in self.plugins.listing()],
+            "plugins": [
+                {"name": i.name, "distribution": i.distribution, "version": i.version, "error": i.error}
+                for i in self.plugins.listing()
+            ],
             "cells": plan.n_cells,
             "headline_metrics": self.headline,
             "computed": self.state.computed,
@@ -267,12 +307,20 @@ class Runner:
 
     def resolved_spec_dict(self) -> dict[str, Any]:
         s = self.resolved
+
         def entries(items: list[Item]) -> list[dict[str, Any]]:
             return [{"name": i.name, "label": i.label, **i.params} for i in items]
+
         d = s.spec.model_dump()
-        d.update(models=entries(s.models), methods=entries(s.methods), datasets=entries(s.datasets),
-                 conditions=[{"name": c.name, **c.params} for c in s.conditions],
-                 output=str(self.run_dir), cache_dir=str(self.cache.root), device=str(self.device))
+        d.update(
+            models=entries(s.models),
+            methods=entries(s.methods),
+            datasets=entries(s.datasets),
+            conditions=[{"name": c.name, **c.params} for c in s.conditions],
+            output=str(self.run_dir),
+            cache_dir=str(self.cache.root),
+            device=str(self.device),
+        )
         if s.metrics is not None:
             d["metrics"] = entries(s.metrics)
         if s.task is not None:
@@ -280,12 +328,32 @@ class Runner:
         return d
 
 
-def run_spec(spec: dict[str, Any] | str | Path, output: str | Path | None = None, *, device: str | None = None,
-             dry_run: bool = False, plugins: Plugins | None = None, progress: bool = False,
-             echo: Callable[[str], None] = lambda s: None, cache_dir: str | Path | None = None,
-             executor: str = "local", address: str | None = None, recompute: str | None = None) -> pd.DataFrame:
+def run_spec(
+    spec: dict[str, Any] | str | Path,
+    output: str | Path | None = None,
+    *,
+    device: str | None = None,
+    dry_run: bool = False,
+    plugins: Plugins | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] = lambda s: None,
+    cache_dir: str | Path | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    recompute: str | None = None,
+) -> pd.DataFrame:
     """Run a spec (a mapping or a YAML path) and return the tidy results table (the plan table for ``dry_run``);
     ``recompute``: a ``model|method|dataset|condition`` pattern of cells to compute even if cached."""
-    runner = Runner(spec, output, device=device, plugins=plugins, progress=progress, echo=echo, cache_dir=cache_dir,
-                    executor=executor, address=address, recompute=recompute)
+    runner = Runner(
+        spec,
+        output,
+        device=device,
+        plugins=plugins,
+        progress=progress,
+        echo=echo,
+        cache_dir=cache_dir,
+        executor=executor,
+        address=address,
+        recompute=recompute,
+    )
     return runner.run(dry_run=dry_run)

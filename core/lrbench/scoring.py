@@ -4,6 +4,7 @@ Scoring is cheap and reads only the cache, so the results table is rebuilt on ev
 recomputes model outputs. Reading a cell verifies its checksum (the only time it is hashed); a cell that fails is
 dropped from the cache and reported, so the run computes it again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,10 @@ from .tasks import CellOutput, check_outputs
 
 log = logging.getLogger("lrbench")
 
-def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
-          skipped: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[tuple[Unit, str]]]:
+
+def score(
+    plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache, skipped: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, list[tuple[Unit, str]]]:
     """The tidy results table of every readable cell, and the (unit, condition) cells that could not be read."""
     rows, unreadable = [], []
     for unit in plan.units:
@@ -44,8 +47,21 @@ def score(plan: Plan, metrics: list[Item] | None, plugins: Any, cache: Cache,
                 note_skipped(unit, outputs["index"], skipped)
             for label, metric in cell_metrics:
                 for name, value in metric_rows(label, metric, outputs, unit.dataset_obj):
-                    rows.append((unit.model.label, unit.method.label, unit.dataset.label, deg.condition, name,
-                                 value, n, unit.task.name, described["degradation"], described["family"], level))
+                    rows.append(
+                        (
+                            unit.model.label,
+                            unit.method.label,
+                            unit.dataset.label,
+                            deg.condition,
+                            name,
+                            value,
+                            n,
+                            unit.task.name,
+                            described["degradation"],
+                            described["family"],
+                            level,
+                        )
+                    )
     return pd.DataFrame(rows, columns=COLUMNS), unreadable
 
 
@@ -65,8 +81,9 @@ def read_cell(cache: Cache, unit: Unit, condition: str) -> dict[str, np.ndarray]
         cell = CellOutput.from_arrays(arrays)
         check_outputs(unit.task, {condition: cell}, [condition])
     except (ValueError, LrbenchError) as exc:
-        log.warning("cached cell %s does not meet the cell-output contract (%s); recomputing",
-                    unit.cell_label(condition), exc)
+        log.warning(
+            "cached cell %s does not meet the cell-output contract (%s); recomputing", unit.cell_label(condition), exc
+        )
         cache.discard("cells", key)
         return None
     return arrays
@@ -78,8 +95,14 @@ def note_skipped(unit: Unit, index: np.ndarray, skipped: list[dict[str, Any]]) -
     ds = unit.dataset_obj
     for i in sorted(set(range(len(ds))) - set(index.tolist())):
         if (ds.name, i) not in known:
-            skipped.append({"dataset": ds.name, "index": i, "item": ds.item_id(i),
-                            "error": "undecodable when its cell was computed"})
+            skipped.append(
+                {
+                    "dataset": ds.name,
+                    "index": i,
+                    "item": ds.item_id(i),
+                    "error": "undecodable when its cell was computed",
+                }
+            )
             known.add((ds.name, i))
 
 

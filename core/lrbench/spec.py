@@ -4,6 +4,7 @@ Every problem is reported at once with its key path (``datasets[1].root``), the 
 closest match, so a user fixes a spec in one go. Validation builds datasets (to check their roots) and conditions, but
 never loads a model.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -59,8 +60,10 @@ class Spec(BaseModel):
     def _name(cls, v: str) -> str:
         # the run directory defaults to runs/<name>: a name is one path component, so it stays under runs/
         if not v or v in (".", "..") or "/" in v or "\\" in v or "\0" in v:
-            raise ValueError(f"name must be a plain file name (no '/', '\\', '.' or '..'), got {v!r}; "
-                             "use 'output' to choose another directory")
+            raise ValueError(
+                f"name must be a plain file name (no '/', '\\', '.' or '..'), got {v!r}; "
+                "use 'output' to choose another directory"
+            )
         return v
 
     @field_validator("device")
@@ -91,8 +94,9 @@ class Item:
 
 
 def _short(params: dict[str, Any]) -> str:
-    return ",".join(f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'), default=str)}"
-                    for k, v in sorted(params.items()))
+    return ",".join(
+        f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'), default=str)}" for k, v in sorted(params.items())
+    )
 
 
 def normalize_entry(kind: str, value: EntryIn, path: str) -> Item:
@@ -132,12 +136,14 @@ class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.constructor.ConstructorError(None, None, "YAML aliases (*name) are not allowed in a spec; "
-                                                    "write the value out", event.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed in a spec; write the value out", event.start_mark
+            )
         event = self.peek_event()
         if getattr(event, "anchor", None) is not None:
-            raise yaml.constructor.ConstructorError(None, None, "YAML anchors (&name) are not allowed in a spec",
-                                                    event.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML anchors (&name) are not allowed in a spec", event.start_mark
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -146,8 +152,11 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})", key_node.start_mark)
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    key_node.start_mark,
+                )
             if isinstance(key, (str, int, float, bool)):
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
@@ -174,17 +183,26 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise SpecError([(f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                                          "save the spec as UTF-8")], str(p)) from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            [
+                (
+                    f"line {line}",
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8",
+                )
+            ],
+            str(p),
+        ) from None
     try:
         # safe loader: a spec can never construct Python objects
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise SpecError([_yaml_problem(exc)], str(p)) from None
     if not isinstance(data, dict):
-        raise SpecError([("file", "a spec is a mapping of keys (models, datasets, conditions, ...), "
-                                  f"got {type(data).__name__}")], str(p))
+        raise SpecError(
+            [("file", f"a spec is a mapping of keys (models, datasets, conditions, ...), got {type(data).__name__}")],
+            str(p),
+        )
     return data
 
 
@@ -216,8 +234,13 @@ def check_params(entry: Entry, item: Item, implied: dict[str, Any]) -> list[tupl
             if key not in sig_params:
                 close = difflib.get_close_matches(key, list(sig_params), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append((f"{item.path}.{key}", f"unknown parameter {key!r} for {item.name!r}{hint} "
-                                 f"Parameters: {', '.join(sig_params) or '(none)'}"))
+                problems.append(
+                    (
+                        f"{item.path}.{key}",
+                        f"unknown parameter {key!r} for {item.name!r}{hint} "
+                        f"Parameters: {', '.join(sig_params) or '(none)'}",
+                    )
+                )
     for key, p in sig_params.items():
         if p.default is inspect.Parameter.empty and key not in params and key not in implied:
             problems.append((f"{item.path}.{key}", f"missing required parameter {key!r} for {item.name!r}"))
@@ -261,8 +284,13 @@ class ResolvedSpec:
     raw: dict[str, Any]
 
 
-def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_datasets: bool = True,
-             build_dataset: Callable[..., Any] | None = None) -> ResolvedSpec:
+def validate(
+    data: dict[str, Any],
+    plugins: Any,
+    source: str = "spec",
+    check_datasets: bool = True,
+    build_dataset: Callable[..., Any] | None = None,
+) -> ResolvedSpec:
     """Check a spec mapping; raise SpecError listing every problem, or return it normalized. Datasets are checked by
     building them with ``build_dataset`` (a run passes its memoised builder, so the plan reuses them)."""
     try:
@@ -295,11 +323,18 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
 
     # the same metric twice would give duplicate rows (and count each dataset twice in n_datasets): keep the first
     metrics_seen: set[str] = set()
-    groups["metrics"] = [m for m in groups["metrics"]
-                         if not (_metric_key(m) in metrics_seen or metrics_seen.add(_metric_key(m)))]
+    groups["metrics"] = [
+        m for m in groups["metrics"] if not (_metric_key(m) in metrics_seen or metrics_seen.add(_metric_key(m)))
+    ]
 
-    for item in [*groups["models"], *groups["methods"], *groups["datasets"], *groups["metrics"], *conditions,
-                 *([task] if task else [])]:
+    for item in [
+        *groups["models"],
+        *groups["methods"],
+        *groups["datasets"],
+        *groups["metrics"],
+        *conditions,
+        *([task] if task else []),
+    ]:
         registry = plugins.registries[item.kind]
         try:
             entry, implied = registry.resolve(item.name)
@@ -321,19 +356,28 @@ def validate(data: dict[str, Any], plugins: Any, source: str = "spec", check_dat
                 problems.append((f"{item.path}.root", str(exc)))
             except (LrbenchError, ValueError, TypeError) as exc:
                 problems.append((item.path, str(exc)))
-    for label_kind, items in (("models", groups["models"]), ("methods", groups["methods"]),
-                              ("datasets", groups["datasets"]), ("conditions", conditions)):
+    for label_kind, items in (
+        ("models", groups["models"]),
+        ("methods", groups["methods"]),
+        ("datasets", groups["datasets"]),
+        ("conditions", conditions),
+    ):
         seen: dict[str, str] = {}
         for item in items:
             label = item.label if label_kind != "conditions" or item.user_label else f"{item.name}{item.params}"
             if label in seen:
-                problems.append((item.path, f"duplicate {label_kind[:-1]} {label!r} (also {seen[label]}); "
-                                            "give one a distinct 'label'"))
+                problems.append(
+                    (
+                        item.path,
+                        f"duplicate {label_kind[:-1]} {label!r} (also {seen[label]}); give one a distinct 'label'",
+                    )
+                )
             seen[label] = item.path
     if problems:
         raise SpecError(_dedupe(problems), source)
-    return ResolvedSpec(spec, groups["models"], groups["methods"], groups["datasets"], conditions, task,
-                        groups["metrics"] or None, data)
+    return ResolvedSpec(
+        spec, groups["models"], groups["methods"], groups["datasets"], conditions, task, groups["metrics"] or None, data
+    )
 
 
 def _metric_key(item: Item) -> str:
@@ -358,4 +402,3 @@ def _check_condition(registry: Any, item: Item) -> list[tuple[str, str]]:
 
 def _dedupe(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(problems))
-

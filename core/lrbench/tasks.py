@@ -12,6 +12,7 @@ steps, sizes and crop box (``derive_conditions``); only the resampling arithmeti
 ``hr_view`` (SR benchmarks: a fixed crop) has its conditions act on that view on both paths, the view made once per
 image on the PIL image in the workers.
 """
+
 from __future__ import annotations
 
 import io
@@ -148,8 +149,9 @@ class Task:
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         """One pass over ``dataset``: a :class:`CellOutput` per condition, keyed by ``condition`` name."""
         raise NotImplementedError
 
@@ -207,8 +209,9 @@ class ConditionBatch:
         return ConditionBatch(self.index, pinned, self.errors)
 
 
-def _collate_conditions(index: list[int], per_item: list[list[Any]], conditions: Sequence[Degradation]
-                        ) -> ConditionBatch:
+def _collate_conditions(
+    index: list[int], per_item: list[list[Any]], conditions: Sequence[Degradation]
+) -> ConditionBatch:
     """Per-item payload lists (one entry per condition: a tensor, a PIL image or an error string) -> ConditionBatch."""
     inputs: dict[str, Any] = {}
     errors: dict[str, dict[int, str]] = {}
@@ -225,8 +228,13 @@ class _ReferenceLoader(torch.utils.data.Dataset):
     own ``Preprocess.pil`` when the model's ``prepare`` is exactly that (``prepare`` is None otherwise: the main process
     calls ``model.prepare`` on the degraded images)."""
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation],
-                 prepare: Callable[[Image.Image], torch.Tensor] | None, hr_view: HRView | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        conditions: Sequence[Degradation],
+        prepare: Callable[[Image.Image], torch.Tensor] | None,
+        hr_view: HRView | None = None,
+    ):
         self.dataset, self.conditions, self.prepare, self.hr_view = dataset, conditions, prepare, hr_view
 
     def __len__(self) -> int:
@@ -292,13 +300,17 @@ class _Sources:
     data: list[torch.Tensor | str]
 
     def pin_memory(self) -> "_Sources":
-        return _Sources(self.index, self.kinds, [d.pin_memory() if isinstance(d, torch.Tensor) else d for d in self.data])
+        return _Sources(
+            self.index, self.kinds, [d.pin_memory() if isinstance(d, torch.Tensor) else d for d in self.data]
+        )
 
     def decode(self, device: torch.device) -> list[torch.Tensor | str]:
         """Every item as uint8 (3, H, W) on ``device``, JPEGs decoded there in one batch, or its error string."""
         jpegs = [p for p, k in enumerate(self.kinds) if k == "jpeg"]
-        out: list[torch.Tensor | str] = [d.to(device, non_blocking=True) if k == "pixels" else d  # type: ignore[union-attr]
-                                         for k, d in zip(self.kinds, self.data)]
+        out: list[torch.Tensor | str] = [
+            d.to(device, non_blocking=True) if k == "pixels" else d  # type: ignore[union-attr]
+            for k, d in zip(self.kinds, self.data)
+        ]
         for p, image in zip(jpegs, decode_jpegs([self.data[p] for p in jpegs], device)):  # type: ignore[misc]
             out[p] = image
         return out
@@ -321,9 +333,12 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x
 
 
-def derive_conditions(x: torch.Tensor, conditions: Sequence[Degradation],
-                      prepare: Callable[[torch.Tensor], torch.Tensor], pre: Preprocess | None
-                      ) -> dict[str, torch.Tensor | str]:
+def derive_conditions(
+    x: torch.Tensor,
+    conditions: Sequence[Degradation],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    pre: Preprocess | None,
+) -> dict[str, torch.Tensor | str]:
     """Every condition's model input from a batch of same-size decoded images ``x`` (uint8, (B, 3, H, W)), or the
     error that condition raised.
 
@@ -365,8 +380,13 @@ def derive_conditions(x: torch.Tensor, conditions: Sequence[Degradation],
     return out
 
 
-def derive_batch(index: np.ndarray, images: Sequence[torch.Tensor | str], conditions: Sequence[Degradation],
-                 prepare: Callable[[torch.Tensor], torch.Tensor], pre: Preprocess | None) -> ConditionBatch:
+def derive_batch(
+    index: np.ndarray,
+    images: Sequence[torch.Tensor | str],
+    conditions: Sequence[Degradation],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    pre: Preprocess | None,
+) -> ConditionBatch:
     """Decoded images of any sizes (or their errors) -> ConditionBatch: images of equal size are stacked and derived
     together (``derive_conditions``), then every condition's rows are put back in batch order."""
     groups: dict[tuple[int, int], list[int]] = {}
@@ -399,8 +419,14 @@ class _FastLoader(torch.utils.data.Dataset):
     ``decode`` the JPEG is decoded here too (a CPU run: the workers are the decoders), and with ``derive`` (a CPU run
     whose model keeps its plain preprocessing) every condition's model input is made here as well."""
 
-    def __init__(self, dataset: Dataset, conditions: Sequence[Degradation], decode: bool, derive: Preprocess | None,
-                 hr_view: HRView | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        conditions: Sequence[Degradation],
+        decode: bool,
+        derive: Preprocess | None,
+        hr_view: HRView | None = None,
+    ):
         self.dataset, self.conditions, self.decode, self.derive = dataset, conditions, decode, derive
         self.hr_view = hr_view
 
@@ -419,8 +445,9 @@ class _FastLoader(torch.utils.data.Dataset):
             return i, "error", _LoadError(_error(exc))
 
     def collate(self, batch: list[tuple[int, str, torch.Tensor | str]]) -> _Sources | ConditionBatch:
-        sources = _Sources(np.array([i for i, _, _ in batch], dtype=np.int64), [k for _, k, _ in batch],
-                           [d for _, _, d in batch])
+        sources = _Sources(
+            np.array([i for i, _, _ in batch], dtype=np.int64), [k for _, k, _ in batch], [d for _, _, d in batch]
+        )
         if not self.decode:
             return sources
         images = sources.decode(torch.device("cpu"))
@@ -429,9 +456,13 @@ class _FastLoader(torch.utils.data.Dataset):
         return derive_batch(sources.index, images, self.conditions, self.derive.tensor, self.derive)
 
 
-def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-                           ctx: RunContext, indices: Sequence[int] | None = None
-                           ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+def iter_condition_batches(
+    model: ModelAdapter,
+    dataset: Dataset,
+    conditions: Sequence[Degradation],
+    ctx: RunContext,
+    indices: Sequence[int] | None = None,
+) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Yield ``(item indices, {condition: model input batch})``; items any condition fails on are skipped and recorded
     (with the first failing condition's error)."""
     pre = model.plain_preprocess()
@@ -443,8 +474,14 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
         source = _ReferenceLoader(dataset, conditions, pre.pil if pre is not None else None, model.hr_view)
     subset = source if indices is None else torch.utils.data.Subset(source, list(indices))
     n_batches = -(-len(subset) // ctx.batch_size)
-    loader = DataLoader(subset, batch_size=ctx.batch_size, num_workers=ctx.num_workers if n_batches > 1 else 0,
-                        collate_fn=source.collate, shuffle=False, pin_memory=not on_cpu)
+    loader = DataLoader(
+        subset,
+        batch_size=ctx.batch_size,
+        num_workers=ctx.num_workers if n_batches > 1 else 0,
+        collate_fn=source.collate,
+        shuffle=False,
+        pin_memory=not on_cpu,
+    )
     for batch in loader:
         if isinstance(batch, _Sources):  # decoding and deriving on the device
             batch = derive_batch(batch.index, batch.decode(ctx.device), conditions, model.prepare_tensor, pre)
@@ -453,8 +490,9 @@ def iter_condition_batches(model: ModelAdapter, dataset: Dataset, conditions: Se
             inputs: dict[str, torch.Tensor] = {}
             for deg in conditions:
                 x = _rows(batch, deg.condition, keep)
-                inputs[deg.condition] = (x.to(model.device, non_blocking=True) if isinstance(x, torch.Tensor)
-                                         else model.prepare(x))
+                inputs[deg.condition] = (
+                    x.to(model.device, non_blocking=True) if isinstance(x, torch.Tensor) else model.prepare(x)
+                )
             yield batch.index[keep], inputs
         ctx.progress(len(batch.index))
 
@@ -485,15 +523,16 @@ def _rows(batch: ConditionBatch, condition: str, keep: np.ndarray) -> Any:
     return x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else [x[r] for r in rows]
 
 
-def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str],
-                          batch_size: int = 256) -> torch.Tensor:
+def class_text_embeddings(
+    model: ModelAdapter, classnames: Sequence[str], templates: Sequence[str], batch_size: int = 256
+) -> torch.Tensor:
     """(C, D) classifier weights: every class x template prompt encoded in large batches across classes, each
     embedding normalized, averaged per class, and normalized again (the CLIP protocol)."""
     prompts = [t.replace("{c}", c) if "{c}" in t else t.format(c) for c in classnames for t in templates]
     chunks = []
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
-            chunks.append(F.normalize(model.encode_text(prompts[start:start + batch_size]).float(), dim=-1))
+            chunks.append(F.normalize(model.encode_text(prompts[start : start + batch_size]).float(), dim=-1))
     emb = torch.cat(chunks).view(len(classnames), len(templates), -1).mean(dim=1)
     return F.normalize(emb, dim=-1)
 
@@ -501,8 +540,12 @@ def class_text_embeddings(model: ModelAdapter, classnames: Sequence[str], templa
 def zero_shot_weights(model: ModelAdapter, dataset: Dataset, ctx: RunContext, task: dict[str, Any]) -> torch.Tensor:
     """(C, D) class text embeddings of a zero-shot model for a dataset's class names and templates (the CLIP protocol),
     cached under ``text/`` by model, class names, templates and ``task`` (the identity of the task asking)."""
-    description = {"model": model.identity(), "classnames": list(dataset.classnames),
-                   "templates": list(dataset.templates), "task": task}
+    description = {
+        "model": model.identity(),
+        "classnames": list(dataset.classnames),
+        "templates": list(dataset.templates),
+        "task": task,
+    }
 
     def compute() -> dict[str, np.ndarray]:
         w = class_text_embeddings(model, dataset.classnames, dataset.templates)

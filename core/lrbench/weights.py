@@ -4,6 +4,7 @@ Model plugins call these from their ``check`` (``lrbench validate`` / ``--dry-ru
 offline machine gets one line naming the weights, the path they were expected at and the command that fetches them
 within seconds, instead of minutes of hub retries and a long traceback. Nothing here downloads.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,9 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 def offline(host: str = "huggingface.co") -> bool:
     """``HF_HUB_OFFLINE`` / ``LRBENCH_OFFLINE`` set, or ``host`` unreachable (probed once per process)."""
-    if any(os.environ.get(v, "").lower() in _TRUE for v in ("LRBENCH_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+    if any(
+        os.environ.get(v, "").lower() in _TRUE for v in ("LRBENCH_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    ):
         return True
     return not reachable(host)
 
@@ -50,8 +53,9 @@ def hub_cache_dir(cache_dir: str | None = None) -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def hub_weights(repo_id: str, filenames: list[str], cache_dir: str | None = None,
-                revision: str | None = None) -> Finding:
+def hub_weights(
+    repo_id: str, filenames: list[str], cache_dir: str | None = None, revision: str | None = None
+) -> Finding:
     """Status of a Hugging Face Hub file: the first of ``filenames`` in the local cache, else download or missing."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -62,9 +66,12 @@ def hub_weights(repo_id: str, filenames: list[str], cache_dir: str | None = None
     folder = hub_cache_dir(cache_dir) / f"models--{repo_id.replace('/', '--')}"
     wanted = f"{repo_id}/{filenames[0]}"
     if offline():
-        return Finding("error", f"weights {wanted} are not on this machine (expected under {folder}) and the Hub is "
-                                f"unreachable; fetch them where you are online with `hf download {repo_id} "
-                                f"{filenames[0]}` and copy {folder} here (or set HF_HOME)")
+        return Finding(
+            "error",
+            f"weights {wanted} are not on this machine (expected under {folder}) and the Hub is "
+            f"unreachable; fetch them where you are online with `hf download {repo_id} "
+            f"{filenames[0]}` and copy {folder} here (or set HF_HOME)",
+        )
     return Finding("download", f"will download {wanted} into {folder}")
 
 
@@ -74,9 +81,12 @@ def url_weights(url: str, folder: str | Path) -> Finding:
     if target.is_file():
         return Finding("ok", f"{target.name} found at {target}")
     if offline(urlparse(url).hostname or ""):
-        return Finding("error", f"weights {target.name} are not on this machine (expected at {target}) and "
-                                f"{urlparse(url).hostname} is unreachable; fetch them where you are online with "
-                                f"`curl -L -o {target.name} {url}` and copy the file to {target}")
+        return Finding(
+            "error",
+            f"weights {target.name} are not on this machine (expected at {target}) and "
+            f"{urlparse(url).hostname} is unreachable; fetch them where you are online with "
+            f"`curl -L -o {target.name} {url}` and copy the file to {target}",
+        )
     return Finding("download", f"will download {url} to {target}")
 
 
@@ -90,8 +100,11 @@ def check_files(params: dict[str, object], names: tuple[str, ...] = ("checkpoint
     """A parameter that names a file (``checkpoint``, ``weights``, ``ckpt``, ``*_path``, ``*_file``) must exist."""
     out = []
     for key, value in params.items():
-        if not isinstance(value, str) or not value or not (key in names or key.endswith(("_path", "_file",
-                                                                                            "_checkpoint"))):
+        if (
+            not isinstance(value, str)
+            or not value
+            or not (key in names or key.endswith(("_path", "_file", "_checkpoint")))
+        ):
             continue
         path = Path(value).expanduser()
         if not path.exists():

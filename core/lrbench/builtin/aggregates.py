@@ -11,6 +11,7 @@ vanilla one), so a method that lowers HR accuracy cannot look more robust by it.
 dataset is neither ignored nor dominant), noted in aggregates.csv (and warned about); pass ``weights`` to choose
 otherwise. The LR0.FM authors' dataset names (``stanford_cars``, ...) find lrbench's class counts and weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,17 +60,20 @@ def _class_count(dataset: str, num_classes: dict[str, int]) -> int:
     elif canonical_dataset(dataset) in NUM_CLASSES:  # the LR0.FM authors' names count as lrbench's
         count = NUM_CLASSES[canonical_dataset(dataset)]
     else:
-        raise UnknownClassCount(f"number of classes of dataset {dataset!r} unknown: give a num_classes column or "
-                                "mapping")
+        raise UnknownClassCount(
+            f"number of classes of dataset {dataset!r} unknown: give a num_classes column or mapping"
+        )
     if count < 2:
-        raise LrbenchError(f"dataset {dataset!r}: num_classes must be >= 2 (chance accuracy is 1 / num_classes), "
-                           f"got {count}")
+        raise LrbenchError(
+            f"dataset {dataset!r}: num_classes must be >= 2 (chance accuracy is 1 / num_classes), got {count}"
+        )
     return count
 
 
 def _scored(f: pd.DataFrame) -> pd.DataFrame:
     """The rows a dataset average may use: a defined ratio (see ``Gamma.values`` for the rows left out)."""
     return f[f["value"].notna()]
+
 
 class Gamma(AggregateMetric):
     """gamma = A_n / A_HR per dataset (relative robustness)."""
@@ -87,10 +91,15 @@ class Gamma(AggregateMetric):
         base = f["a_hr_base"]
         ok = base > 0
         f["value"] = np.where(ok, f["value"] / base.where(ok, 1), np.nan)
-        f["note"] = np.where(base.isna(), f"HR {self.metric} is missing (NaN): gamma undefined, left out of SAR/WAR",
-                             np.where(~ok, f"HR {self.metric} is 0: gamma undefined, left out of SAR/WAR",
-                                      np.where(f["value"].isna(), f"{self.metric} is missing (NaN): left out of "
-                                                                  "SAR/WAR", "")))
+        f["note"] = np.where(
+            base.isna(),
+            f"HR {self.metric} is missing (NaN): gamma undefined, left out of SAR/WAR",
+            np.where(
+                ~ok,
+                f"HR {self.metric} is 0: gamma undefined, left out of SAR/WAR",
+                np.where(f["value"].isna(), f"{self.metric} is missing (NaN): left out of SAR/WAR", ""),
+            ),
+        )
         return f
 
     def aggregate(self, table, num_classes):
@@ -115,10 +124,13 @@ class ImprovedGamma(Gamma):
         f["value"] = f["value"] * (1 - np.exp(-self.alpha * easiness**2))
         f["metric"] = self.name
         unweighted = ~f["dataset"].map(canonical_dataset).isin(list(WAR16_WEIGHTS))
-        weight_note = (f"no WAR-16 weight: WAR (default weights) gives it the mean weight "
-                       f"{np.mean(list(WAR16_WEIGHTS.values())):.4f}")
-        f["note"] = np.where(unweighted, np.where(f["note"] != "", f["note"] + "; " + weight_note, weight_note),
-                             f["note"])
+        weight_note = (
+            f"no WAR-16 weight: WAR (default weights) gives it the mean weight "
+            f"{np.mean(list(WAR16_WEIGHTS.values())):.4f}"
+        )
+        f["note"] = np.where(
+            unweighted, np.where(f["note"] != "", f["note"] + "; " + weight_note, weight_note), f["note"]
+        )
         return f[KEYS + ["condition", "metric", "value", "note"]]
 
 
@@ -157,8 +169,9 @@ class War(AggregateMetric):
 
     name = "WAR"
 
-    def __init__(self, metric: str = "top1", hr: str = "hr", alpha: float = 200.0,
-                 weights: dict[str, float] | None = None):
+    def __init__(
+        self, metric: str = "top1", hr: str = "hr", alpha: float = 200.0, weights: dict[str, float] | None = None
+    ):
         self.Gamma = ImprovedGamma(metric, hr, alpha)
         self.weights = dict(weights) if weights is not None else dict(WAR16_WEIGHTS)
 
@@ -173,8 +186,11 @@ class War(AggregateMetric):
         g = _scored(self.Gamma.aggregate(table, num_classes))
         g["w"] = g["dataset"].map(self.weight).astype(float)  # float even when no dataset is left (empty frame)
         g["wv"] = g["w"] * g["value"].abs()
-        s = g.groupby(["model", "method", "condition"], sort=False).agg(wv=("wv", "sum"), w=("w", "sum"),
-                                                                         n_datasets=("value", "count")).reset_index()
+        s = (
+            g.groupby(["model", "method", "condition"], sort=False)
+            .agg(wv=("wv", "sum"), w=("w", "sum"), n_datasets=("value", "count"))
+            .reset_index()
+        )
         s["value"] = s["wv"] / s["w"]
         return s[["model", "method", "condition", "value", "n_datasets"]].assign(metric=self.name)
 

@@ -8,6 +8,7 @@ Registered names: the family ``lr0fm`` (``lr0fm:EVA-02-CLIP-B/16``; the authors'
 accepted too) and every preset individually (``lr0fm:CLIP-ViT-B/32`` ...), whose ``info`` carries the catalogue facts and
 whether an installed plugin can load it, so ``lrbench list models`` shows the whole table.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,8 +18,8 @@ from importlib import metadata
 from typing import Any
 
 from .. import NAMESPACE, hookimpl
-from ..datasets import load_json_resource
 from ..context import PluginContext
+from ..datasets import load_json_resource
 from ..registry import Finding, LrbenchError
 
 CATALOGUE_FILE = "lr0fm_models.json"
@@ -77,14 +78,18 @@ def build(id: str, *, context: PluginContext, **params: Any) -> Any:
     if family not in models.names():
         failed = models.failed_plugins.get(load["entry_point"])
         why = f" (plugin {load['entry_point']!r} failed to load: {failed})" if failed else ""
-        raise LrbenchError(f"lr0fm:{p['name']} is loaded by the {family!r} model family of {load['plugin']}, which is "
-                           f"not installed{why}: {install_hint(load['plugin'])}")
+        raise LrbenchError(
+            f"lr0fm:{p['name']} is loaded by the {family!r} model family of {load['plugin']}, which is "
+            f"not installed{why}: {install_hint(load['plugin'])}"
+        )
     name, merged = target(p)
     merged.update(params)
     missing = [k for k in load.get("needs", []) if merged.get(k) is None]
     if missing:
-        raise LrbenchError(f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
-                           f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry")
+        raise LrbenchError(
+            f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
+            f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry"
+        )
     return models.create(name, **merged)
 
 
@@ -103,15 +108,28 @@ def check(id: str, **params: Any) -> list[Finding]:
     models = get_plugins().models
     if load["model"] not in models.names():
         failed = models.failed_plugins.get(load["entry_point"])
-        why = f"plugin {load['entry_point']!r} failed to load: {failed}" if failed else f"{load['plugin']} is not installed"
-        return [Finding("error", f"lr0fm:{p['name']} needs the {load['model']!r} model family: {why} "
-                                 f"({install_hint(load['plugin'])})")]
+        why = (
+            f"plugin {load['entry_point']!r} failed to load: {failed}"
+            if failed
+            else f"{load['plugin']} is not installed"
+        )
+        return [
+            Finding(
+                "error",
+                f"lr0fm:{p['name']} needs the {load['model']!r} model family: {why} ({install_hint(load['plugin'])})",
+            )
+        ]
     name, merged = target(p)
     merged.update(params)
     missing = [k for k in load.get("needs", []) if merged.get(k) is None]
     if missing:
-        return [Finding("error", f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
-                                 f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry")]
+        return [
+            Finding(
+                "error",
+                f"lr0fm:{p['name']} needs {', '.join(missing)}: download {load['download']} and set "
+                f"{missing[0]}: /path/to/{load['download'].rsplit('/', 1)[-1]} in the model entry",
+            )
+        ]
     entry, implied = models.resolve(name)
     return list(entry.check(**implied, **merged)) if entry.check else []
 
@@ -129,8 +147,13 @@ def preset_info(p: dict[str, Any], installed: set[str]) -> dict[str, Any]:
         info.update(available=False, loader=None, reason=p["unavailable"])
         return info
     name, params = target(p)
-    info.update(loader=name, loader_params=params or None, installable_by=load["plugin"],
-                available=load["entry_point"] in installed, needs=load.get("needs") or None)
+    info.update(
+        loader=name,
+        loader_params=params or None,
+        installable_by=load["plugin"],
+        available=load["entry_point"] in installed,
+        needs=load.get("needs") or None,
+    )
     return info
 
 
@@ -139,9 +162,21 @@ def register_models(register):
     installed = _installed_entry_points()
     presets = catalogue()["models"]
     n_ok = sum(1 for p in presets if p.get("load") and p["load"]["entry_point"] in installed)
-    register("lr0fm", build, "LR0.FM catalogue: lr0fm:PRESET loads one of the paper's 66 backbones through its plugin",
-             accepts_id=True, kind="zero-shot", info={"presets": len(presets), "available": n_ok}, check=check)
+    register(
+        "lr0fm",
+        build,
+        "LR0.FM catalogue: lr0fm:PRESET loads one of the paper's 66 backbones through its plugin",
+        accepts_id=True,
+        kind="zero-shot",
+        info={"presets": len(presets), "available": n_ok},
+        check=check,
+    )
     for p in presets:
-        register(f"lr0fm:{p['name']}", partial(build, p["name"]),
-                 f"{p['family']} {p['architecture']} ({p['pretraining']}, {p['data_size']}) at {p['input_size']} px",
-                 kind="zero-shot", info=preset_info(p, installed), check=partial(check, p["name"]))
+        register(
+            f"lr0fm:{p['name']}",
+            partial(build, p["name"]),
+            f"{p['family']} {p['architecture']} ({p['pretraining']}, {p['data_size']}) at {p['input_size']} px",
+            kind="zero-shot",
+            info=preset_info(p, installed),
+            check=partial(check, p["name"]),
+        )

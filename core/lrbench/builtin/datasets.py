@@ -1,4 +1,5 @@
 """Built-in datasets: generic local folders (``imagefolder``, ``csv``)."""
+
 from __future__ import annotations
 
 from .. import hookimpl

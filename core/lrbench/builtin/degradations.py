@@ -1,4 +1,5 @@
 """Built-in degradations: resize families (the LR0.FM protocol), pixelation, blur, JPEG, noise."""
+
 from __future__ import annotations
 
 import io
@@ -8,8 +9,8 @@ from typing import Annotated
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
-from torchvision.io import decode_jpeg, encode_jpeg
 from pydantic import Field, validate_call
+from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms import functional as TF
 
 from .. import hookimpl
@@ -61,8 +62,9 @@ class Resize(Degradation):
     def resample(self, h: int, w: int) -> Resample | None:
         if self.interpolation not in ("bicubic", "bilinear"):  # torch's antialiased kernels are PIL's for these two
             return None
-        return Resample(*((self.size, self.size) if self.square else shorter_side_size(h, w, self.size)),
-                        self.interpolation)
+        return Resample(
+            *((self.size, self.size) if self.square else shorter_side_size(h, w, self.size)), self.interpolation
+        )
 
 
 class Bilinear(Resize):
@@ -83,7 +85,9 @@ class Area(Resize):
         if self.square:
             size = (self.size, self.size)
         else:
-            size = (self.size, max(1, int(self.size * w / h))) if h <= w else (max(1, int(self.size * h / w)), self.size)
+            size = (
+                (self.size, max(1, int(self.size * w / h))) if h <= w else (max(1, int(self.size * h / w)), self.size)
+            )
         return torch.nn.functional.adaptive_avg_pool2d(x, size)
 
 

@@ -1,4 +1,5 @@
 """The ``none`` method: the model as it is, the baseline every other method is compared with."""
+
 from __future__ import annotations
 
 from .. import hookimpl

@@ -1,4 +1,5 @@
 """Built-in per-cell metrics on logits: top-k accuracy and mean per-class accuracy."""
+
 from __future__ import annotations
 
 import numpy as np

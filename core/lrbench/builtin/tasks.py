@@ -1,4 +1,5 @@
 """Built-in tasks: zero-shot classification (the CLIP protocol of LR0.FM) and plain classification."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -29,8 +30,9 @@ class ZeroShotClassification(Task):
     def text_weights(self, model: ModelAdapter, dataset: Dataset, ctx: RunContext) -> torch.Tensor:
         return zero_shot_weights(model, dataset, ctx, self.identity())
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         weights = self.text_weights(model, dataset, ctx)
         scale = float(model.logit_scale)
         logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
@@ -46,8 +48,14 @@ class ZeroShotClassification(Task):
         index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
         labels = dataset.labels[index]
         n_cls = weights.shape[0]
-        return {c: CellOutput(index, len(index), {"logits": np.concatenate(v) if v else np.zeros((0, n_cls), np.float32),
-                                                  "labels": labels}) for c, v in logits.items()}
+        return {
+            c: CellOutput(
+                index,
+                len(index),
+                {"logits": np.concatenate(v) if v else np.zeros((0, n_cls), np.float32), "labels": labels},
+            )
+            for c, v in logits.items()
+        }
 
 
 class Classification(Task):
@@ -62,8 +70,9 @@ class Classification(Task):
     #: LR0.FM's robustness aggregates (builtin/aggregates.py)
     default_aggregates = ("ACC", "gamma", "Gamma", "SAR", "WAR")
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         logits: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
         seen: list[np.ndarray] = []
         with torch.no_grad():
@@ -74,8 +83,14 @@ class Classification(Task):
                         out = model.classify(x)
                     logits[cond].append(out.float().cpu().numpy())
         index = np.concatenate(seen) if seen else np.zeros(0, np.int64)
-        return {c: CellOutput(index, len(index), {"logits": np.concatenate(v) if v else np.zeros((0, 0), np.float32),
-                                                  "labels": dataset.labels[index]}) for c, v in logits.items()}
+        return {
+            c: CellOutput(
+                index,
+                len(index),
+                {"logits": np.concatenate(v) if v else np.zeros((0, 0), np.float32), "labels": dataset.labels[index]},
+            )
+            for c, v in logits.items()
+        }
 
 
 @hookimpl

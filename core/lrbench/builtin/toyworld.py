@@ -5,6 +5,7 @@ a random background, plus a caption naming all of them. Items are generated from
 needs no files, is identical on every machine, and its train and test splits never share an image. Shapes stay
 recognisable at 64 px and blur into blobs of colour at 8 px: a small, honest low-resolution benchmark.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,23 +17,60 @@ from PIL import Image, ImageDraw, ImageFilter
 from .. import hookimpl
 from ..datasets import Dataset, Limit
 
-SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon", "diamond", "ring", "crescent", "heart",
-          "arrow", "pentagon")
-COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 210, 40),
-           "purple": (150, 60, 190), "orange": (245, 140, 30), "white": (245, 245, 245), "black": (20, 20, 20)}
+SHAPES = (
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+    "hexagon",
+    "diamond",
+    "ring",
+    "crescent",
+    "heart",
+    "arrow",
+    "pentagon",
+)
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 210, 40),
+    "purple": (150, 60, 190),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
 TEXTURES = ("plain", "striped", "dotted", "checkered")
-BACKGROUNDS = {"grey": (128, 128, 128), "sand": (210, 190, 150), "sky": (150, 190, 230), "grass": (110, 160, 90),
-               "night": (30, 30, 60), "rose": (220, 170, 180)}
-TEMPLATES = ("a photo of a {c}.", "a {c} shape.", "a drawing of a {c}.", "an image of a {c}.",
-             "a small {c}.", "a large {c}.")
+BACKGROUNDS = {
+    "grey": (128, 128, 128),
+    "sand": (210, 190, 150),
+    "sky": (150, 190, 230),
+    "grass": (110, 160, 90),
+    "night": (30, 30, 60),
+    "rose": (220, 170, 180),
+}
+TEMPLATES = (
+    "a photo of a {c}.",
+    "a {c} shape.",
+    "a drawing of a {c}.",
+    "an image of a {c}.",
+    "a small {c}.",
+    "a large {c}.",
+)
 SPLIT_OFFSET = {"train": 0, "test": 10_000_019, "val": 20_000_039}
 IMAGE_SIZE = 224
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]]:
     def pts(radii: list[float], n: int) -> list[tuple[float, float]]:
-        return [(cx + radii[i % len(radii)] * r * math.cos(rot + 2 * math.pi * i / n),
-                 cy + radii[i % len(radii)] * r * math.sin(rot + 2 * math.pi * i / n)) for i in range(n)]
+        return [
+            (
+                cx + radii[i % len(radii)] * r * math.cos(rot + 2 * math.pi * i / n),
+                cy + radii[i % len(radii)] * r * math.sin(rot + 2 * math.pi * i / n),
+            )
+            for i in range(n)
+        ]
 
     if kind == "square":
         return pts([1.0], 4)
@@ -48,12 +86,30 @@ def _polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> list[tupl
         return pts([1.0, 0.55], 4)
     if kind == "cross":
         w = 0.33
-        base = [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]
+        base = [
+            (-w, -1),
+            (w, -1),
+            (w, -w),
+            (1, -w),
+            (1, w),
+            (w, w),
+            (w, 1),
+            (-w, 1),
+            (-w, w),
+            (-1, w),
+            (-1, -w),
+            (-w, -w),
+        ]
     elif kind == "arrow":
         base = [(-1, -0.3), (0.2, -0.3), (0.2, -0.7), (1, 0), (0.2, 0.7), (0.2, 0.3), (-1, 0.3)]
     elif kind == "heart":
-        base = [(16 * math.sin(t) ** 3 / 16, -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t)
-                                                - math.cos(4 * t)) / 16) for t in np.linspace(0, 2 * math.pi, 40)]
+        base = [
+            (
+                16 * math.sin(t) ** 3 / 16,
+                -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)) / 16,
+            )
+            for t in np.linspace(0, 2 * math.pi, 40)
+        ]
     else:
         raise ValueError(kind)
     c, s = math.cos(rot), math.sin(rot)
@@ -112,8 +168,15 @@ def render(seed: int) -> tuple[Image.Image, int, str]:
     elif shape == "crescent":
         d.ellipse(box, fill=255)
         off = 0.45 * r
-        d.ellipse([cx - r + off * math.cos(rot), cy - r + off * math.sin(rot),
-                   cx + r + off * math.cos(rot), cy + r + off * math.sin(rot)], fill=0)
+        d.ellipse(
+            [
+                cx - r + off * math.cos(rot),
+                cy - r + off * math.sin(rot),
+                cx + r + off * math.cos(rot),
+                cy + r + off * math.sin(rot),
+            ],
+            fill=0,
+        )
     else:
         d.polygon(_polygon(shape, cx, cy, r, rot), fill=255)
     canvas.paste(_texture(texture, COLOURS[colour_name], rng), (0, 0), mask.filter(ImageFilter.GaussianBlur(0.6)))

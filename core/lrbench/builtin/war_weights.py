@@ -12,6 +12,7 @@ constant in w (it depends on w only through a ranking), so gradient methods and 
 surrogates (the authors used Ax) gain nothing over a population search; we use SciPy's differential evolution
 (or Optuna's TPE sampler), seeded with the uniform weights so the result is never worse than the plain mean.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,15 @@ PAPER_OBJECTIVE: dict[str, float] = {"imagenet-v2": 0.95, "dtd": 0.95, "imagenet
 OPTIMIZERS = ("differential-evolution", "optuna")
 
 
-def robustness_matrix(table: pd.DataFrame, condition: str = "bicubic@16", metric: str = "top1", hr: str = "hr",
-                      alpha: float = 200.0, num_classes: Mapping[str, int] | None = None,
-                      score: str = "Gamma") -> pd.DataFrame:
+def robustness_matrix(
+    table: pd.DataFrame,
+    condition: str = "bicubic@16",
+    metric: str = "top1",
+    hr: str = "hr",
+    alpha: float = 200.0,
+    num_classes: Mapping[str, int] | None = None,
+    score: str = "Gamma",
+) -> pd.DataFrame:
     """Models (rows: 'model' or 'model [method]') x datasets of Gamma (or gamma) at ``condition``; complete rows only."""
     if score not in ("Gamma", "gamma"):
         raise LrbenchError(f"score {score!r}: choose 'Gamma' (improved relative robustness) or 'gamma'")
@@ -73,10 +80,17 @@ class WarWeights:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"condition": self.condition, "n_models": self.n_models, "optimizer": self.optimizer,
-                "objective_weights": self.objective_weights, "objective_uniform": self.objective_uniform,
-                "objective_optimized": self.objective_optimized, "weights": self.weights,
-                "correlations": self.correlations.to_dict(orient="records"), **self.extra}
+        return {
+            "condition": self.condition,
+            "n_models": self.n_models,
+            "optimizer": self.optimizer,
+            "objective_weights": self.objective_weights,
+            "objective_uniform": self.objective_uniform,
+            "objective_optimized": self.objective_optimized,
+            "weights": self.weights,
+            "correlations": self.correlations.to_dict(orient="records"),
+            **self.extra,
+        }
 
 
 class WarObjective:
@@ -85,7 +99,9 @@ class WarObjective:
     def __init__(self, matrix: pd.DataFrame, objective_weights: Mapping[str, float]):
         unknown = sorted(set(objective_weights) - set(matrix.columns))
         if unknown:
-            raise LrbenchError(f"objective names datasets not in the table: {unknown}; the table has {list(matrix.columns)}")
+            raise LrbenchError(
+                f"objective names datasets not in the table: {unknown}; the table has {list(matrix.columns)}"
+            )
         if len(matrix) < 3:
             raise LrbenchError(f"need at least 3 models with every dataset to rank, got {len(matrix)}")
         self.datasets = list(matrix.columns)
@@ -103,9 +119,15 @@ class WarObjective:
         return self.correlations(w) @ self.c
 
 
-def optimize_war_weights(matrix: pd.DataFrame, objective_weights: Mapping[str, float] | None = None,
-                         bounds: tuple[float, float] = (0.01, 1.0), optimizer: str = "differential-evolution",
-                         seed: int = 0, maxiter: int = 300, condition: str = "") -> WarWeights:
+def optimize_war_weights(
+    matrix: pd.DataFrame,
+    objective_weights: Mapping[str, float] | None = None,
+    bounds: tuple[float, float] = (0.01, 1.0),
+    optimizer: str = "differential-evolution",
+    seed: int = 0,
+    maxiter: int = 300,
+    condition: str = "",
+) -> WarWeights:
     """Maximise the eq.-2 objective over dataset weights in ``bounds``, starting from (and never below) uniform."""
     objective_weights = dict(PAPER_OBJECTIVE if objective_weights is None else objective_weights)
     lo, hi = bounds
@@ -117,8 +139,18 @@ def optimize_war_weights(matrix: pd.DataFrame, objective_weights: Mapping[str, f
     if optimizer == "differential-evolution":
         from scipy.optimize import differential_evolution
 
-        res = differential_evolution(lambda W: -f(W.T), [(lo, hi)] * n, x0=uniform, seed=seed, maxiter=maxiter,
-                                     popsize=20, tol=0, polish=False, vectorized=True, updating="deferred")
+        res = differential_evolution(
+            lambda W: -f(W.T),
+            [(lo, hi)] * n,
+            x0=uniform,
+            seed=seed,
+            maxiter=maxiter,
+            popsize=20,
+            tol=0,
+            polish=False,
+            vectorized=True,
+            updating="deferred",
+        )
         best = res.x
     elif optimizer == "optuna":
         try:
@@ -128,24 +160,41 @@ def optimize_war_weights(matrix: pd.DataFrame, objective_weights: Mapping[str, f
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         study.enqueue_trial({d: hi for d in f.datasets})
-        study.optimize(lambda t: float(f(np.array([t.suggest_float(d, lo, hi) for d in f.datasets]))[0]),
-                       n_trials=maxiter)
+        study.optimize(
+            lambda t: float(f(np.array([t.suggest_float(d, lo, hi) for d in f.datasets]))[0]), n_trials=maxiter
+        )
         best = np.array([study.best_params[d] for d in f.datasets])
     else:
         raise LrbenchError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
     before, after = f.correlations(uniform)[0], f.correlations(best)[0]
     if f(best)[0] < f(uniform)[0]:  # cannot happen with the seeded searches above; keep the guarantee explicit
         best, after = uniform, before
-    corr = pd.DataFrame({"dataset": f.datasets, "weight": best, "objective_weight": f.c,
-                         "sar_correlation": before, "war_correlation": after})
+    corr = pd.DataFrame(
+        {
+            "dataset": f.datasets,
+            "weight": best,
+            "objective_weight": f.c,
+            "sar_correlation": before,
+            "war_correlation": after,
+        }
+    )
     extra = {}
     if set(WAR16_WEIGHTS) >= set(f.datasets):
         table11 = np.array([WAR16_WEIGHTS[d] for d in f.datasets])
         extra["objective_table11"] = float(f(table11)[0])
         corr["table11_weight"] = table11
         corr["table11_correlation"] = f.correlations(table11)[0]
-    return WarWeights(condition, {d: float(w) for d, w in zip(f.datasets, best)}, objective_weights,
-                      float(f(uniform)[0]), float(f(best)[0]), corr, len(matrix), optimizer, extra)
+    return WarWeights(
+        condition,
+        {d: float(w) for d, w in zip(f.datasets, best)},
+        objective_weights,
+        float(f(uniform)[0]),
+        float(f(best)[0]),
+        corr,
+        len(matrix),
+        optimizer,
+        extra,
+    )
 
 
 def parse_mapping(text: str, what: str) -> dict[str, float]:
@@ -171,15 +220,23 @@ def _write(result: WarWeights, out: Path) -> None:
 
 
 def _report(result: WarWeights) -> str:
-    lines = [f"{result.n_models} models, {len(result.weights)} datasets, condition {result.condition}, "
-             f"optimizer {result.optimizer}",
-             f"objective: uniform weights (SAR-like) {result.objective_uniform:.5f} -> optimized "
-             f"{result.objective_optimized:.5f}"
-             + (f" (Table 11 weights: {result.extra['objective_table11']:.5f})" if "objective_table11" in result.extra else ""),
-             f"{'dataset':<18}{'weight':>9}{'c_d':>6}{'SC SAR':>9}{'SC WAR':>9}"]
+    lines = [
+        f"{result.n_models} models, {len(result.weights)} datasets, condition {result.condition}, "
+        f"optimizer {result.optimizer}",
+        f"objective: uniform weights (SAR-like) {result.objective_uniform:.5f} -> optimized "
+        f"{result.objective_optimized:.5f}"
+        + (
+            f" (Table 11 weights: {result.extra['objective_table11']:.5f})"
+            if "objective_table11" in result.extra
+            else ""
+        ),
+        f"{'dataset':<18}{'weight':>9}{'c_d':>6}{'SC SAR':>9}{'SC WAR':>9}",
+    ]
     for row in result.correlations.itertuples():
-        lines.append(f"{row.dataset:<18}{row.weight:>9.4f}{row.objective_weight:>6.2f}{row.sar_correlation:>9.4f}"
-                     f"{row.war_correlation:>9.4f}")
+        lines.append(
+            f"{row.dataset:<18}{row.weight:>9.4f}{row.objective_weight:>6.2f}{row.sar_correlation:>9.4f}"
+            f"{row.war_correlation:>9.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -190,21 +247,51 @@ def register_commands(cli):
     @cli.command("war-weights")
     @click.argument("table", type=click.Path(dir_okay=False, exists=True))
     @click.option("--condition", default="bicubic@16", show_default=True, help="Condition whose Gamma is ranked.")
-    @click.option("--objective", default=",".join(f"{k}={v}" for k, v in PAPER_OBJECTIVE.items()), show_default=True,
-                  help="Objective weights c_d as dataset=weight pairs (eq. 2 of LR0.FM by default).")
+    @click.option(
+        "--objective",
+        default=",".join(f"{k}={v}" for k, v in PAPER_OBJECTIVE.items()),
+        show_default=True,
+        help="Objective weights c_d as dataset=weight pairs (eq. 2 of LR0.FM by default).",
+    )
     @click.option("--bounds", default="0.01,1", show_default=True, help="Lower,upper bound of every dataset weight.")
     @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="differential-evolution", show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--maxiter", type=int, default=300, show_default=True,
-                  help="Generations (differential evolution) or trials (optuna).")
-    @click.option("--score", type=click.Choice(["Gamma", "gamma"]), default="Gamma", show_default=True,
-                  help="Per-dataset robustness that is ranked and averaged.")
+    @click.option(
+        "--maxiter",
+        type=int,
+        default=300,
+        show_default=True,
+        help="Generations (differential evolution) or trials (optuna).",
+    )
+    @click.option(
+        "--score",
+        type=click.Choice(["Gamma", "gamma"]),
+        default="Gamma",
+        show_default=True,
+        help="Per-dataset robustness that is ranked and averaged.",
+    )
     @click.option("--metric", default="top1", show_default=True)
     @click.option("--alpha", type=float, default=200.0, show_default=True, help="Gamma's alpha.")
-    @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-                  help="Write weights and correlations (.json: everything; .csv: one row per dataset).")
-    def war_weights_cmd(table: str, condition: str, objective: str, bounds: str, optimizer: str, seed: int,
-                        maxiter: int, score: str, metric: str, alpha: float, out: str | None) -> None:
+    @click.option(
+        "--out",
+        "out",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write weights and correlations (.json: everything; .csv: one row per dataset).",
+    )
+    def war_weights_cmd(
+        table: str,
+        condition: str,
+        objective: str,
+        bounds: str,
+        optimizer: str,
+        seed: int,
+        maxiter: int,
+        score: str,
+        metric: str,
+        alpha: float,
+        out: str | None,
+    ) -> None:
         """Re-derive WAR's dataset weights from a results TABLE (columns model, dataset, condition, metric, value,
         optionally method and num_classes) by maximising LR0.FM's objective (eq. 2)."""
         df = pd.read_csv(table)
@@ -215,16 +302,19 @@ def register_commands(cli):
             df["method"] = "none"
         num_classes = {}
         if "num_classes" in df:
-            num_classes = {d: int(c) for d, c in
-                           df.dropna(subset=["num_classes"]).groupby("dataset")["num_classes"].first().items()}
+            num_classes = {
+                d: int(c)
+                for d, c in df.dropna(subset=["num_classes"]).groupby("dataset")["num_classes"].first().items()
+            }
         try:
             lo, hi = (float(v) for v in bounds.split(","))
         except ValueError:
             raise click.UsageError(f"--bounds {bounds!r}: write low,high (e.g. 0.01,1)") from None
         try:
             matrix = robustness_matrix(df, condition, metric, alpha=alpha, num_classes=num_classes, score=score)
-            result = optimize_war_weights(matrix, parse_mapping(objective, "--objective"), (lo, hi), optimizer,
-                                          seed, maxiter, condition)
+            result = optimize_war_weights(
+                matrix, parse_mapping(objective, "--objective"), (lo, hi), optimizer, seed, maxiter, condition
+            )
         except (LrbenchError, KeyError) as exc:
             raise click.ClickException(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from None
         click.echo(_report(result))

@@ -1,13 +1,21 @@
 """Registers the ``colour-probe`` model: the entry point ``lrbench = example = lrbench_example.plugin`` points here."""
+
 from __future__ import annotations
 
 import torch
 
 from lrbench import ModelAdapter, Preprocess, hookimpl
 
-COLOURS = {"red": (0.86, 0.16, 0.16), "green": (0.16, 0.67, 0.24), "blue": (0.16, 0.31, 0.86),
-           "yellow": (0.92, 0.82, 0.16), "purple": (0.59, 0.24, 0.75), "orange": (0.96, 0.55, 0.12),
-           "white": (0.96, 0.96, 0.96), "black": (0.08, 0.08, 0.08)}
+COLOURS = {
+    "red": (0.86, 0.16, 0.16),
+    "green": (0.16, 0.67, 0.24),
+    "blue": (0.16, 0.31, 0.86),
+    "yellow": (0.92, 0.82, 0.16),
+    "purple": (0.59, 0.24, 0.75),
+    "orange": (0.96, 0.55, 0.12),
+    "white": (0.96, 0.96, 0.96),
+    "black": (0.08, 0.08, 0.08),
+}
 
 
 class ColourProbe(ModelAdapter):

@@ -1,8 +1,7 @@
 import numpy as np
 import torch
-from PIL import Image
-
 from lrbench_example.plugin import COLOURS, ColourProbe
+from PIL import Image
 
 
 def test_colour_probe_picks_the_swatch_colour():

@@ -8,6 +8,7 @@ Two loaders exist upstream and both are kept thin here:
   (EVA-CLIP-8B, EVA-CLIP-18B): a module exposing ``encode_image(pixels)`` and ``encode_text(input_ids)`` plus a HF
   tokenizer; their preprocessing is the OpenAI CLIP image processor (bicubic shortest side, center crop, OpenAI mean/std).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -28,10 +29,16 @@ def preprocess_from_open_clip(cfg: dict[str, Any]) -> Preprocess:
         size = size[0]
     mode = cfg.get("resize_mode", "shortest")
     if mode not in _RESIZE_MODES:
-        raise ValueError(f"open_clip resize_mode {mode!r} is not supported; lrbench supports {', '.join(_RESIZE_MODES)}")
-    return Preprocess(image_size=int(size), mean=tuple(float(v) for v in cfg.get("mean", OPENAI_MEAN)),
-                      std=tuple(float(v) for v in cfg.get("std", OPENAI_STD)),
-                      interpolation=str(cfg.get("interpolation", "bicubic")), resize_mode=mode)
+        raise ValueError(
+            f"open_clip resize_mode {mode!r} is not supported; lrbench supports {', '.join(_RESIZE_MODES)}"
+        )
+    return Preprocess(
+        image_size=int(size),
+        mean=tuple(float(v) for v in cfg.get("mean", OPENAI_MEAN)),
+        std=tuple(float(v) for v in cfg.get("std", OPENAI_STD)),
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        resize_mode=mode,
+    )
 
 
 def _param_dtype(module: torch.nn.Module) -> torch.dtype:
@@ -43,7 +50,9 @@ class EvaOpenClip(ModelAdapter):
 
     kind = "zero-shot"
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Callable[[list[str]], torch.Tensor], identity: dict[str, Any]):
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Callable[[list[str]], torch.Tensor], identity: dict[str, Any]
+    ):
         import open_clip
 
         self.module = model.eval()
@@ -75,8 +84,14 @@ class EvaRemoteCode(ModelAdapter):
 
     kind = "zero-shot"
 
-    def __init__(self, module: torch.nn.Module, tokenizer: Any, preprocess: Preprocess, identity: dict[str, Any],
-                 logit_scale: float = 100.0):
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        tokenizer: Any,
+        preprocess: Preprocess,
+        identity: dict[str, Any],
+        logit_scale: float = 100.0,
+    ):
         self.module = module.eval()
         self.tokenizer = tokenizer
         self.preprocess = preprocess

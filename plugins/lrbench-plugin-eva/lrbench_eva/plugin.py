@@ -8,6 +8,7 @@ Spec forms (the id shape is the openclip plugin's ``ARCH/TAG``):
 - ``{name: eva:BAAI/EVA-CLIP-8B, trust_remote_code: true}`` -- the Hub models with custom code (EVA-CLIP-8B, -8B-448,
   -18B), loaded with ``transformers.AutoModel``; this runs code from the Hub, so the spec must say so.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,14 @@ def _choices() -> str:
     return ", ".join([f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()] + list(HUB_EVA))
 
 
-def load_open_clip(arch: str, pretrained: str | None = None, checkpoint: str | None = None,
-                   precision: str = "fp32", device: str = "cpu", cache_dir: str | None = None) -> EvaOpenClip:
+def load_open_clip(
+    arch: str,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    precision: str = "fp32",
+    device: str = "cpu",
+    cache_dir: str | None = None,
+) -> EvaOpenClip:
     """An open_clip EVA model with a pretrained tag (downloaded through open_clip) or a local checkpoint file."""
     import open_clip
 
@@ -67,20 +74,32 @@ def load_open_clip(arch: str, pretrained: str | None = None, checkpoint: str | N
         tag = pretrained or OPEN_CLIP_EVA.get(arch)
         known = open_clip.list_pretrained_tags_by_model(arch)
         if tag not in known:
-            raise LrbenchError(f"eva: {arch!r} has no pretrained tag {tag!r}; open_clip knows: {', '.join(known) or 'none'}"
-                               " (or pass checkpoint: /path/to/weights)")
-        model = open_clip.create_model(arch, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir,
-                                       require_pretrained=True)
+            raise LrbenchError(
+                f"eva: {arch!r} has no pretrained tag {tag!r}; open_clip knows: {', '.join(known) or 'none'}"
+                " (or pass checkpoint: /path/to/weights)"
+            )
+        model = open_clip.create_model(
+            arch, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir, require_pretrained=True
+        )
         identity = {"family": "eva", "arch": arch, "pretrained": tag, "precision": precision}
     return EvaOpenClip(model, open_clip.get_tokenizer(arch), identity)
 
 
-def load_hub(repo: str, trust_remote_code: bool, image_size: int | None = None, revision: str | None = None,
-             precision: str = "fp32", device: str = "cpu", cache_dir: str | None = None) -> EvaRemoteCode:
+def load_hub(
+    repo: str,
+    trust_remote_code: bool,
+    image_size: int | None = None,
+    revision: str | None = None,
+    precision: str = "fp32",
+    device: str = "cpu",
+    cache_dir: str | None = None,
+) -> EvaRemoteCode:
     """EVA-CLIP-8B / 18B from their Hub repositories (custom code: ``trust_remote_code`` must be set by the user)."""
     if not trust_remote_code:
-        raise LrbenchError(f"eva: {repo} is loaded with the repository's own Python code; set trust_remote_code: true in "
-                           "the model entry to allow it")
+        raise LrbenchError(
+            f"eva: {repo} is loaded with the repository's own Python code; set trust_remote_code: true in "
+            "the model entry to allow it"
+        )
     try:
         import transformers
     except ImportError:
@@ -90,8 +109,9 @@ def load_hub(repo: str, trust_remote_code: bool, image_size: int | None = None, 
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     # transformers >= 4.56 names the argument dtype (torch_dtype is deprecated there)
     dtype_kw = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-    module = transformers.AutoModel.from_pretrained(repo, revision=revision, trust_remote_code=True, cache_dir=cache_dir,
-                                                    **{dtype_kw: dtype}).to(device)
+    module = transformers.AutoModel.from_pretrained(
+        repo, revision=revision, trust_remote_code=True, cache_dir=cache_dir, **{dtype_kw: dtype}
+    ).to(device)
     tokenizer = transformers.CLIPTokenizer.from_pretrained(repo, revision=revision, cache_dir=cache_dir)
     size = image_size or HUB_EVA.get(repo, 224)
     preprocess = Preprocess(image_size=size, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic")
@@ -100,9 +120,17 @@ def load_hub(repo: str, trust_remote_code: bool, image_size: int | None = None, 
     return EvaRemoteCode(module, tokenizer, preprocess, identity)
 
 
-def eva(id: str | None = None, arch: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
-        precision: str = "fp32", trust_remote_code: bool = False, image_size: int | None = None,
-        revision: str | None = None, cache_dir: str | None = None) -> EvaOpenClip | EvaRemoteCode:
+def eva(
+    id: str | None = None,
+    arch: str | None = None,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    precision: str = "fp32",
+    trust_remote_code: bool = False,
+    image_size: int | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> EvaOpenClip | EvaRemoteCode:
     """EVA-CLIP (open_clip EVA01/EVA02 configs, or EVA-CLIP-8B/18B from the Hub)."""
     if precision not in PRECISIONS:
         raise LrbenchError(f"eva: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -124,7 +152,11 @@ def eva(id: str | None = None, arch: str | None = None, pretrained: str | None =
 
 @hookimpl
 def register_models(register):
-    register("eva", eva, "EVA-CLIP zero-shot models: eva:ARCH/TAG (open_clip) or eva:BAAI/EVA-CLIP-8B (Hub, custom code)",
-             accepts_id=True, kind="zero-shot",
-             info={"open_clip": [f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()],
-                   "hub": list(HUB_EVA)})
+    register(
+        "eva",
+        eva,
+        "EVA-CLIP zero-shot models: eva:ARCH/TAG (open_clip) or eva:BAAI/EVA-CLIP-8B (Hub, custom code)",
+        accepts_id=True,
+        kind="zero-shot",
+        info={"open_clip": [f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()], "hub": list(HUB_EVA)},
+    )

@@ -1,4 +1,5 @@
 """Offline tests: a tiny EVA02 open_clip config (timm EVA02 tower, 2 blocks) and a tiny Hub-style custom-code model."""
+
 from __future__ import annotations
 
 import json
@@ -9,6 +10,8 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from lrbench_eva.adapter import EvaRemoteCode, preprocess_from_open_clip
+from lrbench_eva.plugin import eva
 from PIL import Image
 from timm.models import register_model
 from timm.models.eva import eva02_tiny_patch14_224
@@ -19,8 +22,6 @@ from lrbench.builtin.toyworld import ToyWorld
 from lrbench.plugins import Plugins, get_plugins
 from lrbench.registry import LrbenchError
 from lrbench.tasks import RunContext
-from lrbench_eva.adapter import EvaRemoteCode, preprocess_from_open_clip
-from lrbench_eva.plugin import eva
 
 TINY_ARCH = "EVA02-Tiny-lrbench-test"
 
@@ -35,11 +36,18 @@ def eva02_lrbench_test(pretrained: bool = False, **kwargs):
 def tiny_checkpoint(tmp_path_factory) -> str:
     """Registers a tiny EVA02 open_clip config and writes a random checkpoint for it."""
     folder = tmp_path_factory.mktemp("evacfg")
-    cfg = {"embed_dim": 32,
-           "vision_cfg": {"image_size": 28, "timm_model_name": "eva02_lrbench_test",
-                          "timm_model_pretrained": False, "timm_pool": "token", "timm_proj": None},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-           "custom_text": True}
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "image_size": 28,
+            "timm_model_name": "eva02_lrbench_test",
+            "timm_model_pretrained": False,
+            "timm_pool": "token",
+            "timm_proj": None,
+        },
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        "custom_text": True,
+    }
     (folder / f"{TINY_ARCH}.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(folder)
     torch.manual_seed(0)
@@ -70,8 +78,11 @@ def test_checkpoint_logits_match_open_clip(adapter, tiny_checkpoint):
         x_ref = torch.stack([ref_transform(im) for im in images])
         img, txt, scale = ref(x_ref, tok(texts))  # open_clip returns normalized features and exp(logit_scale)
         expected = scale * img @ txt.T
-        got = adapter.logit_scale * F.normalize(adapter.encode_image(x), dim=-1) @ F.normalize(
-            adapter.encode_text(texts), dim=-1).T
+        got = (
+            adapter.logit_scale
+            * F.normalize(adapter.encode_image(x), dim=-1)
+            @ F.normalize(adapter.encode_text(texts), dim=-1).T
+        )
     assert torch.allclose(x, x_ref, atol=1e-6), "preprocessing differs from open_clip's own transform"
     assert torch.allclose(got, expected, atol=1e-4)
     assert adapter.logit_scale == pytest.approx(1 / 0.07, rel=1e-5)  # open_clip's init: log(1/0.07)
@@ -122,7 +133,7 @@ def test_registered_as_family(monkeypatch):
     assert set(entry.parameters()) >= {"id", "arch", "pretrained", "checkpoint", "trust_remote_code"}
 
 
-MODELING = textwrap.dedent('''
+MODELING = textwrap.dedent("""
     import torch
     from transformers import PretrainedConfig, PreTrainedModel
 
@@ -150,7 +161,7 @@ MODELING = textwrap.dedent('''
 
         def encode_text(self, input_ids):
             return self.proj(self.embed(input_ids).mean(dim=1))
-''')
+""")
 
 
 def _write_clip_tokenizer(folder) -> None:
@@ -160,7 +171,9 @@ def _write_clip_tokenizer(folder) -> None:
     vocab = {t: i for i, t in enumerate(["<|startoftext|>", "<|endoftext|>"] + letters + [c + "</w>" for c in letters])}
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>").save_pretrained(folder)
+    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>").save_pretrained(
+        folder
+    )
 
 
 def test_hub_custom_code_loader(tmp_path, monkeypatch):
@@ -192,8 +205,15 @@ def test_hub_custom_code_loader(tmp_path, monkeypatch):
 
 
 def test_preprocess_cfg_conversion():
-    p = preprocess_from_open_clip({"size": (336, 336), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                                   "interpolation": "bicubic", "resize_mode": "shortest"})
+    p = preprocess_from_open_clip(
+        {
+            "size": (336, 336),
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.5, 0.5, 0.5),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        }
+    )
     assert p.image_size == 336 and p.mean == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="longest"):
         preprocess_from_open_clip({"size": 224, "resize_mode": "longest"})
@@ -204,9 +224,13 @@ def test_run_spec_end_to_end(tiny_checkpoint, tmp_path, monkeypatch):
     from lrbench.runner import run_spec
 
     monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "eva")
-    spec = {"models": [{"name": "eva", "arch": TINY_ARCH, "checkpoint": tiny_checkpoint}],
-            "datasets": [{"name": "toyworld", "split": "test", "n": 6}],
-            "conditions": ["hr", "bicubic@16"], "metrics": ["top1"], "batch_size": 6}
+    spec = {
+        "models": [{"name": "eva", "arch": TINY_ARCH, "checkpoint": tiny_checkpoint}],
+        "datasets": [{"name": "toyworld", "split": "test", "n": 6}],
+        "conditions": ["hr", "bicubic@16"],
+        "metrics": ["top1"],
+        "batch_size": 6,
+    }
     plugins = Plugins()
     df = run_spec(spec, tmp_path / "out", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     top1 = df[df.metric == "top1"].set_index("condition")["value"]

@@ -6,6 +6,7 @@ Verification datasets (``task = "verification"``) are a list of images plus ``pa
 datasets (``task = "identification"``) are a list of images with ``labels`` (identity; -1 for distractors), ``roles``
 ("gallery" / "probe") and ``groups`` (e.g. SCface distance d1/d2/d3; "" when there is no grouping).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +17,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from lrbench import IMAGE_EXTENSIONS, Dataset, DatasetRootError, Limit, LrbenchError, to_rgb
 from PIL import Image
-from torchvision.transforms import functional as TF
 from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
+
+from lrbench import IMAGE_EXTENSIONS, Dataset, DatasetRootError, Limit, LrbenchError, to_rgb
 
 
 class VerificationDataset(Dataset):
@@ -58,6 +60,7 @@ def _maybe_resize(image: Image.Image, size: int | None) -> Image.Image:
 
 # ---------------------------------------------------------------------------------------------------- insightface .bin
 
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Accepts only what a verification .bin holds (tuples, lists, bytes, bools, numpy arrays): any other global, such
     as a ``__reduce__`` payload naming ``os.system``, is refused before it can be called.
@@ -69,10 +72,15 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     ALLOWED = {
         ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
-        ("builtins", "bytes"), ("builtins", "bytearray"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy", "bool_"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("builtins", "bytes"),
+        ("builtins", "bytearray"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy", "bool_"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def __init__(self, file: Any, limit: int, **kwargs: Any):
@@ -85,26 +93,33 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a verification .bin holds only images "
-                                         "and booleans")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a verification .bin holds only images and booleans"
+            )
         target = super().find_class(module, name)
         if name in ("bytes", "bytearray"):
+
             def sized(*args: Any) -> Any:
                 if args and isinstance(args[0], int):
                     self._check(args[0], name)
                 return target(*args)
+
             return sized
         if name == "encode":
+
             def encode(obj: Any, encoding: str = "utf-8", *rest: Any) -> Any:
                 if str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1", "utf-8"):
                     raise pickle.UnpicklingError(f"refusing codec {encoding!r} in a verification .bin")
                 return target(obj, encoding, *rest)
+
             return encode
         if name == "_reconstruct":
+
             def reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
                 count = int(np.prod(np.asarray(shape, dtype=np.int64))) if np.ndim(shape) else int(shape)
                 self._check(count * np.dtype(dtype).itemsize, "an array")
                 return target(subtype, shape, dtype)
+
             return reconstruct
         return target
 
@@ -132,14 +147,18 @@ class BinVerification(VerificationDataset):
     def __init__(self, path: str, name: str | None = None, limit: Limit | None = None):
         p = Path(path).expanduser()
         if not p.is_file():
-            raise DatasetRootError(name or "face-bin", p, "verification .bin file not found",
-                                   "  PATH/<set>.bin: insightface pickle of (list of encoded images, list of issame)")
+            raise DatasetRootError(
+                name or "face-bin",
+                p,
+                "verification .bin file not found",
+                "  PATH/<set>.bin: insightface pickle of (list of encoded images, list of issame)",
+            )
         if limit is not None and limit < 1:
             raise LrbenchError(f"{p}: limit must be >= 1 (the number of pairs to keep), got {limit}")
         self.path, self.name, self._limit = p, name or p.stem, limit
         images, issame = read_bin(p)
         if limit is not None:
-            images, issame = images[:2 * limit], issame[:limit]
+            images, issame = images[: 2 * limit], issame[:limit]
         self._images = images
         self._set_pairs([(2 * i, 2 * i + 1) for i in range(len(issame))], issame)
 
@@ -170,9 +189,11 @@ def write_bin(path: str | Path, images: Sequence[Image.Image], issame: Sequence[
 
 # ---------------------------------------------------------------------------------------------------- LFW-style pairs
 
-PAIRS_LAYOUT = ("  ROOT/<name>/<name>_<NNNN>.jpg       aligned face images (LFW / XQLFW naming)\n"
-                "  PAIRS FILE: optional header '<folds> <pairs per fold>', then lines\n"
-                "      '<name> <n1> <n2>' (same person) or '<name1> <n1> <name2> <n2>' (different people)")
+PAIRS_LAYOUT = (
+    "  ROOT/<name>/<name>_<NNNN>.jpg       aligned face images (LFW / XQLFW naming)\n"
+    "  PAIRS FILE: optional header '<folds> <pairs per fold>', then lines\n"
+    "      '<name> <n1> <n2>' (same person) or '<name1> <n1> <name2> <n2>' (different people)"
+)
 
 
 def parse_pairs(text: str, source: str = "pairs") -> list[tuple[str, int, str, int, bool]]:
@@ -195,8 +216,14 @@ def parse_pairs(text: str, source: str = "pairs") -> list[tuple[str, int, str, i
 class PairsVerification(VerificationDataset):
     """LFW-style verification: a pairs.txt and a folder of aligned images (LFW, XQLFW, CALFW, ...)."""
 
-    def __init__(self, root: str, pairs: str = "pairs.txt", name: str = "face-pairs", image_size: int | None = None,
-                 limit: Limit | None = None):
+    def __init__(
+        self,
+        root: str,
+        pairs: str = "pairs.txt",
+        name: str = "face-pairs",
+        image_size: int | None = None,
+        limit: Limit | None = None,
+    ):
         if limit is not None and limit < 1:
             raise LrbenchError(f"dataset {name!r}: limit must be >= 1 (the number of pairs to keep), got {limit}")
         base = Path(root).expanduser()
@@ -215,11 +242,19 @@ class PairsVerification(VerificationDataset):
         def item(person: str, number: int) -> int:
             stem = f"{person}/{person}_{number:04d}"
             if stem not in index:
-                found = [p for p in (base / person).glob(f"{person}_{number:04d}.*") if p.suffix.lower() in
-                         IMAGE_EXTENSIONS] if (base / person).is_dir() else []
+                found = (
+                    [
+                        p
+                        for p in (base / person).glob(f"{person}_{number:04d}.*")
+                        if p.suffix.lower() in IMAGE_EXTENSIONS
+                    ]
+                    if (base / person).is_dir()
+                    else []
+                )
                 if not found:
-                    raise DatasetRootError(name, base / person, f"image {stem}.* listed in {pairs_path.name} is "
-                                           "missing", PAIRS_LAYOUT)
+                    raise DatasetRootError(
+                        name, base / person, f"image {stem}.* listed in {pairs_path.name} is missing", PAIRS_LAYOUT
+                    )
                 index[stem] = len(files)
                 files.append(str(found[0].relative_to(base)))
             return index[stem]
@@ -242,15 +277,24 @@ class PairsVerification(VerificationDataset):
             return _maybe_resize(to_rgb(im), self.image_size)
 
     def params(self) -> dict[str, Any]:
-        return {"root": str(self.root), "pairs": self._pairs_file, "image_size": self.image_size,
-                "limit": self._limit}
+        return {"root": str(self.root), "pairs": self._pairs_file, "image_size": self.image_size, "limit": self._limit}
 
 
 # ---------------------------------------------------------------------------------------------------- identification
 
+
 class FileIdentification(IdentificationDataset):
-    def __init__(self, name: str, root: Path, files: list[str], labels: list[int], roles: list[str],
-                 groups: list[str], image_size: int | None, params: dict[str, Any]):
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        files: list[str],
+        labels: list[int],
+        roles: list[str],
+        groups: list[str],
+        image_size: int | None,
+        params: dict[str, Any],
+    ):
         self.name, self.root, self.files, self.image_size, self._params = name, root, files, image_size, params
         self.labels = np.asarray(labels, dtype=np.int64)
         self.roles, self.groups = np.asarray(roles), np.asarray(groups)
@@ -276,9 +320,11 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-SCFACE_LAYOUT = ("  ROOT/mugshot_frontal_cropped_all/<id>_frontal.jpg                      gallery (one per id)\n"
-                 "  ROOT/surveillance_cameras_distance_{1,2,3}/cam<k>/<id>_cam<k>_<d>.jpg  probes: d1 = 4.20 m, "
-                 "d2 = 2.60 m, d3 = 1.00 m")
+SCFACE_LAYOUT = (
+    "  ROOT/mugshot_frontal_cropped_all/<id>_frontal.jpg                      gallery (one per id)\n"
+    "  ROOT/surveillance_cameras_distance_{1,2,3}/cam<k>/<id>_cam<k>_<d>.jpg  probes: d1 = 4.20 m, "
+    "d2 = 2.60 m, d3 = 1.00 m"
+)
 
 
 #: the SCface protocol of the LogExp paper (section 4.2, after Lu et al. 2018): identities 51-130 are the test set,
@@ -286,8 +332,14 @@ SCFACE_LAYOUT = ("  ROOT/mugshot_frontal_cropped_all/<id>_frontal.jpg           
 SCFACE_SPLITS = {"test": (51, 130), "train": (1, 50), "all": (1, 130)}
 
 
-def scface(root: str, split: str = "test", first_id: int | None = None, last_id: int | None = None,
-           image_size: int | None = 112, name: str = "scface") -> FileIdentification:
+def scface(
+    root: str,
+    split: str = "test",
+    first_id: int | None = None,
+    last_id: int | None = None,
+    image_size: int | None = 112,
+    name: str = "scface",
+) -> FileIdentification:
     """SCface: surveillance probes at three distances (groups d1, d2, d3) against frontal mugshots.
 
     ``split: test`` (default) keeps identities 51-130, as the LogExp paper tests; ``split: train`` gives every image
@@ -324,23 +376,34 @@ def scface(root: str, split: str = "test", first_id: int | None = None, last_id:
             add(p, "probe", f"d{d}")
     if not files or (not training and ("probe" not in roles or "gallery" not in roles)):
         raise DatasetRootError(name, base, f"no gallery or probe images with ids {first_id}-{last_id}", SCFACE_LAYOUT)
-    return FileIdentification(name, base, files, labels, roles, groups, image_size,
-                              {"root": str(base), "split": split, "first_id": first_id, "last_id": last_id,
-                               "image_size": image_size})
+    return FileIdentification(
+        name,
+        base,
+        files,
+        labels,
+        roles,
+        groups,
+        image_size,
+        {"root": str(base), "split": split, "first_id": first_id, "last_id": last_id, "image_size": image_size},
+    )
 
 
-TINYFACE_LAYOUT = ("  ROOT/Probe/<id>_<k>.jpg             probe faces\n"
-                   "  ROOT/Gallery_Match/<id>_<k>.jpg     gallery faces of the probe identities\n"
-                   "  ROOT/Gallery_Distractor/*.jpg       distractors (never a match)")
+TINYFACE_LAYOUT = (
+    "  ROOT/Probe/<id>_<k>.jpg             probe faces\n"
+    "  ROOT/Gallery_Match/<id>_<k>.jpg     gallery faces of the probe identities\n"
+    "  ROOT/Gallery_Distractor/*.jpg       distractors (never a match)"
+)
 
 
-def tinyface(root: str, image_size: int | None = 112, distractors: bool = True,
-             name: str = "tinyface") -> FileIdentification:
+def tinyface(
+    root: str, image_size: int | None = 112, distractors: bool = True, name: str = "tinyface"
+) -> FileIdentification:
     """TinyFace test set (ROOT = tinyface/Testing_Set): probes against matching gallery plus 153k distractors."""
     base = Path(root).expanduser()
     files, labels, roles, groups = [], [], [], []
-    folders = [("Probe", "probe"), ("Gallery_Match", "gallery")] + ([("Gallery_Distractor", "gallery")]
-                                                                    if distractors else [])
+    folders = [("Probe", "probe"), ("Gallery_Match", "gallery")] + (
+        [("Gallery_Distractor", "gallery")] if distractors else []
+    )
     for folder, role in folders:
         d = base / folder
         if not d.is_dir():
@@ -357,5 +420,13 @@ def tinyface(root: str, image_size: int | None = 112, distractors: bool = True,
             labels.append(label)
             roles.append(role)
             groups.append("")
-    return FileIdentification(name, base, files, labels, roles, groups, image_size,
-                              {"root": str(base), "image_size": image_size, "distractors": distractors})
+    return FileIdentification(
+        name,
+        base,
+        files,
+        labels,
+        roles,
+        groups,
+        image_size,
+        {"root": str(base), "image_size": image_size, "distractors": distractors},
+    )

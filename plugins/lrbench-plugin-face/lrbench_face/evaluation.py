@@ -2,6 +2,7 @@
 
 Convention everywhere: a pair is predicted *genuine* when its distance is strictly below the threshold.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ class VerificationResult:
     thresholds: np.ndarray
 
 
-def verification_accuracy(dist: np.ndarray, issame: np.ndarray, n_folds: int = 10,
-                          search: str = "exact") -> VerificationResult:
+def verification_accuracy(
+    dist: np.ndarray, issame: np.ndarray, n_folds: int = 10, search: str = "exact"
+) -> VerificationResult:
     """k-fold verification accuracy: the threshold is chosen on the other k-1 folds, accuracy measured on the held-out
     fold; mean and (population) std over folds, as the insightface / Knoche et al. evaluation reports.
 
@@ -118,8 +120,9 @@ def roc_auc(dist: np.ndarray, issame: np.ndarray) -> float:
     return float(u / (n_gen * n_imp))
 
 
-def match_ranks(probe: np.ndarray, probe_labels: np.ndarray, gallery: np.ndarray,
-                gallery_labels: np.ndarray) -> np.ndarray:
+def match_ranks(
+    probe: np.ndarray, probe_labels: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray
+) -> np.ndarray:
     """1-based rank of the first gallery item of the probe's identity by cosine similarity (ties count against the
     probe: an impostor with an equal score ranks first); ``inf`` when the identity is not in the gallery."""
     p = probe / np.maximum(np.linalg.norm(probe, axis=1, keepdims=True), 1e-12)
@@ -139,9 +142,12 @@ def rank_k(ranks: np.ndarray, k: int) -> float:
     return float(np.mean(np.asarray(ranks) <= k)) if len(ranks) else float("nan")
 
 
-def plot_distance_distributions(distances: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
-                                title: str = "cosine distance, genuine vs imposter pairs",
-                                order: Sequence[str] | None = None) -> Path:
+def plot_distance_distributions(
+    distances: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str = "cosine distance, genuine vs imposter pairs",
+    order: Sequence[str] | None = None,
+) -> Path:
     """Split violin plot per condition (genuine left, imposter right), as Knoche et al. Fig. 7; writes a PNG."""
     import matplotlib
 
@@ -156,16 +162,20 @@ def plot_distance_distributions(distances: Mapping[str, tuple[np.ndarray, np.nda
             values = dist[mask]
             if len(values) < 2 or np.ptp(values) == 0:
                 continue
-            parts = ax.violinplot([values], positions=[pos], showextrema=False, widths=0.8,
-                                  side="low" if side == 0 else "high")
+            parts = ax.violinplot(
+                [values], positions=[pos], showextrema=False, widths=0.8, side="low" if side == 0 else "high"
+            )
             for body in parts["bodies"]:
                 body.set_facecolor(colour)
                 body.set_alpha(0.7)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_ylabel("cosine distance")
     ax.set_title(title)
-    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="gold")],
-              labels=["genuine", "imposter"], loc="upper left")
+    ax.legend(
+        handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="gold")],
+        labels=["genuine", "imposter"],
+        loc="upper left",
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

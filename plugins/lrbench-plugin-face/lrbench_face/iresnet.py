@@ -5,6 +5,7 @@ Parameter names follow the layout of insightface's published ``backbone.pth`` fi
 ``layerN.i.{bn1,conv1,bn2,prelu,conv2,bn3,downsample.0,downsample.1}``, ``bn2``, ``fc``, ``features``), so those
 state dicts load with ``strict=True``. ``base_width`` and ``image_size`` shrink the network for tests and toy runs.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -23,8 +24,9 @@ class IBasicBlock(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes, eps=1e-5)
         self.downsample = None
         if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False),
-                                            nn.BatchNorm2d(planes, eps=1e-5))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes, eps=1e-5)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
@@ -38,10 +40,16 @@ def _stride2(size: int, times: int) -> int:
 
 
 class IResNet(nn.Module):
-    def __init__(self, layers: tuple[int, ...], embedding_size: int = 512, base_width: int = 64,
-                 image_size: int = 112, dropout: float = 0.0):
+    def __init__(
+        self,
+        layers: tuple[int, ...],
+        embedding_size: int = 512,
+        base_width: int = 64,
+        image_size: int = 112,
+        dropout: float = 0.0,
+    ):
         super().__init__()
-        widths = [base_width * 2 ** i for i in range(4)]
+        widths = [base_width * 2**i for i in range(4)]
         self.conv1 = nn.Conv2d(3, base_width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width, eps=1e-5)
         self.prelu = nn.PReLU(base_width)

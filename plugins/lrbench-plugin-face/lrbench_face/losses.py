@@ -7,6 +7,7 @@ Distances act on L2-normalised embeddings x, y in R^D, per sample, averaged over
 - ``l1`` / ``l2``: the L_p family with the same scaling, 1/(p D) sum_i |x_i - y_i|^p, so that with a single non-zero
   error dimension LogExp's gradient equals L_p's and the difference comes from the other dimensions (paper Fig. 4).
 """
+
 from __future__ import annotations
 
 import math

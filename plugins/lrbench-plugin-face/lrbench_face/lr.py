@@ -12,6 +12,7 @@ condition may override it with its own ``mode`` (so one run can hold ``face_lr@1
 ``face_protocol@low`` gives every image its own resolution, read from the published CSV files (one integer per image in
 .bin order) or drawn uniformly from the range (low 5-10, mid 11-39, high 40-112, all 5-112) with a fixed seed.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench import Degradation, LrbenchError
 from PIL import Image
+
+from lrbench import Degradation, LrbenchError
 
 MODES = ("cross", "equal")
 #: resolution ranges of the published protocols (inclusive), as used in the authors' files
@@ -118,15 +120,19 @@ class FaceProtocol(Degradation):
         """The resolution of each of ``n`` images (in dataset order)."""
         if self._from_file is not None:
             if len(self._from_file) != n:
-                raise LrbenchError(f"face_protocol: {self.file} lists {len(self._from_file)} resolutions but the "
-                                   f"dataset has {n} images")
+                raise LrbenchError(
+                    f"face_protocol: {self.file} lists {len(self._from_file)} resolutions but the "
+                    f"dataset has {n} images"
+                )
             return self._from_file
         lo, hi = RANGES[self.range]
         return np.random.default_rng(self.seed).integers(lo, hi + 1, size=n)
 
     def pil(self, image: Image.Image) -> Image.Image:
-        raise LrbenchError("face_protocol gives each image its own resolution: use it with the face verification or "
-                           "identification task, which knows the image indices")
+        raise LrbenchError(
+            "face_protocol gives each image its own resolution: use it with the face verification or "
+            "identification task, which knows the image indices"
+        )
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         return self.pil(None)  # type: ignore[arg-type]

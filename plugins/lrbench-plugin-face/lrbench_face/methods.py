@@ -11,6 +11,7 @@ Spec usage::
 The trained backbone is an artifact keyed by the hash of (method config, base model identity, training data identity):
 a second run loads it instead of training; a killed training resumes from its last epoch checkpoint.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench import LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, content_key, file_sha256, imagefolder
 from torch import nn
+
+from lrbench import (
+    LrbenchError,
+    Method,
+    MethodContext,
+    ModelAdapter,
+    ModelWrapper,
+    content_key,
+    file_sha256,
+    imagefolder,
+)
 
 from .models import flip_embed, load_state_dict_file
 from .train import RECIPES, FaceTrainer, TrainConfig, save_backbone
@@ -63,15 +74,19 @@ class FaceTrainingMethod(Method):
 
     def __init__(self, strategy: str, train: dict[str, Any] | None = None, checkpoint: str | None = None):
         if (train is None) == (checkpoint is None):
-            raise LrbenchError(f"face/{strategy}: give exactly one of 'train' (a mapping of training options) or "
-                               "'checkpoint' (a trained backbone file)")
+            raise LrbenchError(
+                f"face/{strategy}: give exactly one of 'train' (a mapping of training options) or "
+                "'checkpoint' (a trained backbone file)"
+            )
         self.strategy = strategy
         self.train = dict(train or {})
         self.checkpoint = checkpoint
         if train is not None:
             if not ("data" in self.train) ^ ("dataset" in self.train):
-                raise LrbenchError(f"face/{strategy}: train needs one of 'data' (an ImageFolder of identity folders) "
-                                   "or 'dataset' (a registered dataset name or {name: ..., params})")
+                raise LrbenchError(
+                    f"face/{strategy}: train needs one of 'data' (an ImageFolder of identity folders) "
+                    "or 'dataset' (a registered dataset name or {name: ..., params})"
+                )
             self._cfg = TrainConfig.from_dict(strategy, self.train)
             self._cfg.recipe()  # fail at spec validation, not after loading the data
 
@@ -97,8 +112,9 @@ class FaceTrainingMethod(Method):
         if "data" in self.train:
             return imagefolder(str(self.train["data"]), name="face-train")
         spec = self.train["dataset"]
-        name, params = (spec, {}) if isinstance(spec, str) else (spec["name"], {k: v for k, v in spec.items()
-                                                                                 if k != "name"})
+        name, params = (
+            (spec, {}) if isinstance(spec, str) else (spec["name"], {k: v for k, v in spec.items() if k != "name"})
+        )
         if dataset is None:
             raise LrbenchError(f"{self.name}: this run offers no dataset factory; use train.data (a folder) instead")
         return dataset(name, **params)

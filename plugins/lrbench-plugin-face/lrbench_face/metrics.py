@@ -4,11 +4,13 @@ A cross-resolution verification cell holds both orders (HR-LR ``dist`` and LR-HR
 verification metric is computed on each order and the two values averaged, as Knoche et al. (section 3.4) average
 the accuracies of their two protocols; ``.hr_lr`` / ``.lr_hr`` rows keep each order's value.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import numpy as np
+
 from lrbench import CellMetric
 
 from .evaluation import SEARCHES, rank_k, roc_auc, tar_at_far, verification_accuracy
@@ -25,8 +27,9 @@ def _valid(outputs: dict[str, np.ndarray], key: str = "dist") -> tuple[np.ndarra
 ORDER_KEYS = (("dist", "hr_lr"), ("dist_lr_hr", "lr_hr"))
 
 
-def _per_order(outputs: dict[str, np.ndarray], score: Callable[[np.ndarray, np.ndarray], dict[str, float]]
-               ) -> dict[str, float]:
+def _per_order(
+    outputs: dict[str, np.ndarray], score: Callable[[np.ndarray, np.ndarray], dict[str, float]]
+) -> dict[str, float]:
     """``score`` of each order the cell holds; with two orders the mean of each value, plus ``.hr_lr`` / ``.lr_hr``
     rows of the main value."""
     per = {suffix: score(*_valid(outputs, key)) for key, suffix in ORDER_KEYS if key in outputs}
@@ -85,10 +88,13 @@ class RocAuc(CellMetric):
 def _distance_stats(dist: np.ndarray, issame: np.ndarray) -> dict[str, float]:
     gen, imp = dist[issame], dist[~issame]
     nan = float("nan")
-    return {"": float(dist.mean()) if len(dist) else nan,
-            "genuine": float(gen.mean()) if len(gen) else nan, "genuine_std": float(gen.std()) if len(gen) else nan,
-            "imposter": float(imp.mean()) if len(imp) else nan,
-            "imposter_std": float(imp.std()) if len(imp) else nan}
+    return {
+        "": float(dist.mean()) if len(dist) else nan,
+        "genuine": float(gen.mean()) if len(gen) else nan,
+        "genuine_std": float(gen.std()) if len(gen) else nan,
+        "imposter": float(imp.mean()) if len(imp) else nan,
+        "imposter_std": float(imp.std()) if len(imp) else nan,
+    }
 
 
 class DistanceStats(CellMetric):

@@ -3,24 +3,28 @@
 All are ``kind = "embedder"``: ``encode_image`` returns an (unnormalised) embedding; with ``flip=True`` it returns the
 sum of the embeddings of the image and its horizontal mirror (the usual "flip test").
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, file_sha256_memo, load_checkpoint
 from PIL import Image
 from torch import nn
+
+from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, file_sha256_memo, load_checkpoint
 
 from .iresnet import DEPTHS, IResNet
 
 #: ArcFace / insightface convention: (x - 127.5) / 127.5 on 112 x 112 aligned crops
-ARCFACE_PREPROCESS = Preprocess(image_size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic",
-                                resize_mode="squash")
+ARCFACE_PREPROCESS = Preprocess(
+    image_size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic", resize_mode="squash"
+)
 #: facenet-pytorch's fixed_image_standardization: (x - 127.5) / 128 on 160 x 160 crops
-FACENET_PREPROCESS = Preprocess(image_size=160, mean=(0.5, 0.5, 0.5), std=(128 / 255,) * 3, interpolation="bicubic",
-                                resize_mode="squash")
+FACENET_PREPROCESS = Preprocess(
+    image_size=160, mean=(0.5, 0.5, 0.5), std=(128 / 255,) * 3, interpolation="bicubic", resize_mode="squash"
+)
 
 
 def flip_embed(encode: Any, x: torch.Tensor) -> torch.Tensor:
@@ -49,11 +53,15 @@ def load_strict(net: nn.Module, state: dict[str, torch.Tensor], source: str | Pa
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
     if missing or unexpected or shapes:
+
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
 
-        parts = [f"{what} {len(keys)}: {few(keys)}" for what, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
+        parts = [
+            f"{what} {len(keys)}: {few(keys)}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+            if keys
+        ]
         raise LrbenchError(f"{source}: weights do not fit {type(net).__name__} ({'; '.join(parts)})")
     net.load_state_dict(state, strict=True)
 
@@ -63,8 +71,14 @@ class FaceEmbedder(ModelAdapter):
 
     kind = "embedder"
 
-    def __init__(self, module: nn.Module, preprocess: Preprocess, identity: dict[str, Any], flip: bool = False,
-                 embedding_size: int = 512):
+    def __init__(
+        self,
+        module: nn.Module,
+        preprocess: Preprocess,
+        identity: dict[str, Any],
+        flip: bool = False,
+        embedding_size: int = 512,
+    ):
         self.module = module.eval()
         self.preprocess = preprocess
         self._identity = identity
@@ -84,8 +98,15 @@ def _weights_identity(weights: str | None) -> dict[str, Any]:
     return {"weights_file": str(weights), "sha256": file_sha256(Path(weights).expanduser())} if weights else {}
 
 
-def face_iresnet(id: str = "r50", weights: str | None = None, embedding_size: int = 512, base_width: int = 64,
-                 image_size: int = 112, layers: list[int] | None = None, flip: bool = False) -> FaceEmbedder:
+def face_iresnet(
+    id: str = "r50",
+    weights: str | None = None,
+    embedding_size: int = 512,
+    base_width: int = 64,
+    image_size: int = 112,
+    layers: list[int] | None = None,
+    flip: bool = False,
+) -> FaceEmbedder:
     """ArcFace-style IResNet-18/34/50/100 (``face-iresnet:r50``); ``weights``: an insightface backbone.pth or a
     .safetensors file (random init without it; ``base_width``, ``image_size`` and ``layers`` (blocks per stage,
     replacing the depth of ``id``) make small variants for tests and toy runs)."""
@@ -93,13 +114,24 @@ def face_iresnet(id: str = "r50", weights: str | None = None, embedding_size: in
         raise LrbenchError(f"face-iresnet: unknown architecture {id!r}; choices: {', '.join(DEPTHS)}")
     if layers is not None and (len(layers) != 4 or min(layers) < 1):
         raise LrbenchError(f"face-iresnet: layers must be 4 positive block counts, got {layers}")
-    net = IResNet(tuple(layers) if layers else DEPTHS[id], embedding_size=embedding_size, base_width=base_width,
-                  image_size=image_size)
+    net = IResNet(
+        tuple(layers) if layers else DEPTHS[id],
+        embedding_size=embedding_size,
+        base_width=base_width,
+        image_size=image_size,
+    )
     if weights:
         load_strict(net, load_state_dict_file(weights), weights)
     pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})
-    ident = {"family": "face-iresnet", "arch": id, "layers": list(layers) if layers else None, "embedding_size": embedding_size, "base_width": base_width,
-             "image_size": image_size, **(_weights_identity(weights) or {"weights": "random-init"})}
+    ident = {
+        "family": "face-iresnet",
+        "arch": id,
+        "layers": list(layers) if layers else None,
+        "embedding_size": embedding_size,
+        "base_width": base_width,
+        "image_size": image_size,
+        **(_weights_identity(weights) or {"weights": "random-init"}),
+    }
     return FaceEmbedder(net, pre, ident, flip, embedding_size)
 
 
@@ -138,8 +170,13 @@ def facenet_inputs(id: str = "vggface2", **params: Any) -> dict[str, Any]:
     return {"weights_sha256": file_sha256_memo(path)} if path.is_file() else {}
 
 
-def facenet(id: str = "vggface2", weights: str | None = None, align: bool = False, flip: bool = False,
-            num_classes: int | None = None) -> FacenetEmbedder:
+def facenet(
+    id: str = "vggface2",
+    weights: str | None = None,
+    align: bool = False,
+    flip: bool = False,
+    num_classes: int | None = None,
+) -> FacenetEmbedder:
     """facenet-pytorch InceptionResnetV1 (``facenet:vggface2`` / ``facenet:casia-webface`` download their weights at
     first use into torch's hub cache; ``facenet:file`` with ``weights`` loads a local state dict); ``align`` runs MTCNN
     (its weights ship in the wheel) on the reference path."""
@@ -180,8 +217,14 @@ class TimmEmbedding(nn.Module):
         return self.features(self.fc(self.trunk(x)))
 
 
-def face_timm(id: str, pretrained: bool = False, weights: str | None = None, embedding_size: int = 512,
-              image_size: int = 112, flip: bool = False) -> FaceEmbedder:
+def face_timm(
+    id: str,
+    pretrained: bool = False,
+    weights: str | None = None,
+    embedding_size: int = 512,
+    image_size: int = 112,
+    flip: bool = False,
+) -> FaceEmbedder:
     """Any timm backbone with an embedding head (``face-timm:resnet50``); ``pretrained`` fetches timm's ImageNet weights
     for the trunk (a download), ``weights`` loads a whole trained embedder (trunk + head)."""
     try:
@@ -195,7 +238,12 @@ def face_timm(id: str, pretrained: bool = False, weights: str | None = None, emb
     net = TimmEmbedding(trunk, embedding_size)
     if weights:
         load_strict(net, load_state_dict_file(weights), weights)
-    ident = {"family": "face-timm", "arch": id, "pretrained": pretrained, "embedding_size": embedding_size,
-             **_weights_identity(weights)}
+    ident = {
+        "family": "face-timm",
+        "arch": id,
+        "pretrained": pretrained,
+        "embedding_size": embedding_size,
+        **_weights_identity(weights),
+    }
     pre = Preprocess(**{**ARCFACE_PREPROCESS.as_dict(), "image_size": image_size})
     return FaceEmbedder(net, pre, ident, flip, embedding_size)

@@ -1,4 +1,5 @@
 """Hook implementations: everything the face plugin registers with lrbench."""
+
 from __future__ import annotations
 
 from lrbench import hookimpl
@@ -9,13 +10,31 @@ from .methods import STRATEGIES, method_factory
 
 @hookimpl
 def register_models(register):
-    register("face-iresnet", models.face_iresnet, models.face_iresnet.__doc__.split("\n")[0], accepts_id=True,
-             kind="embedder", info={"ids": "r18, r34, r50, r100", "input": 112})
-    register("facenet", models.facenet, "facenet-pytorch InceptionResnetV1 (vggface2 / casia-webface / file)",
-             accepts_id=True, kind="embedder", inputs=models.facenet_inputs,
-             info={"ids": "vggface2, casia-webface, file", "input": 160, "install": "pip install facenet-pytorch"})
-    register("face-timm", models.face_timm, "any timm backbone + an ArcFace embedding head", accepts_id=True,
-             kind="embedder", info={"input": 112, "install": "pip install timm"})
+    register(
+        "face-iresnet",
+        models.face_iresnet,
+        models.face_iresnet.__doc__.split("\n")[0],
+        accepts_id=True,
+        kind="embedder",
+        info={"ids": "r18, r34, r50, r100", "input": 112},
+    )
+    register(
+        "facenet",
+        models.facenet,
+        "facenet-pytorch InceptionResnetV1 (vggface2 / casia-webface / file)",
+        accepts_id=True,
+        kind="embedder",
+        inputs=models.facenet_inputs,
+        info={"ids": "vggface2, casia-webface, file", "input": 160, "install": "pip install facenet-pytorch"},
+    )
+    register(
+        "face-timm",
+        models.face_timm,
+        "any timm backbone + an ArcFace embedding head",
+        accepts_id=True,
+        kind="embedder",
+        info={"input": 112, "install": "pip install timm"},
+    )
 
 
 @hookimpl

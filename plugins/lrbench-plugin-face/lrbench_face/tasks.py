@@ -13,6 +13,7 @@ Outputs per condition: verification ``dist`` (cosine distance per pair, NaN wher
 ``dist_lr_hr`` and ``res_lr_hr`` (the degraded first image's); identification ``rank`` (1-based rank of the first
 true match per probe, inf when the identity has no gallery image), ``label``, ``group``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -20,9 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench import CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
+
+from lrbench import CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task
 
 from .evaluation import match_ranks
 from .lr import FaceProtocol, check_mode, lr_pil, lr_tensor
@@ -54,8 +56,9 @@ class _Embedder:
             emb = flip_embed(self.model.encode_image, x) if self.flip else self.model.encode_image(x)
         return emb.float().cpu().numpy()
 
-    def _inputs(self, deg: Degradation | None, images: list[Image.Image], idx: list[int],
-                per_image: np.ndarray | None) -> torch.Tensor:
+    def _inputs(
+        self, deg: Degradation | None, images: list[Image.Image], idx: list[int], per_image: np.ndarray | None
+    ) -> torch.Tensor:
         if self.ctx.fast_path and len({im.size for im in images}) == 1:
             x = torch.stack([TF.pil_to_tensor(im) for im in images]).to(self.ctx.device).float().div_(255)
             if per_image is not None:
@@ -80,12 +83,18 @@ class _Embedder:
         with torch.no_grad():
             for start in range(0, len(order), bs):
                 loaded: dict[int, Image.Image] = {}
-                for i in order[start:start + bs]:
+                for i in order[start : start + bs]:
                     try:
                         loaded[i] = self.dataset.load(i)
                     except Exception as exc:  # one corrupt file costs one item
-                        self.ctx.skipped.append({"dataset": self.dataset.name, "index": i,
-                                                 "item": self.dataset.item_id(i), "error": f"{type(exc).__name__}: {exc}"})
+                        self.ctx.skipped.append(
+                            {
+                                "dataset": self.dataset.name,
+                                "index": i,
+                                "item": self.dataset.item_id(i),
+                                "error": f"{type(exc).__name__}: {exc}",
+                            }
+                        )
                         self.ctx.log.warning("skipping %s item %s: %s", self.dataset.name, self.dataset.item_id(i), exc)
                 for key, (deg, _) in jobs.items():
                     idx = [i for i in loaded if i in wanted[key]]
@@ -97,8 +106,13 @@ class _Embedder:
         return out
 
 
-def _jobs(conditions: Sequence[Degradation], default_mode: str, first: np.ndarray, second: np.ndarray,
-          both_orders: bool = False) -> tuple[dict[str, tuple[Degradation | None, np.ndarray]], dict[str, str]]:
+def _jobs(
+    conditions: Sequence[Degradation],
+    default_mode: str,
+    first: np.ndarray,
+    second: np.ndarray,
+    both_orders: bool = False,
+) -> tuple[dict[str, tuple[Degradation | None, np.ndarray]], dict[str, str]]:
     """Images to embed per condition (and at full resolution, ``HR_KEY``); ``both_orders``: in cross mode the first
     images are degraded too and the second ones embedded at full resolution too."""
     modes = {d.condition: _condition_mode(d, default_mode) for d in conditions}
@@ -168,12 +182,15 @@ class Verification(_FaceTask):
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "orders": self.orders}
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         pairs = getattr(dataset, "pairs", None)
         if pairs is None:
-            raise LrbenchError(f"dataset {dataset.name!r} has no pairs: the verification task needs a verification "
-                               "dataset (face-bin, face-pairs, toyfaces-pairs)")
+            raise LrbenchError(
+                f"dataset {dataset.name!r} has no pairs: the verification task needs a verification "
+                "dataset (face-bin, face-pairs, toyfaces-pairs)"
+            )
         both = self.orders == "both"
         jobs, modes = _jobs(conditions, self.mode, pairs[:, 0], pairs[:, 1], both)
         embs = _Embedder(model, dataset, ctx, self.flip).run(jobs)
@@ -210,12 +227,15 @@ class Identification(_FaceTask):
     outputs = ("rank", "label", "group")
     headline_metric = "rank1"
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         roles = getattr(dataset, "roles", None)
         if roles is None:
-            raise LrbenchError(f"dataset {dataset.name!r} has no probe/gallery roles: the identification task needs "
-                               "an identification dataset (scface, tinyface, toyfaces-id)")
+            raise LrbenchError(
+                f"dataset {dataset.name!r} has no probe/gallery roles: the identification task needs "
+                "an identification dataset (scface, tinyface, toyfaces-id)"
+            )
         gallery, probes = np.flatnonzero(roles == "gallery"), np.flatnonzero(roles == "probe")
         jobs, modes = _jobs(conditions, self.mode, gallery, probes)
         embs = _Embedder(model, dataset, ctx, self.flip).run(jobs)
@@ -228,7 +248,9 @@ class Identification(_FaceTask):
             ranks = np.full(len(probes), np.nan)
             ranks[ok_p] = match_ranks(p[ok_p], dataset.labels[probes][ok_p], g[ok_g], dataset.labels[gallery][ok_g])
             # n: the probes scored (embedded; a probe whose identity has no gallery image counts, at rank inf)
-            out[c] = CellOutput(_loaded(embs, c, modes[c]), int((~np.isnan(ranks)).sum()),
-                                {"rank": ranks, "label": dataset.labels[probes],
-                                 "group": np.asarray(dataset.groups)[probes]})
+            out[c] = CellOutput(
+                _loaded(embs, c, modes[c]),
+                int((~np.isnan(ranks)).sum()),
+                {"rank": ranks, "label": dataset.labels[probes], "group": np.asarray(dataset.groups)[probes]},
+            )
         return out

@@ -9,6 +9,7 @@ geometry do not, so a model trained on 112 px leans on detail that low resolutio
 Images are generated from (seed, split, identity, index): no files, identical on every machine; train and test
 identities are disjoint.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .datasets import IdentificationDataset, VerificationDataset
 from lrbench import Dataset
+
+from .datasets import IdentificationDataset, VerificationDataset
 
 SIZE = 112
 SPLIT_OFFSET = {"train": 0, "test": 1_000_003, "val": 2_000_029}
@@ -31,12 +33,23 @@ def identity_params(seed: int, split: str, ident: int) -> dict[str, Any]:
         "iris": rng.uniform(0.0, 0.9, 3),
         "head": (rng.uniform(28, 38), rng.uniform(38, 48)),  # semi-axes x, y
         "hairline": rng.uniform(-0.95, -0.45),  # in head-normalised y
-        "eye_y": rng.uniform(-0.35, -0.1), "eye_dx": rng.uniform(0.3, 0.5), "eye_r": rng.uniform(0.09, 0.16),
-        "brow_dy": rng.uniform(0.12, 0.22), "brow_tilt": rng.uniform(-0.25, 0.25),
-        "mouth_y": rng.uniform(0.35, 0.6), "mouth_w": rng.uniform(0.2, 0.45), "mouth_curve": rng.uniform(-0.6, 0.6),
+        "eye_y": rng.uniform(-0.35, -0.1),
+        "eye_dx": rng.uniform(0.3, 0.5),
+        "eye_r": rng.uniform(0.09, 0.16),
+        "brow_dy": rng.uniform(0.12, 0.22),
+        "brow_tilt": rng.uniform(-0.25, 0.25),
+        "mouth_y": rng.uniform(0.35, 0.6),
+        "mouth_w": rng.uniform(0.2, 0.45),
+        "mouth_curve": rng.uniform(-0.6, 0.6),
         "nose_len": rng.uniform(0.1, 0.3),
-        "marks": np.column_stack([rng.uniform(-0.7, 0.7, 5), rng.uniform(-0.6, 0.8, 5), rng.uniform(0.03, 0.07, 5),
-                                  rng.choice([-1.0, 1.0], 5) * rng.uniform(0.15, 0.35, 5)]),
+        "marks": np.column_stack(
+            [
+                rng.uniform(-0.7, 0.7, 5),
+                rng.uniform(-0.6, 0.8, 5),
+                rng.uniform(0.03, 0.07, 5),
+                rng.choice([-1.0, 1.0], 5) * rng.uniform(0.15, 0.35, 5),
+            ]
+        ),
         "stripe": (rng.uniform(0, np.pi), rng.uniform(0.25, 0.45), rng.uniform(0.04, 0.08)),  # angle, cyc/px, amp
     }
 
@@ -60,7 +73,7 @@ def render(p: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     nx, ny = u / ax, v / ay  # head-normalised coordinates, the head is the unit disc
     img = np.empty((SIZE, SIZE, 3))
     img[:] = rng.uniform(0.1, 0.9, 3)  # background, not identity information
-    r = np.sqrt(nx ** 2 + ny ** 2)
+    r = np.sqrt(nx**2 + ny**2)
     head = _soft((r - 1) * min(ax, ay))
     theta, freq, amp = p["stripe"]
     stripes = amp * np.sin(2 * np.pi * freq * (u * np.cos(theta) + v * np.sin(theta)))
@@ -167,10 +180,16 @@ class ToyFacePairs(VerificationDataset):
 class ToyFaceGallery(IdentificationDataset):
     """Toy face identification: per identity one gallery image and ``probes`` probe images, plus distractors."""
 
-    def __init__(self, split: str = "test", identities: int = 50, probes: int = 4, distractors: int = 50,
-                 seed: int = 0):
-        self.split, self.identities, self.probes, self.distractors, self.seed = (split, int(identities), int(probes),
-                                                                                 int(distractors), int(seed))
+    def __init__(
+        self, split: str = "test", identities: int = 50, probes: int = 4, distractors: int = 50, seed: int = 0
+    ):
+        self.split, self.identities, self.probes, self.distractors, self.seed = (
+            split,
+            int(identities),
+            int(probes),
+            int(distractors),
+            int(seed),
+        )
         self.name = f"toyfaces-id-{split}"
         items = [(i, 0, "gallery") for i in range(identities)]
         items += [(identities + j, 0, "gallery") for j in range(distractors)]
@@ -192,5 +211,10 @@ class ToyFaceGallery(IdentificationDataset):
         return render_image(self.seed, self.split, i, k)
 
     def params(self) -> dict[str, Any]:
-        return {"split": self.split, "identities": self.identities, "probes": self.probes,
-                "distractors": self.distractors, "seed": self.seed}
+        return {
+            "split": self.split,
+            "identities": self.identities,
+            "probes": self.probes,
+            "distractors": self.distractors,
+            "seed": self.seed,
+        }

@@ -25,6 +25,7 @@ Images are 112 x 112 (resized if not); LR images are made on the device with the
 whose input is not 112). Mixed precision (bf16 autocast) on CUDA. A checkpoint is written after every epoch and a
 killed run resumes from it.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench import Dataset, LrbenchError, atomic_write_text, load_checkpoint
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
+
+from lrbench import Dataset, LrbenchError, atomic_write_text, load_checkpoint
 
 from .losses import HEADS, distance_fn
 from .lr import lr_tensor
@@ -127,8 +129,10 @@ class TrainConfig:
         known = {f.name for f in fields(cls)} - {"strategy"}
         unknown = sorted(set(params) - known - {"data", "dataset"})
         if unknown:
-            raise LrbenchError(f"face/{strategy}: unknown train option(s) {', '.join(unknown)}; choices: data, dataset, "
-                               f"{', '.join(sorted(known))}")
+            raise LrbenchError(
+                f"face/{strategy}: unknown train option(s) {', '.join(unknown)}; choices: data, dataset, "
+                f"{', '.join(sorted(known))}"
+            )
         return cls(strategy=strategy, **{k: v for k, v in params.items() if k in known})
 
     def recipe(self) -> Recipe:
@@ -139,8 +143,11 @@ class TrainConfig:
             if self.strategy not in ("bt", "st"):
                 raise LrbenchError(f"face/{self.strategy}: 'resolution' is the r of bt / st; use 'resolutions'")
             r = replace(r, resolutions=(int(self.resolution),))
-        overrides = {k: getattr(self, k) for k in ("head", "s", "m", "distance", "p", "dist_weight")
-                     if getattr(self, k) is not None}
+        overrides = {
+            k: getattr(self, k)
+            for k in ("head", "s", "m", "distance", "p", "dist_weight")
+            if getattr(self, k) is not None
+        }
         if self.resolutions is not None:
             overrides["resolutions"] = tuple(int(x) for x in self.resolutions)
         if self.probs is not None:
@@ -192,11 +199,12 @@ def _batches(dataset: Dataset, cfg: TrainConfig, epoch: int, preloaded: torch.Te
     if preloaded is not None:
         order = torch.randperm(len(dataset), generator=gen)
         for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):  # drop the last partial batch
-            idx = order[start:start + cfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             yield preloaded[idx], labels[idx]
         return
-    loader = torch.utils.data.DataLoader(_Images(dataset), batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                         drop_last=True, num_workers=2)
+    loader = torch.utils.data.DataLoader(
+        _Images(dataset), batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=True, num_workers=2
+    )
     yield from loader
 
 
@@ -204,8 +212,15 @@ class FaceTrainer:
     """Trains ``net`` (an embedder module) with a recipe; ``prepare`` maps a float [0, 1] 112 px batch to the net's
     normalised input (the adapter's ``prepare_tensor``)."""
 
-    def __init__(self, net: nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor], embedding_size: int,
-                 num_classes: int, cfg: TrainConfig, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        net: nn.Module,
+        prepare: Callable[[torch.Tensor], torch.Tensor],
+        embedding_size: int,
+        num_classes: int,
+        cfg: TrainConfig,
+        device: torch.device | str = "cpu",
+    ):
         self.cfg, self.recipe = cfg, cfg.recipe()
         self.device = torch.device(device)
         self.net, self.prepare = net.to(self.device), prepare
@@ -254,8 +269,11 @@ class FaceTrainer:
             e_hr = self._embed(x)
             terms["ce_hr"] = self._ce(e_hr, y)
             total = r.ce_hr * terms["ce_hr"]
-            branches = ([self.sampler(n, self.gen)] if r.form == "siamese"
-                        else [torch.full((n,), int(s), dtype=torch.long) for s in r.resolutions])
+            branches = (
+                [self.sampler(n, self.gen)]
+                if r.form == "siamese"
+                else [torch.full((n,), int(s), dtype=torch.long) for s in r.resolutions]
+            )
             for k, sizes in enumerate(branches):
                 e_lr = self._embed(self._lr(x, sizes))
                 ce_lr, dist = self._ce(e_lr, y), self.distance(e_hr, e_lr)
@@ -274,9 +292,15 @@ class FaceTrainer:
         return lr
 
     def state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "head": self.head.state_dict(), "opt": self.opt.state_dict(),
-                "epoch": self.epoch, "step": self.step,
-                "gen": self.gen.get_state(), "history": json.dumps(self.history)}
+        return {
+            "net": self.net.state_dict(),
+            "head": self.head.state_dict(),
+            "opt": self.opt.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "gen": self.gen.get_state(),
+            "history": json.dumps(self.history),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
@@ -294,7 +318,7 @@ class FaceTrainer:
         if ckpt is not None and ckpt.is_file():
             self.load_state(load_checkpoint(ckpt, map_location=self.device))
             log.info("resuming face training from epoch %d (%s)", self.epoch, ckpt)
-        preload = cfg.preload if cfg.preload is not None else len(dataset) * 3 * IMAGE_SIZE ** 2 < 2 ** 31
+        preload = cfg.preload if cfg.preload is not None else len(dataset) * 3 * IMAGE_SIZE**2 < 2**31
         preloaded = torch.stack([_to_tensor(dataset.load(i)) for i in range(len(dataset))]) if preload else None
         if len(dataset) < cfg.batch_size:
             raise LrbenchError(f"training set has {len(dataset)} images, fewer than one batch ({cfg.batch_size})")
@@ -313,8 +337,10 @@ class FaceTrainer:
                     g["lr"] = self.learning_rate()
                 total, terms = self.loss(x, y)
                 if not math.isfinite(float(total.detach())):
-                    raise LrbenchError(f"face training diverged at epoch {self.epoch} step {self.step} (loss {total}); "
-                                       "lower lr or add warmup_steps")
+                    raise LrbenchError(
+                        f"face training diverged at epoch {self.epoch} step {self.step} (loss {total}); "
+                        "lower lr or add warmup_steps"
+                    )
                 self.opt.zero_grad(set_to_none=True)
                 total.backward()
                 self.opt.step()
@@ -323,8 +349,11 @@ class FaceTrainer:
                 for k, v in {"loss": float(total.detach()), **terms}.items():
                     sums[k] = sums.get(k, 0.0) + v
             self.epoch += 1
-            record = {"epoch": self.epoch, "seconds": round(time.time() - t0, 2),
-                      **{k: v / max(count, 1) for k, v in sums.items()}}
+            record = {
+                "epoch": self.epoch,
+                "seconds": round(time.time() - t0, 2),
+                **{k: v / max(count, 1) for k, v in sums.items()},
+            }
             self.history.append(record)
             log.info("face/%s epoch %d: %s", cfg.strategy, self.epoch, record)
             if ckpt is not None:

@@ -8,6 +8,7 @@ results.md and a distance-distribution PNG (Knoche et al. Fig. 7 style, HR-LR or
 
     python plugins/lrbench-plugin-face/scripts/toy_faces_proof.py --out /tmp/face_proof
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from lrbench.builtin.degradations import HR
-from lrbench.datasets import Dataset
-from lrbench.tasks import RunContext
 from lrbench_face.evaluation import plot_distance_distributions
 from lrbench_face.lr import FaceLR, FaceProtocol
 from lrbench_face.metrics import FaceAccuracy, RocAuc, TarAtFar
@@ -30,6 +28,10 @@ from lrbench_face.tasks import Verification
 from lrbench_face.toyfaces import ToyFacePairs, ToyFaces
 from lrbench_face.train import FaceTrainer, TrainConfig
 from PIL import Image
+
+from lrbench.builtin.degradations import HR
+from lrbench.datasets import Dataset
+from lrbench.tasks import RunContext
 
 
 class Preloaded(Dataset):
@@ -82,16 +84,30 @@ def main() -> None:
     print(f"rendered {len(train)} training and {len(test_pre)} test images in {time.time() - t0:.0f} s", flush=True)
 
     sizes = (28, 20, 14, 10, 7)
-    conditions = ([HR()] + [FaceLR(r) for r in sizes] + [FaceLR(r, mode="equal") for r in (14, 7)]
-                  + [FaceProtocol(rng, seed=1) for rng in ("low", "mid", "high")])
+    conditions = (
+        [HR()]
+        + [FaceLR(r) for r in sizes]
+        + [FaceLR(r, mode="equal") for r in (14, 7)]
+        + [FaceProtocol(rng, seed=1) for rng in ("low", "mid", "high")]
+    )
     rows, dists = [], {}
     for strategy in args.strategies.split(","):
         torch.manual_seed(args.seed)
         model = face_iresnet("r18", layers=[1, 1, 1, 1], base_width=8, image_size=32, embedding_size=64)
         # the same margin head for every strategy, so that only the LR handling differs
-        cfg = TrainConfig(strategy=strategy, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          milestones=[args.epochs // 2, (3 * args.epochs) // 4], head="cosface", s=args.s, m=args.m,
-                          warmup_steps=20, seed=args.seed, amp=False)
+        cfg = TrainConfig(
+            strategy=strategy,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            milestones=[args.epochs // 2, (3 * args.epochs) // 4],
+            head="cosface",
+            s=args.s,
+            m=args.m,
+            warmup_steps=20,
+            seed=args.seed,
+            amp=False,
+        )
         t1 = time.time()
         history = FaceTrainer(model.module, model.preprocess.tensor, 64, args.identities, cfg).fit(train)
         train_s = time.time() - t1
@@ -101,17 +117,28 @@ def main() -> None:
         for cond, o in outputs.items():
             acc = FaceAccuracy().compute(o, test_pre)
             grid = FaceAccuracy(search="insightface").compute(o, test_pre)
-            rows.append({"strategy": strategy, "condition": cond, "acc": acc[""], "acc_std": acc["std"],
-                         "acc_hr_lr": acc.get("hr_lr", acc[""]), "acc_lr_hr": acc.get("lr_hr", np.nan),
-                         "acc_insightface": grid[""], "threshold": acc["threshold"],
-                         "tar@far=1e-2": TarAtFar(1e-2).compute(o, test_pre)[""],
-                         "auc": RocAuc().compute(o, test_pre)[""], "train_s": round(train_s)})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "condition": cond,
+                    "acc": acc[""],
+                    "acc_std": acc["std"],
+                    "acc_hr_lr": acc.get("hr_lr", acc[""]),
+                    "acc_lr_hr": acc.get("lr_hr", np.nan),
+                    "acc_insightface": grid[""],
+                    "threshold": acc["threshold"],
+                    "tar@far=1e-2": TarAtFar(1e-2).compute(o, test_pre)[""],
+                    "auc": RocAuc().compute(o, test_pre)[""],
+                    "train_s": round(train_s),
+                }
+            )
             if cond in ("hr", "face_lr@28", "face_lr@14", "face_lr@7"):
                 dists[f"{strategy}\n{cond}"] = (o["dist"], o["issame"])
         print(pd.DataFrame([r for r in rows if r["strategy"] == strategy]).to_string(index=False), flush=True)
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
-    np.savez(out / "distances.npz", **{k.replace("\n", "|"): np.stack([d, s.astype(float)])
-                                        for k, (d, s) in dists.items()})
+    np.savez(
+        out / "distances.npz", **{k.replace("\n", "|"): np.stack([d, s.astype(float)]) for k, (d, s) in dists.items()}
+    )
     print(f"total {time.time() - t0:.0f} s", flush=True)
 
 
@@ -124,9 +151,11 @@ def merge(root: Path) -> None:
     strategies = [s for s in ("baseline", "bt-m", "st-m1", "maug") if s in set(df["strategy"])]
     strategies += sorted(set(df["strategy"]) - set(strategies))
     md = []
-    for column, title in (("acc", "accuracy, exact threshold search (both orders averaged in cross mode)"),
-                          ("acc_hr_lr", "HR-LR order only (lrbench's single order before)"),
-                          ("acc_insightface", "accuracy, insightface's threshold grid")):
+    for column, title in (
+        ("acc", "accuracy, exact threshold search (both orders averaged in cross mode)"),
+        ("acc_hr_lr", "HR-LR order only (lrbench's single order before)"),
+        ("acc_insightface", "accuracy, insightface's threshold grid"),
+    ):
         table = df.pivot(index="condition", columns="strategy", values=column).reindex(order)[strategies]
         pct = (table * 100).round(1)
         md += [f"\n{title}\n", "| condition | " + " | ".join(pct.columns) + " |", "|---" * (len(pct.columns) + 1) + "|"]

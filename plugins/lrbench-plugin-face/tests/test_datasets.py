@@ -1,15 +1,16 @@
 """Dataset readers on generated files; the .bin unpickler refuses code."""
+
 import os
 import pickle
 
 import numpy as np
 import pytest
-from lrbench.datasets import DatasetRootError
-from lrbench.registry import LrbenchError
-from PIL import Image
-
 from lrbench_face.datasets import BinVerification, PairsVerification, read_bin, scface, tinyface, write_bin
 from lrbench_face.toyfaces import ToyFaceGallery, ToyFacePairs, ToyFaces
+from PIL import Image
+
+from lrbench.datasets import DatasetRootError
+from lrbench.registry import LrbenchError
 
 
 def _img(seed, size=16):

@@ -1,10 +1,19 @@
 """Verification / identification statistics against independent computations."""
+
 import numpy as np
 import pytest
+from lrbench_face.evaluation import (
+    best_threshold,
+    cosine_distance,
+    fold_indices,
+    match_ranks,
+    plot_distance_distributions,
+    rank_k,
+    roc_auc,
+    tar_at_far,
+    verification_accuracy,
+)
 from scipy.stats import mannwhitneyu
-
-from lrbench_face.evaluation import (best_threshold, cosine_distance, fold_indices, match_ranks, plot_distance_distributions,
-                                     rank_k, roc_auc, tar_at_far, verification_accuracy)
 
 
 def brute_force_accuracy(dist, issame, n_folds=10):

@@ -1,10 +1,10 @@
 """Margin heads against hand-computed logits; LogExp against its formula and the L1 / L2 gradients (paper Fig. 4)."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
-
 from lrbench_face.losses import ArcFaceHead, CosFaceHead, logexp_loss, lp_loss
 
 
@@ -74,7 +74,7 @@ def test_logexp_gradient_formula_and_lp_limit(p):
     for others in ([0, 0, 0], [0.2, 0.1, 0.4]):
         e = [err] + others
         c = sum(math.exp(abs(v) ** p) - 1 for v in others)
-        analytic = math.exp(err ** p) * err ** (p - 1) / (d * (1 + c + math.exp(err ** p) - 1))
+        analytic = math.exp(err**p) * err ** (p - 1) / (d * (1 + c + math.exp(err**p) - 1))
         assert _grad(_raw_logexp(p), e, d) == pytest.approx(analytic, rel=1e-9)
     # no error elsewhere (C = 0): LogExp's gradient is exactly L_p's
     assert _grad(_raw_logexp(p), [err, 0, 0, 0]) == pytest.approx(_grad(_raw_lp(p), [err, 0, 0, 0]), rel=1e-9)

@@ -1,13 +1,14 @@
 """The face LR simulation (both paths) and the per-image resolution protocols."""
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lrbench.registry import LrbenchError
-from PIL import Image
-
 from lrbench_face.lr import RANGES, FaceLR, FaceProtocol, lr_pil, lr_tensor, parse_protocol
 from lrbench_face.toyfaces import render_image
+from PIL import Image
+
+from lrbench.registry import LrbenchError
 
 
 def test_tensor_path_is_torch_down_antialiased_then_up_plain_in_8_bits():

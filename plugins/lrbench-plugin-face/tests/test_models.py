@@ -1,21 +1,36 @@
 """Embedder adapters: IResNet key layout, weight files, flip test, facenet and timm adapters (random init, offline)."""
+
 import pytest
 import torch
-from lrbench.registry import LrbenchError
+from lrbench_face.iresnet import DEPTHS
+from lrbench_face.models import face_iresnet, face_timm, facenet, load_state_dict_file
 from PIL import Image
 from safetensors.torch import save_file
 
-from lrbench_face.iresnet import DEPTHS
-from lrbench_face.models import face_iresnet, face_timm, facenet, load_state_dict_file
+from lrbench.registry import LrbenchError
 
 
 def test_iresnet_layout_matches_insightface_names():
     net = face_iresnet("r18").module
     keys = set(net.state_dict())
-    for k in ("conv1.weight", "bn1.running_var", "prelu.weight", "layer1.0.bn1.weight", "layer1.0.conv1.weight",
-              "layer1.0.bn2.bias", "layer1.0.prelu.weight", "layer1.0.conv2.weight", "layer1.0.bn3.weight",
-              "layer1.0.downsample.0.weight", "layer1.0.downsample.1.running_mean", "layer4.1.conv2.weight",
-              "bn2.weight", "fc.weight", "features.weight", "features.running_var"):
+    for k in (
+        "conv1.weight",
+        "bn1.running_var",
+        "prelu.weight",
+        "layer1.0.bn1.weight",
+        "layer1.0.conv1.weight",
+        "layer1.0.bn2.bias",
+        "layer1.0.prelu.weight",
+        "layer1.0.conv2.weight",
+        "layer1.0.bn3.weight",
+        "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.running_mean",
+        "layer4.1.conv2.weight",
+        "bn2.weight",
+        "fc.weight",
+        "features.weight",
+        "features.running_var",
+    ):
         assert k in keys, k
     assert "layer1.1.downsample.0.weight" not in keys
     assert net.fc.weight.shape == (512, 512 * 7 * 7)
@@ -31,8 +46,9 @@ def test_weight_files_roundtrip(tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "b.safetensors"))
     x = torch.rand(2, 3, 32, 32)
     for f in ("b.pth", "b.safetensors"):
-        loaded = face_iresnet("r18", weights=str(tmp_path / f), base_width=4, image_size=32, embedding_size=16,
-                              layers=[1, 1, 1, 1])
+        loaded = face_iresnet(
+            "r18", weights=str(tmp_path / f), base_width=4, image_size=32, embedding_size=16, layers=[1, 1, 1, 1]
+        )
         with torch.no_grad():
             assert torch.allclose(loaded.encode_image(x), model.encode_image(x))
         assert loaded.identity()["sha256"] and loaded.identity() != model.identity()

@@ -1,13 +1,22 @@
 """End to end through the core runner: a tiny IResNet on generated pairs, cross and equal resolution, cached rerun."""
+
 import numpy as np
+from lrbench_face import plugin
+
 from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
 
-from lrbench_face import plugin
-
 SPEC = {
-    "models": [{"name": "face-iresnet:r18", "label": "tiny", "base_width": 4, "image_size": 16, "embedding_size": 16,
-                "layers": [1, 1, 1, 1]}],
+    "models": [
+        {
+            "name": "face-iresnet:r18",
+            "label": "tiny",
+            "base_width": 4,
+            "image_size": 16,
+            "embedding_size": 16,
+            "layers": [1, 1, 1, 1],
+        }
+    ],
     "methods": ["none"],
     "datasets": [{"name": "toyfaces-pairs", "identities": 6, "pairs": 20}],
     "conditions": ["hr", "face_lr@8", {"name": "face_lr", "size": 8, "mode": "equal"}, "face_protocol@low"],
@@ -25,8 +34,10 @@ def test_run_spec_verification(tmp_path):
     assert {"face_acc.std", "face_acc.threshold", "face_dist.genuine", "roc_auc"} <= set(df["metric"])
     assert set(df["n"]) == {20}  # every one of the 20 pairs scored, in every cell (it was 0 before the cell contract)
     again = run_spec(SPEC, tmp_path / "out2", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
-    np.testing.assert_allclose(again.sort_values(["condition", "metric"])["value"].to_numpy(),
-                               df.sort_values(["condition", "metric"])["value"].to_numpy())
+    np.testing.assert_allclose(
+        again.sort_values(["condition", "metric"])["value"].to_numpy(),
+        df.sort_values(["condition", "metric"])["value"].to_numpy(),
+    )
 
 
 def test_training_data_keys_the_cells(tmp_path):
@@ -43,13 +54,17 @@ def test_training_data_keys_the_cells(tmp_path):
     folder.mkdir()
     for i in range(2):
         add_identity(i)
-    spec = dict(SPEC, conditions=["hr"], methods=["none", {"name": "face/maug", "label": "maug",
-                                                           "train": {"data": str(folder), "epochs": 1}}])
+    spec = dict(
+        SPEC,
+        conditions=["hr"],
+        methods=["none", {"name": "face/maug", "label": "maug", "train": {"data": str(folder), "epochs": 1}}],
+    )
     plugins = Plugins(load_entry_points=False, extra=[(plugin, "face")])
 
     def keys() -> dict[str, str]:
-        plan = run_spec(spec, tmp_path / "run", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache",
-                        dry_run=True)
+        plan = run_spec(
+            spec, tmp_path / "run", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache", dry_run=True
+        )
         return dict(zip(plan["method"], plan["key"]))
 
     before = keys()

@@ -1,12 +1,8 @@
 """Verification and identification tasks with a transparent embedder (the pixels themselves)."""
+
 import numpy as np
 import pytest
 import torch
-from lrbench.builtin.degradations import HR, Resize
-from lrbench.models import Preprocess
-from lrbench.registry import LrbenchError
-from lrbench.tasks import RunContext
-
 from lrbench_face.datasets import BinVerification, write_bin
 from lrbench_face.evaluation import cosine_distance
 from lrbench_face.lr import FaceLR, FaceProtocol, lr_pil
@@ -15,6 +11,11 @@ from lrbench_face.models import FaceEmbedder
 from lrbench_face.tasks import Identification, Verification
 from lrbench_face.toyfaces import ToyFaceGallery, ToyFacePairs
 
+from lrbench.builtin.degradations import HR, Resize
+from lrbench.models import Preprocess
+from lrbench.registry import LrbenchError
+from lrbench.tasks import RunContext
+
 
 class Pixels(torch.nn.Module):
     def forward(self, x):
@@ -22,14 +23,19 @@ class Pixels(torch.nn.Module):
 
 
 def pixel_model(size=16):
-    return FaceEmbedder(Pixels(), Preprocess(size, (0.5,) * 3, (0.5,) * 3, "bicubic", "squash"), {"family": "pixels"},
-                        embedding_size=3 * size * size)
+    return FaceEmbedder(
+        Pixels(),
+        Preprocess(size, (0.5,) * 3, (0.5,) * 3, "bicubic", "squash"),
+        {"family": "pixels"},
+        embedding_size=3 * size * size,
+    )
 
 
 def expected_dist(model, ds, first_deg, second_deg):
     def emb(i, deg):
         im = ds.load(i)
         return model.prepare([deg(im) if deg else im]).flatten(1).numpy()[0]
+
     return np.array([cosine_distance(emb(a, first_deg)[None], emb(b, second_deg)[None])[0] for a, b in ds.pairs])
 
 
@@ -52,7 +58,10 @@ def test_cross_and_equal_modes(pairs):
     model = pixel_model()
     conds = [HR(), FaceLR(8), FaceLR(8, mode="equal"), Resize(10)]
     out = Verification().run(model, pairs, conds, RunContext(batch_size=16))
-    lr8 = lambda im: lr_pil(im, 8)
+
+    def lr8(im):
+        return lr_pil(im, 8)
+
     np.testing.assert_allclose(out["hr"]["dist"], expected_dist(model, pairs, None, None), atol=1e-5)
     np.testing.assert_allclose(out["face_lr@8"]["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
     np.testing.assert_allclose(out["face_lr@8(mode=equal)"]["dist"], expected_dist(model, pairs, lr8, lr8), atol=1e-5)
@@ -70,19 +79,28 @@ def test_cross_and_equal_modes(pairs):
 def test_cross_resolution_scores_both_orders_and_averages_them(pairs):
     """Knoche et al. 3.4: the LR image second and the LR image first are two protocols; the accuracy is their mean."""
     model = pixel_model()
-    lr8 = lambda im: lr_pil(im, 8)
+
+    def lr8(im):
+        return lr_pil(im, 8)
+
     out = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
     np.testing.assert_allclose(out["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
     np.testing.assert_allclose(out["dist_lr_hr"], expected_dist(model, pairs, lr8, None), atol=1e-5)
     assert out["res_lr_hr"].tolist() == [8] * 20
     acc = FaceAccuracy(folds=5).compute(out, pairs)
-    one = {k: FaceAccuracy(folds=5).compute({"dist": out[k], "issame": out["issame"]}, pairs)[""]
-           for k in ("dist", "dist_lr_hr")}
+    one = {
+        k: FaceAccuracy(folds=5).compute({"dist": out[k], "issame": out["issame"]}, pairs)[""]
+        for k in ("dist", "dist_lr_hr")
+    }
     assert acc["hr_lr"] == one["dist"] and acc["lr_hr"] == one["dist_lr_hr"]
     assert acc[""] == pytest.approx((one["dist"] + one["dist_lr_hr"]) / 2)
     assert RocAuc().compute(out, pairs)[""] == pytest.approx(
-        (RocAuc().compute({"dist": out["dist"], "issame": out["issame"]}, pairs)[""]
-         + RocAuc().compute({"dist": out["dist_lr_hr"], "issame": out["issame"]}, pairs)[""]) / 2)
+        (
+            RocAuc().compute({"dist": out["dist"], "issame": out["issame"]}, pairs)[""]
+            + RocAuc().compute({"dist": out["dist_lr_hr"], "issame": out["issame"]}, pairs)[""]
+        )
+        / 2
+    )
     single = Verification(orders="hr-lr").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
     assert "dist_lr_hr" not in single and np.array_equal(single["dist"], out["dist"])
     assert Verification().identity() != Verification(orders="hr-lr").identity()
@@ -128,6 +146,7 @@ def test_broken_image_gives_nan_and_is_skipped(pairs):
             if index == 5:
                 raise OSError("truncated file")
             return super().load(index)
+
     ds = Broken(identities=8, pairs=20)
     ctx = RunContext(batch_size=8)
     out = Verification().run(pixel_model(), ds, [HR()], ctx)["hr"]

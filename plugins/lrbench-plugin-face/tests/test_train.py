@@ -1,18 +1,19 @@
 """The training loop: recipes, samplers, loss terms, resumable checkpoints, the method's artifact cache."""
+
 import json
 import logging
 
 import numpy as np
 import pytest
 import torch
-from lrbench.methods import ArtifactStore, MethodContext
-from lrbench.registry import LrbenchError
-
 from lrbench_face import plugin
 from lrbench_face.methods import FaceTrainingMethod
 from lrbench_face.models import face_iresnet
 from lrbench_face.toyfaces import ToyFaces
 from lrbench_face.train import RECIPES, FaceTrainer, ResolutionSampler, TrainConfig
+
+from lrbench.methods import ArtifactStore, MethodContext
+from lrbench.registry import LrbenchError
 
 
 def tiny():
@@ -51,19 +52,29 @@ def test_sampler_probabilities_1_1_2():
     np.testing.assert_allclose(freq, [0.25, 0.25, 0.5], atol=0.01)
 
 
-@pytest.mark.parametrize("strategy,terms", [("baseline", {"ce"}), ("bt-m", {"ce"}),
-                                            ("st", {"ce_hr", "ce_lr0", "dist0"}),
-                                            ("st-m2", {"ce_hr"} | {f"{t}{k}" for t in ("ce_lr", "dist") for k in range(4)}),
-                                            ("maug", {"ce_hr", "ce_lr0", "dist0"})])
+@pytest.mark.parametrize(
+    "strategy,terms",
+    [
+        ("baseline", {"ce"}),
+        ("bt-m", {"ce"}),
+        ("st", {"ce_hr", "ce_lr0", "dist0"}),
+        ("st-m2", {"ce_hr"} | {f"{t}{k}" for t in ("ce_lr", "dist") for k in range(4)}),
+        ("maug", {"ce_hr", "ce_lr0", "dist0"}),
+    ],
+)
 def test_loss_terms_and_weights(strategy, terms):
     model = tiny()
     trainer = FaceTrainer(model.module, model.preprocess.tensor, 16, 5, TrainConfig(strategy), "cpu")
     total, parts = trainer.loss(torch.rand(6, 3, 112, 112), torch.tensor([0, 1, 2, 3, 4, 0]))
     assert set(parts) == terms
     r = trainer.recipe
-    expected = (parts["ce"] if "ce" in parts else
-                r.ce_hr * parts["ce_hr"] + sum(r.ce_lr * parts[k] for k in parts if k.startswith("ce_lr"))
-                + r.dist_weight * sum(parts[k] for k in parts if k.startswith("dist")))
+    expected = (
+        parts["ce"]
+        if "ce" in parts
+        else r.ce_hr * parts["ce_hr"]
+        + sum(r.ce_lr * parts[k] for k in parts if k.startswith("ce_lr"))
+        + r.dist_weight * sum(parts[k] for k in parts if k.startswith("dist"))
+    )
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
 
 
@@ -72,8 +83,14 @@ def test_training_defaults_are_the_papers_as_data():
     lr 0.01, /10 at 8 and 12, batch 256. Read from recipes.json; a train: option overrides one field only."""
     for strategy in ("baseline", "bt", "bt-m", "st", "st-m1", "st-m2"):
         cfg = TrainConfig(strategy)
-        assert (cfg.lr, cfg.milestones, cfg.epochs, cfg.batch_size, cfg.momentum, cfg.weight_decay) == \
-            (0.01, [9, 13], 16, 128, 0.9, 5e-4)
+        assert (cfg.lr, cfg.milestones, cfg.epochs, cfg.batch_size, cfg.momentum, cfg.weight_decay) == (
+            0.01,
+            [9, 13],
+            16,
+            128,
+            0.9,
+            5e-4,
+        )
     maug = TrainConfig("maug")
     assert (maug.lr, maug.milestones, maug.epochs, maug.batch_size) == (0.01, [8, 12], 16, 256)
     assert TrainConfig.from_dict("st", {"data": "x", "lr": 0.1}).milestones == [9, 13]
@@ -96,12 +113,11 @@ def test_fit_resumes_from_checkpoint(tmp_path, data):
     second = FaceTrainer(tiny().module, tiny().preprocess.tensor, 16, 4, TrainConfig("st", epochs=2, **cfg))
     history = second.fit(data, tmp_path)
     assert [h["epoch"] for h in history] == [1, 2]  # epoch 1 came from the checkpoint
-    assert second.learning_rate() == pytest.approx(0.01 * 0.1 ** 2)  # milestones at epochs 1 and 1 (of 2)
+    assert second.learning_rate() == pytest.approx(0.01 * 0.1**2)  # milestones at epochs 1 and 1 (of 2)
 
 
 def test_method_trains_once_then_loads_artifact(tmp_path, data, caplog):
-    ctx = MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path),
-                        dataset=lambda name, **kw: data)
+    ctx = MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path), dataset=lambda name, **kw: data)
     method = FaceTrainingMethod("maug", train={"dataset": "toyfaces", "epochs": 1, "batch_size": 8, "lr": 0.01})
     base = tiny()
     trained = method.apply(base, ctx)
@@ -111,8 +127,15 @@ def test_method_trains_once_then_loads_artifact(tmp_path, data, caplog):
     with torch.no_grad():
         assert not torch.allclose(trained.encode_image(x), base.encode_image(x))  # the base model is untouched
         with caplog.at_level(logging.INFO, logger="lrbench"):
-            again = method.apply(tiny(), MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path),
-                                                       dataset=lambda name, **kw: data, log=logging.getLogger("lrbench")))
+            again = method.apply(
+                tiny(),
+                MethodContext(
+                    device=torch.device("cpu"),
+                    artifacts=ArtifactStore(tmp_path),
+                    dataset=lambda name, **kw: data,
+                    log=logging.getLogger("lrbench"),
+                ),
+            )
         assert torch.allclose(again.encode_image(x), trained.encode_image(x), atol=1e-6)
     assert "loading trained backbone" in caplog.text
     assert trained.identity()["method"]["name"] == "face/maug"

@@ -12,6 +12,7 @@
 Preprocessing is read from the model's image processor config: size (``shortest_edge`` + center crop, or a fixed
 ``height`` x ``width`` squash), mean, std and resample filter.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -41,21 +42,29 @@ def preprocess_from_image_processor(proc: Any) -> Preprocess:
         mode, image_size = "shortest", int(shortest)
     elif height and width:
         if height != width:
-            raise ValueError(f"non-square processor size {height}x{width} is not supported (lrbench uses square inputs)")
+            raise ValueError(
+                f"non-square processor size {height}x{width} is not supported (lrbench uses square inputs)"
+            )
         mode, image_size = "squash", int(height)
     else:
         raise ValueError(f"unsupported image processor size {size!r}: expected shortest_edge or height/width")
     if do_crop:
         ch, cw = _field(crop, "height"), _field(crop, "width")
         if (ch, cw) != (image_size, image_size):
-            raise ValueError(f"processor resizes to {image_size} but crops {ch}x{cw}; lrbench's Preprocess crops the "
-                             "resized size")
+            raise ValueError(
+                f"processor resizes to {image_size} but crops {ch}x{cw}; lrbench's Preprocess crops the resized size"
+            )
     resample = getattr(proc, "resample", 3)
     interpolation = _RESAMPLE.get(int(getattr(resample, "value", resample)))
     if interpolation is None:
         raise ValueError(f"unsupported resample filter {resample!r}; known: {_RESAMPLE}")
-    return Preprocess(image_size=image_size, mean=tuple(float(v) for v in proc.image_mean),
-                      std=tuple(float(v) for v in proc.image_std), interpolation=interpolation, resize_mode=mode)
+    return Preprocess(
+        image_size=image_size,
+        mean=tuple(float(v) for v in proc.image_mean),
+        std=tuple(float(v) for v in proc.image_std),
+        interpolation=interpolation,
+        resize_mode=mode,
+    )
 
 
 def features(out: Any) -> torch.Tensor:
@@ -67,8 +76,12 @@ def text_kwargs_for(model_type: str, tokenizer: Any) -> dict[str, Any]:
     """Tokenizer arguments a family was trained with (SigLIP: pad to max_length with no attention mask -- it pools the
     last token and was trained attending to the padding, as its model card's processor call does)."""
     if model_type.startswith("siglip"):
-        return {"padding": "max_length", "truncation": True, "max_length": min(int(tokenizer.model_max_length), 64),
-                "return_attention_mask": False}
+        return {
+            "padding": "max_length",
+            "truncation": True,
+            "max_length": min(int(tokenizer.model_max_length), 64),
+            "return_attention_mask": False,
+        }
     max_length = int(tokenizer.model_max_length) if tokenizer.model_max_length < 10_000 else 77
     return {"padding": True, "truncation": True, "max_length": max_length}
 
@@ -76,8 +89,14 @@ def text_kwargs_for(model_type: str, tokenizer: Any) -> dict[str, Any]:
 class _HFAdapter(ModelAdapter):
     kind = "zero-shot"
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, preprocess: Preprocess, identity: dict[str, Any],
-                 text_kwargs: dict[str, Any]):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        preprocess: Preprocess,
+        identity: dict[str, Any],
+        text_kwargs: dict[str, Any],
+    ):
         self.module = model.eval()
         self.tokenizer = tokenizer
         self.preprocess = preprocess
@@ -92,8 +111,11 @@ class _HFAdapter(ModelAdapter):
         return x.to(self.device, next(self.module.parameters()).dtype)
 
     def _tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device) for k, v in self.tokenizer(list(texts), return_tensors="pt", **self.text_kwargs).items()
-                if k in ("input_ids", "attention_mask")}
+        return {
+            k: v.to(self.device)
+            for k, v in self.tokenizer(list(texts), return_tensors="pt", **self.text_kwargs).items()
+            if k in ("input_ids", "attention_mask")
+        }
 
 
 class HFDualEncoder(_HFAdapter):

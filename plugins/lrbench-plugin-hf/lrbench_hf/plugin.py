@@ -5,6 +5,7 @@
   ``BlipForImageTextRetrieval``; anything else -> ``AutoModel`` with ``get_image_features``/``get_text_features``).
 - ``albef:/path/ALBEF.pth``, ``blip:/path/model_base.pth`` (or ``checkpoint:``): the official ``.pth`` files.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,12 @@ from .adapters import HFBlipITC, HFDualEncoder, preprocess_from_image_processor,
 from .salesforce import SalesforceITC, build_itc_from_state_dict, unwrap_checkpoint
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 def _dtype(precision: str):
@@ -45,8 +51,13 @@ def _weights_identity(model_id: str, config: Any, revision: str | None) -> dict[
     return {"revision": getattr(config, "_commit_hash", None) or revision or "main"}
 
 
-def hf(id: str, revision: str | None = None, precision: str = "fp32", cache_dir: str | None = None,
-       trust_remote_code: bool = False) -> HFDualEncoder | HFBlipITC:
+def hf(
+    id: str,
+    revision: str | None = None,
+    precision: str = "fp32",
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+) -> HFDualEncoder | HFBlipITC:
     """A transformers zero-shot model: CLIP, SigLIP, BLIP (ITC), or any model with get_image/text_features."""
     import transformers
 
@@ -61,53 +72,99 @@ def hf(id: str, revision: str | None = None, precision: str = "fp32", cache_dir:
         model = transformers.AutoModel.from_pretrained(id, **common, **_dtype_kwarg(dtype))
         missing = [m for m in ("get_image_features", "get_text_features") if not hasattr(model, m)]
         if missing:
-            raise LrbenchError(f"hf:{id} loads as {type(model).__name__}, which has no {' / '.join(missing)}; "
-                               "the hf family needs a dual encoder (CLIP, SigLIP, AltCLIP, ...) or a BLIP model")
+            raise LrbenchError(
+                f"hf:{id} loads as {type(model).__name__}, which has no {' / '.join(missing)}; "
+                "the hf family needs a dual encoder (CLIP, SigLIP, AltCLIP, ...) or a BLIP model"
+            )
         adapter_cls = HFDualEncoder
     tokenizer = transformers.AutoTokenizer.from_pretrained(id, **common)
     processor = transformers.AutoImageProcessor.from_pretrained(id, **common)
-    text_kwargs = ({"padding": True, "truncation": True, "max_length": 35} if adapter_cls is HFBlipITC
-                   else text_kwargs_for(model_type, tokenizer))
-    identity = {"family": "hf", "id": id, "class": type(model).__name__, "precision": precision,
-                **_weights_identity(id, config, revision)}
+    text_kwargs = (
+        {"padding": True, "truncation": True, "max_length": 35}
+        if adapter_cls is HFBlipITC
+        else text_kwargs_for(model_type, tokenizer)
+    )
+    identity = {
+        "family": "hf",
+        "id": id,
+        "class": type(model).__name__,
+        "precision": precision,
+        **_weights_identity(id, config, revision),
+    }
     return adapter_cls(model, tokenizer, preprocess_from_image_processor(processor), identity, text_kwargs)
 
 
-def _salesforce(family: str, id: str | None, checkpoint: str | None, image_size: int, tokenizer: str,
-                precision: str) -> SalesforceITC:
+def _salesforce(
+    family: str, id: str | None, checkpoint: str | None, image_size: int, tokenizer: str, precision: str
+) -> SalesforceITC:
     import transformers
 
     path = checkpoint or id
     if path is None or (checkpoint and id):
-        raise LrbenchError(f"{family}: give the checkpoint once, as {family}:/path/file.pth or checkpoint: /path/file.pth")
+        raise LrbenchError(
+            f"{family}: give the checkpoint once, as {family}:/path/file.pth or checkpoint: /path/file.pth"
+        )
     path = os.path.expanduser(path)
     if not os.path.isfile(path):
         raise LrbenchError(f"{family}: checkpoint {path!r} is not a file (download the official .pth; see docs/hf.md)")
     state = unwrap_checkpoint(load_checkpoint(path))
     model = build_itc_from_state_dict(state, family, image_size).to(_dtype(precision))
     tok = transformers.BertTokenizer.from_pretrained(tokenizer)
-    identity = {"family": family, "checkpoint_sha256": file_sha256(path), "image_size": image_size,
-                "tokenizer": tokenizer, "precision": precision}
+    identity = {
+        "family": family,
+        "checkpoint_sha256": file_sha256(path),
+        "image_size": image_size,
+        "tokenizer": tokenizer,
+        "precision": precision,
+    }
     return SalesforceITC(model, tok, image_size, identity)
 
 
-def albef(id: str | None = None, checkpoint: str | None = None, image_size: int = 384,
-          tokenizer: str = "bert-base-uncased", precision: str = "fp32") -> SalesforceITC:
+def albef(
+    id: str | None = None,
+    checkpoint: str | None = None,
+    image_size: int = 384,
+    tokenizer: str = "bert-base-uncased",
+    precision: str = "fp32",
+) -> SalesforceITC:
     """ALBEF from an official checkpoint (ALBEF.pth, ALBEF_4M.pth, LAVIS retrieval files): timm ViT + BERT."""
     return _salesforce("albef", id, checkpoint, image_size, tokenizer, precision)
 
 
-def blip(id: str | None = None, checkpoint: str | None = None, image_size: int = 384,
-         tokenizer: str = "bert-base-uncased", precision: str = "fp32") -> SalesforceITC:
+def blip(
+    id: str | None = None,
+    checkpoint: str | None = None,
+    image_size: int = 384,
+    tokenizer: str = "bert-base-uncased",
+    precision: str = "fp32",
+) -> SalesforceITC:
     """BLIP from an original checkpoint (model_base_14M.pth, model_base.pth, ...): timm ViT + BERT, ITC path."""
     return _salesforce("blip", id, checkpoint, image_size, tokenizer, precision)
 
 
 @hookimpl
 def register_models(register):
-    register("hf", hf, "transformers zero-shot models: hf:HUB_ID or hf:/local/folder (CLIP, SigLIP, BLIP ITC, ...)",
-             accepts_id=True, kind="zero-shot", info={"library": "transformers"})
-    register("albef", albef, "ALBEF from an official checkpoint: albef:/path/ALBEF.pth (ITC path, timm ViT + BERT)",
-             accepts_id=True, kind="zero-shot", info={"image_size": 384})
-    register("blip", blip, "BLIP from an original checkpoint: blip:/path/model_base.pth (ITC path, timm ViT + BERT)",
-             accepts_id=True, kind="zero-shot", info={"image_size": 384})
+    register(
+        "hf",
+        hf,
+        "transformers zero-shot models: hf:HUB_ID or hf:/local/folder (CLIP, SigLIP, BLIP ITC, ...)",
+        accepts_id=True,
+        kind="zero-shot",
+        info={"library": "transformers"},
+    )
+    register(
+        "albef",
+        albef,
+        "ALBEF from an official checkpoint: albef:/path/ALBEF.pth (ITC path, timm ViT + BERT)",
+        accepts_id=True,
+        kind="zero-shot",
+        info={"image_size": 384},
+    )
+    register(
+        "blip",
+        blip,
+        "BLIP from an original checkpoint: blip:/path/model_base.pth (ITC path, timm ViT + BERT)",
+        accepts_id=True,
+        kind="zero-shot",
+        info={"image_size": 384},
+    )

@@ -14,6 +14,7 @@ with the checkpoint's keys loaded into them; every key the ITC path needs must b
 the momentum encoders, queues, ITM/MLM heads and decoders are ignored). ``temp`` gives the logit scale 1/temp.
 Checkpoints are read with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,14 @@ FAMILIES = ("albef", "blip")
 class ITCEncoders(torch.nn.Module):
     """The ITC path: ViT + projection, BERT text encoder + projection."""
 
-    def __init__(self, vision: torch.nn.Module, text: torch.nn.Module, vision_proj: torch.nn.Linear,
-                 text_proj: torch.nn.Linear, temp: float):
+    def __init__(
+        self,
+        vision: torch.nn.Module,
+        text: torch.nn.Module,
+        vision_proj: torch.nn.Linear,
+        text_proj: torch.nn.Linear,
+        temp: float,
+    ):
         super().__init__()
         self.visual_encoder, self.text_encoder = vision, text
         self.vision_proj, self.text_proj = vision_proj, text_proj
@@ -49,8 +56,10 @@ def unwrap_checkpoint(obj: Any) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or "visual_encoder.pos_embed" not in obj:
-        raise LrbenchError("not an ALBEF/BLIP checkpoint: no 'visual_encoder.pos_embed' key (expected the official "
-                           "ALBEF.pth / ALBEF_4M.pth / model_base*.pth / model_large*.pth / LAVIS retrieval files)")
+        raise LrbenchError(
+            "not an ALBEF/BLIP checkpoint: no 'visual_encoder.pos_embed' key (expected the official "
+            "ALBEF.pth / ALBEF_4M.pth / model_base*.pth / model_large*.pth / LAVIS retrieval files)"
+        )
     return obj
 
 
@@ -81,13 +90,22 @@ def build_itc_from_state_dict(sd: dict[str, torch.Tensor], family: str, image_si
     patch = sd["visual_encoder.patch_embed.proj.weight"].shape[-1]
     if image_size % patch:
         raise LrbenchError(f"image_size {image_size} is not a multiple of the patch size {patch}")
-    vision = tvit.VisionTransformer(img_size=image_size, patch_size=patch, embed_dim=width, depth=depth,
-                                    num_heads=width // 64, mlp_ratio=4.0, qkv_bias=True, num_classes=0)
-    vis_sd = {k[len("visual_encoder."):]: v for k, v in sd.items() if k.startswith("visual_encoder.")}
+    vision = tvit.VisionTransformer(
+        img_size=image_size,
+        patch_size=patch,
+        embed_dim=width,
+        depth=depth,
+        num_heads=width // 64,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        num_classes=0,
+    )
+    vis_sd = {k[len("visual_encoder.") :]: v for k, v in sd.items() if k.startswith("visual_encoder.")}
     grid = image_size // patch
     if vis_sd["pos_embed"].shape[1] != grid * grid + 1:  # ALBEF/BLIP interpolate bicubically to the eval resolution
-        vis_sd["pos_embed"] = resample_abs_pos_embed(vis_sd["pos_embed"], new_size=(grid, grid), num_prefix_tokens=1,
-                                                     interpolation="bicubic", antialias=False)
+        vis_sd["pos_embed"] = resample_abs_pos_embed(
+            vis_sd["pos_embed"], new_size=(grid, grid), num_prefix_tokens=1, interpolation="bicubic", antialias=False
+        )
     vision.load_state_dict(vis_sd, strict=True)
 
     prefix = _text_prefix(sd)
@@ -95,10 +113,15 @@ def build_itc_from_state_dict(sd: dict[str, torch.Tensor], family: str, image_si
     words = sd[f"{prefix}embeddings.word_embeddings.weight"]
     positions = sd[f"{prefix}embeddings.position_embeddings.weight"]
     hidden = words.shape[1]
-    config = BertConfig(vocab_size=words.shape[0], hidden_size=hidden, num_hidden_layers=n_layers,
-                        num_attention_heads=hidden // 64,
-                        intermediate_size=sd[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
-                        max_position_embeddings=positions.shape[0], layer_norm_eps=1e-12)
+    config = BertConfig(
+        vocab_size=words.shape[0],
+        hidden_size=hidden,
+        num_hidden_layers=n_layers,
+        num_attention_heads=hidden // 64,
+        intermediate_size=sd[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=positions.shape[0],
+        layer_norm_eps=1e-12,
+    )
     text = BertModel(config, add_pooling_layer=False)
     wanted = text.state_dict()
     text_sd: dict[str, torch.Tensor] = {}
@@ -133,14 +156,16 @@ class SalesforceITC(ModelAdapter):
 
     kind = "zero-shot"
 
-    def __init__(self, model: ITCEncoders, tokenizer: Any, image_size: int, identity: dict[str, Any],
-                 max_length: int = 35):
+    def __init__(
+        self, model: ITCEncoders, tokenizer: Any, image_size: int, identity: dict[str, Any], max_length: int = 35
+    ):
         self.module = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         # ALBEF's and BLIP's test transform: Resize((s, s), bicubic) -- a squash, no crop -- with OpenAI mean/std
-        self.preprocess = Preprocess(image_size=image_size, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic",
-                                     resize_mode="squash")
+        self.preprocess = Preprocess(
+            image_size=image_size, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic", resize_mode="squash"
+        )
         self._identity = identity
         self.logit_scale = 1.0 / model.temp
         self.device = next(model.parameters()).device
@@ -152,5 +177,7 @@ class SalesforceITC(ModelAdapter):
         return self.module.encode_image(x.to(self.device, next(self.module.parameters()).dtype))
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        tok = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         return self.module.encode_text(tok["input_ids"].to(self.device), tok["attention_mask"].to(self.device))

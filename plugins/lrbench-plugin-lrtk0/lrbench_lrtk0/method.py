@@ -13,6 +13,7 @@ Trained tokens are a small safetensors file stored under ``<cache>/artifacts/lrt
 hashing the training config, the token layout, the training data's identity, the seed and the base model's identity:
 a second run loads them instead of training, an interrupted training resumes from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,17 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from lrbench import LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, atomic_write_bytes, atomic_write_text, content_key, file_sha256
+from lrbench import (
+    LrbenchError,
+    Method,
+    MethodContext,
+    ModelAdapter,
+    ModelWrapper,
+    atomic_write_bytes,
+    atomic_write_text,
+    content_key,
+    file_sha256,
+)
 
 from .tokens import MODES, TokenInjector, TokenSet, ViTLayout, find_vit, make_tokens, tokens_from_tensors
 from .train import TRAIN_VERSION, TrainConfig, resolve_data, train_tokens
@@ -80,11 +91,19 @@ class LRTokens(Method):
     name = "lrtk0"
     stage = "train"
 
-    def __init__(self, train: dict[str, Any] | None = None, path: str | None = None, mode: str = "add",
-                 start_block: int = 0, patch_token: bool = True, num_prompts: int = 50):
+    def __init__(
+        self,
+        train: dict[str, Any] | None = None,
+        path: str | None = None,
+        mode: str = "add",
+        start_block: int = 0,
+        patch_token: bool = True,
+        num_prompts: int = 50,
+    ):
         if (train is None) == (path is None):
-            raise LrbenchError(f"{self.name}: give exactly one of 'train' (a mapping: data, steps, ...) or 'path' "
-                               "(a token file)")
+            raise LrbenchError(
+                f"{self.name}: give exactly one of 'train' (a mapping: data, steps, ...) or 'path' (a token file)"
+            )
         if mode not in MODES:
             raise LrbenchError(f"{self.name}: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.train = TrainConfig.from_dict(dict(train)) if train is not None else None
@@ -92,8 +111,14 @@ class LRTokens(Method):
         self.patch_token, self.num_prompts = bool(patch_token), int(num_prompts)
 
     def params(self) -> dict[str, Any]:
-        return {"train": self.train.as_dict() if self.train else None, "path": self.path, "mode": self.mode,
-                "start_block": self.start_block, "patch_token": self.patch_token, "num_prompts": self.num_prompts}
+        return {
+            "train": self.train.as_dict() if self.train else None,
+            "path": self.path,
+            "mode": self.mode,
+            "start_block": self.start_block,
+            "patch_token": self.patch_token,
+            "num_prompts": self.num_prompts,
+        }
 
     def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
         """The training data's identity (as in the artifact key): other images make other tokens, so other cells. A
@@ -108,8 +133,11 @@ class LRTokens(Method):
         layout = find_vit(model.module)
         if self.path is not None:
             tokens, _ = load_tokens(self.path)
-            ident = {"name": self.name, "file_sha256": file_sha256(Path(self.path).expanduser()),
-                     "tokens": tokens.config()}
+            ident = {
+                "name": self.name,
+                "file_sha256": file_sha256(Path(self.path).expanduser()),
+                "tokens": tokens.config(),
+            }
         else:
             tokens, key = self._trained(model, layout, ctx)
             ident = {"name": self.name, "artifact": key, "tokens": tokens.config()}
@@ -121,8 +149,14 @@ class LRTokens(Method):
         source, data_id = resolve_data(cfg.data, ctx.dataset)
         seed = int(cfg.seed if cfg.seed is not None else ctx.seed)
         fresh = make_tokens(layout, self.mode, self.start_block, self.patch_token, self.num_prompts, cfg.init, seed)
-        description = {"version": TRAIN_VERSION, "train": cfg.resolved(layout), "data": data_id, "seed": seed,
-                       "tokens": fresh.config(), "base": model.identity()}
+        description = {
+            "version": TRAIN_VERSION,
+            "train": cfg.resolved(layout),
+            "data": data_id,
+            "seed": seed,
+            "tokens": fresh.config(),
+            "base": model.identity(),
+        }
         key = content_key(description)
         folder = ctx.artifacts.path(self.name, key)
         folder.mkdir(parents=True, exist_ok=True)
@@ -132,16 +166,34 @@ class LRTokens(Method):
                 ctx.log.info("lrtk0: training %s tokens (%s) into %s", fresh.mode, fresh.config(), folder)
                 injector = TokenInjector(layout, fresh)
                 try:
-                    result = train_tokens(model, injector, cfg, source=source, seed=seed, device=ctx.device,
-                                          checkpoint=folder / "state.pt")
+                    result = train_tokens(
+                        model,
+                        injector,
+                        cfg,
+                        source=source,
+                        seed=seed,
+                        device=ctx.device,
+                        checkpoint=folder / "state.pt",
+                    )
                 finally:
                     injector.remove()
-                atomic_write_text(folder / "train_log.json", json.dumps(
-                    {"description": description, "config": result.config, "losses": result.losses,
-                     "seconds": result.seconds, "images_per_second": result.images_per_second,
-                     "logit_scale": result.logit_scale}, default=str))
-                save_tokens(target, fresh, {"train": result.config, "data": data_id, "seed": seed,
-                                            "base": model.identity()})
+                atomic_write_text(
+                    folder / "train_log.json",
+                    json.dumps(
+                        {
+                            "description": description,
+                            "config": result.config,
+                            "losses": result.losses,
+                            "seconds": result.seconds,
+                            "images_per_second": result.images_per_second,
+                            "logit_scale": result.logit_scale,
+                        },
+                        default=str,
+                    ),
+                )
+                save_tokens(
+                    target, fresh, {"train": result.config, "data": data_id, "seed": seed, "base": model.identity()}
+                )
                 (folder / "state.pt").unlink(missing_ok=True)
         tokens, _ = load_tokens(target)
         return tokens, key

@@ -17,6 +17,7 @@ open_clip's ``VisionTransformer`` (CLIP, OpenCLIP, MetaCLIP) and timm's ``Vision
 open_clip wraps (EVA-CLIP, SigLIP). Hooks only act inside :meth:`TokenInjector.active`, so the same module serves as the
 frozen teacher (tokens off) and the student (tokens on), and a baseline sharing the module is never affected.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -67,16 +68,27 @@ class ViTLayout:
         return "open_clip" if self.family == "open_clip" else "timm"
 
     def describe(self) -> dict[str, Any]:
-        return {"family": self.family, "blocks": len(self.blocks), "num_patches": self.num_patches, "dim": self.dim,
-                "num_prefix": self.num_prefix}
+        return {
+            "family": self.family,
+            "blocks": len(self.blocks),
+            "num_patches": self.num_patches,
+            "dim": self.dim,
+            "num_prefix": self.num_prefix,
+        }
 
 
 def _openclip_layout(vit: nn.Module) -> ViTLayout:
     grid = vit.grid_size
-    return ViTLayout(embed_site=vit.patch_dropout, blocks=tuple(vit.transformer.resblocks), num_prefix=1,
-                     num_patches=int(grid[0] * grid[1]), dim=int(vit.transformer.width),
-                     batch_first=bool(getattr(vit.transformer, "batch_first", True)), family="open_clip",
-                     cls_pos=lambda: vit.positional_embedding[0])
+    return ViTLayout(
+        embed_site=vit.patch_dropout,
+        blocks=tuple(vit.transformer.resblocks),
+        num_prefix=1,
+        num_patches=int(grid[0] * grid[1]),
+        dim=int(vit.transformer.width),
+        batch_first=bool(getattr(vit.transformer, "batch_first", True)),
+        family="open_clip",
+        cls_pos=lambda: vit.positional_embedding[0],
+    )
 
 
 def _timm_layout(vit: nn.Module) -> ViTLayout:
@@ -88,9 +100,17 @@ def _timm_layout(vit: nn.Module) -> ViTLayout:
 
     rope = getattr(vit, "rope", None) is not None
     attns = tuple(b.attn for b in vit.blocks if hasattr(getattr(b, "attn", None), "num_prefix_tokens")) if rope else ()
-    return ViTLayout(embed_site=vit.norm_pre, blocks=tuple(vit.blocks), num_prefix=int(vit.num_prefix_tokens),
-                     num_patches=int(vit.patch_embed.num_patches), dim=int(vit.embed_dim), batch_first=True,
-                     family=f"timm.{type(vit).__name__}", cls_pos=cls_pos, rope_attns=attns)
+    return ViTLayout(
+        embed_site=vit.norm_pre,
+        blocks=tuple(vit.blocks),
+        num_prefix=int(vit.num_prefix_tokens),
+        num_patches=int(vit.patch_embed.num_patches),
+        dim=int(vit.embed_dim),
+        batch_first=True,
+        family=f"timm.{type(vit).__name__}",
+        cls_pos=cls_pos,
+        rope_attns=attns,
+    )
 
 
 def find_vit(module: nn.Module) -> ViTLayout:
@@ -101,6 +121,7 @@ def find_vit(module: nn.Module) -> ViTLayout:
     try:
         from timm.models.eva import Eva
         from timm.models.vision_transformer import VisionTransformer as TimmViT
+
         timm_types = (TimmViT, Eva)
     except ImportError:  # timm is optional: open_clip's own ViTs need none of it
         pass
@@ -111,20 +132,30 @@ def find_vit(module: nn.Module) -> ViTLayout:
             return _timm_layout(m)
     raise UnsupportedModelError(
         f"LR tokens need a vision transformer; {type(module).__name__} contains no open_clip VisionTransformer, "
-        "timm VisionTransformer or timm Eva (convolutional towers such as ResNet / ConvNeXt CLIPs have no patch tokens)")
+        "timm VisionTransformer or timm Eva (convolutional towers such as ResNet / ConvNeXt CLIPs have no patch tokens)"
+    )
 
 
 class TokenSet(nn.Module):
     """The learnable tensors. ``add``: ``patch`` (P, D) and ``blocks`` (N - start_block, P, D); ``vpt``: ``prompts`` (K, D)."""
 
-    def __init__(self, mode: str, num_blocks: int, num_patches: int, dim: int, start_block: int = 0,
-                 patch_token: bool = True, num_prompts: int = 50):
+    def __init__(
+        self,
+        mode: str,
+        num_blocks: int,
+        num_patches: int,
+        dim: int,
+        start_block: int = 0,
+        patch_token: bool = True,
+        num_prompts: int = 50,
+    ):
         super().__init__()
         if mode not in MODES:
             raise LrbenchError(f"lrtk0 mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0 <= start_block < num_blocks:
-            raise LrbenchError(f"lrtk0 start_block must be in [0, {num_blocks - 1}] for a {num_blocks}-block model, "
-                               f"got {start_block}")
+            raise LrbenchError(
+                f"lrtk0 start_block must be in [0, {num_blocks - 1}] for a {num_blocks}-block model, got {start_block}"
+            )
         self.mode, self.num_blocks, self.start_block = mode, num_blocks, start_block
         self.num_patches, self.dim = num_patches, dim
         # zeros here; :func:`initialise` draws the authors' values for training (a loaded file overwrites them)
@@ -137,9 +168,15 @@ class TokenSet(nn.Module):
             self.patch = self.blocks = None
 
     def config(self) -> dict[str, Any]:
-        return {"mode": self.mode, "num_blocks": self.num_blocks, "start_block": self.start_block,
-                "num_patches": self.num_patches, "dim": self.dim, "patch_token": self.patch is not None,
-                "num_prompts": 0 if self.prompts is None else int(self.prompts.shape[0])}
+        return {
+            "mode": self.mode,
+            "num_blocks": self.num_blocks,
+            "start_block": self.start_block,
+            "num_patches": self.num_patches,
+            "dim": self.dim,
+            "patch_token": self.patch is not None,
+            "num_prompts": 0 if self.prompts is None else int(self.prompts.shape[0]),
+        }
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().float().cpu().contiguous() for k, v in self.named_parameters()}
@@ -162,8 +199,15 @@ def initialise(tokens: TokenSet, layout: ViTLayout, init: str = "authors", seed:
     return tokens
 
 
-def make_tokens(layout: ViTLayout, mode: str = "add", start_block: int = 0, patch_token: bool = True,
-                num_prompts: int = 50, init: str = "zeros", seed: int = 0) -> TokenSet:
+def make_tokens(
+    layout: ViTLayout,
+    mode: str = "add",
+    start_block: int = 0,
+    patch_token: bool = True,
+    num_prompts: int = 50,
+    init: str = "zeros",
+    seed: int = 0,
+) -> TokenSet:
     """A token set shaped for ``layout``, initialised by :func:`initialise` (``zeros`` unless told)."""
     tokens = TokenSet(mode, len(layout.blocks), layout.num_patches, layout.dim, start_block, patch_token, num_prompts)
     return initialise(tokens, layout, init, seed)
@@ -175,11 +219,13 @@ class TokenInjector:
     def __init__(self, layout: ViTLayout, tokens: TokenSet):
         cfg = tokens.config()
         if (cfg["num_blocks"], cfg["dim"]) != (len(layout.blocks), layout.dim) or (
-                tokens.mode == "add" and cfg["num_patches"] != layout.num_patches):
+            tokens.mode == "add" and cfg["num_patches"] != layout.num_patches
+        ):
             raise LrbenchError(
                 f"LR tokens shaped for {cfg['num_blocks']} blocks x {cfg['num_patches']} patches x {cfg['dim']} dims do "
                 f"not fit this model ({len(layout.blocks)} blocks x {layout.num_patches} patches x {layout.dim} dims): "
-                "they were trained for another architecture or input size")
+                "they were trained for another architecture or input size"
+            )
         self.layout, self.tokens = layout, tokens
         self.enabled = False
         self._handles: list[Any] = []
@@ -193,8 +239,10 @@ class TokenInjector:
         if not batch_first:
             x = x.transpose(0, 1)
         if x.shape[1] - p != token.shape[0]:
-            raise LrbenchError(f"LR tokens hold {token.shape[0]} patch positions but the model produced "
-                               f"{x.shape[1] - p} patch tokens: feed images at the model's input size")
+            raise LrbenchError(
+                f"LR tokens hold {token.shape[0]} patch positions but the model produced "
+                f"{x.shape[1] - p} patch tokens: feed images at the model's input size"
+            )
         out = torch.cat([x[:, :p], x[:, p:] + token.to(x.dtype)], dim=1)
         return out if batch_first else out.transpose(0, 1)
 
@@ -202,12 +250,19 @@ class TokenInjector:
         t, lay = self.tokens, self.layout
         if t.mode == "add":
             if t.patch is not None:
-                self._handles.append(lay.embed_site.register_forward_pre_hook(
-                    lambda m, args: (self._add(args[0], t.patch, True), *args[1:]) if self.enabled else None))
-            for j, block in enumerate(lay.blocks[t.start_block:]):
-                self._handles.append(block.register_forward_pre_hook(
-                    lambda m, args, j=j: (self._add(args[0], t.blocks[j], lay.batch_first), *args[1:])
-                    if self.enabled else None))
+                self._handles.append(
+                    lay.embed_site.register_forward_pre_hook(
+                        lambda m, args: (self._add(args[0], t.patch, True), *args[1:]) if self.enabled else None
+                    )
+                )
+            for j, block in enumerate(lay.blocks[t.start_block :]):
+                self._handles.append(
+                    block.register_forward_pre_hook(
+                        lambda m, args, j=j: (
+                            (self._add(args[0], t.blocks[j], lay.batch_first), *args[1:]) if self.enabled else None
+                        )
+                    )
+                )
         else:
             self._handles.append(lay.embed_site.register_forward_pre_hook(self._insert_prompts))
             self._handles.append(lay.blocks[-1].register_forward_hook(self._remove_prompts))
@@ -228,7 +283,7 @@ class TokenInjector:
         if not self.enabled:
             return None
         x, p, k = self._to_bld(output), self.layout.num_prefix, self.tokens.prompts.shape[0]
-        return self._to_bld(torch.cat([x[:, :p], x[:, p + k:]], dim=1))
+        return self._to_bld(torch.cat([x[:, :p], x[:, p + k :]], dim=1))
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -254,8 +309,15 @@ class TokenInjector:
 
 def tokens_from_tensors(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> TokenSet:
     """Rebuild a :class:`TokenSet` from saved tensors and its :meth:`TokenSet.config`."""
-    tokens = TokenSet(config["mode"], int(config["num_blocks"]), int(config["num_patches"]), int(config["dim"]),
-                      int(config["start_block"]), bool(config["patch_token"]), int(config["num_prompts"]) or 50)
+    tokens = TokenSet(
+        config["mode"],
+        int(config["num_blocks"]),
+        int(config["num_patches"]),
+        int(config["dim"]),
+        int(config["start_block"]),
+        bool(config["patch_token"]),
+        int(config["num_prompts"]) or 50,
+    )
     missing = {k for k, _ in tokens.named_parameters()} ^ set(tensors)
     if missing:
         raise LrbenchError(f"LR token file does not match its config: tensors {sorted(missing)} missing or unexpected")

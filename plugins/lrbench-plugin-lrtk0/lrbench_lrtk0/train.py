@@ -15,6 +15,7 @@ Training is deterministic given the seed and resumable: which items step s train
 only on (seed, s, slot), and a checkpoint (tokens, logit scale, optimiser, schedule, losses) is written atomically every
 ``checkpoint_every`` steps.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,7 +38,18 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
-from lrbench import IMAGE_EXTENSIONS, DatasetRootError, LrbenchError, ModelAdapter, Preprocess, atomic_write_bytes, content_key, interpolation_mode, load_checkpoint, to_rgb
+from lrbench import (
+    IMAGE_EXTENSIONS,
+    DatasetRootError,
+    LrbenchError,
+    ModelAdapter,
+    Preprocess,
+    atomic_write_bytes,
+    content_key,
+    interpolation_mode,
+    load_checkpoint,
+    to_rgb,
+)
 
 from .tokens import INITS, TokenInjector, TokenSet, ViTLayout
 
@@ -81,12 +93,34 @@ class Recipe:
 #: ``open_clip``: MetaCLIP/scripts/eval.sh + configs.py (the code that trained MetaCLIP and, with --open-clip, OpenCLIP:
 #: AdamW lr 5e-4, betas (0.9, 0.98), eps 1e-6, wd 0.2, warmup 2000, batch 128, 10 epochs, no clipping, 4 per caption).
 RECIPES: dict[str, Recipe] = {
-    "eva": Recipe(optimizer="lamb", lr=2e-4, logit_scale_lr=5e-4, weight_decay=0.05, betas=(0.9, 0.999), eps=1e-8,
-                  warmup_steps=2000, grad_clip=5.0, batch_size=8, epochs=200, images_per_caption=4,
-                  logit_scale=1 / 0.07),
-    "open_clip": Recipe(optimizer="adamw", lr=5e-4, logit_scale_lr=5e-4, weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6,
-                        warmup_steps=2000, grad_clip=None, batch_size=128, epochs=10, images_per_caption=4,
-                        logit_scale=1 / 0.07),
+    "eva": Recipe(
+        optimizer="lamb",
+        lr=2e-4,
+        logit_scale_lr=5e-4,
+        weight_decay=0.05,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        warmup_steps=2000,
+        grad_clip=5.0,
+        batch_size=8,
+        epochs=200,
+        images_per_caption=4,
+        logit_scale=1 / 0.07,
+    ),
+    "open_clip": Recipe(
+        optimizer="adamw",
+        lr=5e-4,
+        logit_scale_lr=5e-4,
+        weight_decay=0.2,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        warmup_steps=2000,
+        grad_clip=None,
+        batch_size=128,
+        epochs=10,
+        images_per_caption=4,
+        logit_scale=1 / 0.07,
+    ),
 }
 
 
@@ -134,23 +168,28 @@ class TrainConfig:
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(params) - set(names))
         if unknown:
-            raise LrbenchError(f"lrtk0 train: unknown key(s) {', '.join(map(repr, unknown))}; "
-                               f"choices: {', '.join(names)}")
+            raise LrbenchError(
+                f"lrtk0 train: unknown key(s) {', '.join(map(repr, unknown))}; choices: {', '.join(names)}"
+            )
         cfg = cls(**params)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         if self.data is None:
-            raise LrbenchError("lrtk0 train: 'data' is required: a registered dataset ({name: toyworld, split: train, "
-                               "n: 2000}) or a folder of images (with captions: docs/lrtk0.md)")
+            raise LrbenchError(
+                "lrtk0 train: 'data' is required: a registered dataset ({name: toyworld, split: train, "
+                "n: 2000}) or a folder of images (with captions: docs/lrtk0.md)"
+            )
         if self.steps is not None and self.epochs is not None:
             raise LrbenchError("lrtk0 train: give 'steps' or 'epochs', not both")
         choices = {"recipe": ("auto", *RECIPES), "optimizer": (None, *OPTIMIZERS), "crop": CROPS, "init": INITS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                raise LrbenchError(f"lrtk0 train: {key} must be one of {', '.join(str(a) for a in allowed if a)}, "
-                                   f"got {getattr(self, key)!r}")
+                raise LrbenchError(
+                    f"lrtk0 train: {key} must be one of {', '.join(str(a) for a in allowed if a)}, "
+                    f"got {getattr(self, key)!r}"
+                )
         if int(self.checkpoint_every) < 1:
             raise LrbenchError(f"lrtk0 train: checkpoint_every must be >= 1, got {self.checkpoint_every}")
         if self.batch_size is not None and int(self.batch_size) < 2:
@@ -189,8 +228,10 @@ class CaptionedFolder:
     ``file_name`` column (path relative to the root) and a ``caption`` or ``text`` column (the Hugging Face ImageFolder
     layout), else a sidecar ``<image stem>.txt`` next to the image. Images without one have no caption."""
 
-    LAYOUT = ("ROOT/**/<image>.{jpg,png,...}; captions optional: ROOT/metadata.jsonl|csv (file_name + caption|text) "
-              "or ROOT/**/<image stem>.txt")
+    LAYOUT = (
+        "ROOT/**/<image>.{jpg,png,...}; captions optional: ROOT/metadata.jsonl|csv (file_name + caption|text) "
+        "or ROOT/**/<image stem>.txt"
+    )
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
@@ -215,8 +256,12 @@ class CaptionedFolder:
         for row in rows:
             text = row.get("caption", row.get("text"))
             if "file_name" not in row or text is None:
-                raise DatasetRootError("lrtk0 train data", self.root, f"a metadata row lacks file_name or caption/text: "
-                                       f"{row!r}", self.LAYOUT)
+                raise DatasetRootError(
+                    "lrtk0 train data",
+                    self.root,
+                    f"a metadata row lacks file_name or caption/text: {row!r}",
+                    self.LAYOUT,
+                )
             out[str(Path(row["file_name"]))] = str(text)
         return out
 
@@ -237,7 +282,11 @@ class CaptionedFolder:
 
     def identity(self) -> dict[str, Any]:
         listing = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in self.files]
-        return {"folder": str(self.root.resolve()), "listing": content_key(listing), "captions": content_key(self.captions)}
+        return {
+            "folder": str(self.root.resolve()),
+            "listing": content_key(listing),
+            "captions": content_key(self.captions),
+        }
 
 
 def resolve_data(data: Any, dataset_factory: Callable[..., Any] | None) -> tuple[Any, dict[str, Any]]:
@@ -255,8 +304,10 @@ def resolve_data(data: Any, dataset_factory: Callable[..., Any] | None) -> tuple
     else:
         raise LrbenchError(f"lrtk0 train data must be a dataset name, a mapping with 'name', or a folder; got {data!r}")
     if dataset_factory is None:
-        raise LrbenchError(f"lrtk0 train data {name!r} is a registered dataset: it is built with the run's dataset "
-                           "factory (MethodContext.dataset), which was not given")
+        raise LrbenchError(
+            f"lrtk0 train data {name!r} is a registered dataset: it is built with the run's dataset "
+            "factory (MethodContext.dataset), which was not given"
+        )
     ds = dataset_factory(name, **params)
     return ds, {"dataset": name, "params": ds.params() if hasattr(ds, "params") else params, "len": len(ds)}
 
@@ -303,14 +354,14 @@ class StepSchedule:
         for g in self.groups:
             idx = np.asarray(g) if len(g) >= self.k else rng.choice(g, size=self.k, replace=True)
             idx = rng.permutation(idx)
-            runs += [idx[i:i + self.k] for i in range(0, len(idx) - self.k + 1, self.k)]
+            runs += [idx[i : i + self.k] for i in range(0, len(idx) - self.k + 1, self.k)]
         return np.concatenate([runs[i] for i in rng.permutation(len(runs))])
 
     def items(self, step: int) -> list[int]:
         epoch, b = divmod(step, self.steps_per_epoch)
         if epoch not in self._cache:
             self._cache = {epoch: self.order(epoch)}
-        return [int(i) for i in self._cache[epoch][b * self.batch_size:(b + 1) * self.batch_size]]
+        return [int(i) for i in self._cache[epoch][b * self.batch_size : (b + 1) * self.batch_size]]
 
     def total_steps(self, steps: int | None, epochs: float | None) -> int:
         if steps is not None:
@@ -338,8 +389,13 @@ def lr_sizes(buckets: Sequence[Sequence[int]], seed: int, step: int, slot: int =
     return [int(rng.integers(int(lo), int(hi))) for lo, hi in buckets]
 
 
-def random_resized_box(width: int, height: int, rng: np.random.Generator, scale: tuple[float, float] = CROP_SCALE,
-                       ratio: tuple[float, float] = CROP_RATIO) -> tuple[int, int, int, int]:
+def random_resized_box(
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = CROP_SCALE,
+    ratio: tuple[float, float] = CROP_RATIO,
+) -> tuple[int, int, int, int]:
     """(top, left, height, width) drawn as torchvision's ``RandomResizedCrop.get_params``, from ``rng``."""
     area = width * height
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
@@ -389,8 +445,14 @@ class _Views(torch.utils.data.Dataset):
         return torch.stack([self._fit(v, rng) for v in views])
 
 
-def distill_loss(model: ModelAdapter, injector: TokenInjector, views: torch.Tensor, scale: torch.Tensor | float,
-                 loss_fn: ClipLoss | None = None, amp: bool = False) -> torch.Tensor:
+def distill_loss(
+    model: ModelAdapter,
+    injector: TokenInjector,
+    views: torch.Tensor,
+    scale: torch.Tensor | float,
+    loss_fn: ClipLoss | None = None,
+    amp: bool = False,
+) -> torch.Tensor:
     """ClipLoss(teacher(HR), student(HR)) + sum over LR views of ClipLoss(teacher(HR), student(LR)).
 
     ``views`` is a float [0, 1] batch (B, V, 3, S, S) at the model's input size, view 0 the HR one; the teacher is the
@@ -406,8 +468,10 @@ def distill_loss(model: ModelAdapter, injector: TokenInjector, views: torch.Tens
     with injector.active(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         student = model.encode_image(x)
     if not student.requires_grad and torch.is_grad_enabled():
-        raise LrbenchError(f"{type(model).__name__}.encode_image returns outputs without gradient (it runs under "
-                           "torch.no_grad?): LR tokens cannot be trained through it")
+        raise LrbenchError(
+            f"{type(model).__name__}.encode_image returns outputs without gradient (it runs under "
+            "torch.no_grad?): LR tokens cannot be trained through it"
+        )
     parts = F.normalize(student.float(), dim=-1).split(b)
     return sum((loss_fn(teacher, s, scale) for s in parts), torch.zeros((), device=device))
 
@@ -425,11 +489,13 @@ class TrainResult:
 def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
     """The authors' schedule as a factor of the base rate: (s + 1) / warmup for s < warmup, then half-cosine to 0 at
     ``total`` (EVA/EVA-CLIP/rei/training/scheduler.py warmup_cosine_lr)."""
+
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
     return f
 
 
@@ -442,42 +508,74 @@ def make_optimizer(tokens: TokenSet, log_scale: nn.Parameter, cfg: dict[str, Any
     kw = {"betas": tuple(cfg["betas"]), "eps": cfg["eps"]}
     if cfg["optimizer"] == "lamb":
         from timm.optim import Lamb
+
         return Lamb(groups, **kw)
     return torch.optim.AdamW(groups, **kw)
 
 
-def _save_state(path: Path, tokens: TokenSet, log_scale: nn.Parameter, opt: torch.optim.Optimizer, sched: Any,
-                step: int, losses: list[float]) -> None:
+def _save_state(
+    path: Path,
+    tokens: TokenSet,
+    log_scale: nn.Parameter,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    step: int,
+    losses: list[float],
+) -> None:
     buf = io.BytesIO()
-    torch.save({"step": step, "tokens": tokens.state_dict(), "log_scale": log_scale.detach(),
-                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "losses": torch.tensor(losses, dtype=torch.float64)}, buf)
+    torch.save(
+        {
+            "step": step,
+            "tokens": tokens.state_dict(),
+            "log_scale": log_scale.detach(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "losses": torch.tensor(losses, dtype=torch.float64),
+        },
+        buf,
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig, *, source: Any, seed: int,
-                 device: torch.device, checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
+def train_tokens(
+    model: ModelAdapter,
+    injector: TokenInjector,
+    cfg: TrainConfig,
+    *,
+    source: Any,
+    seed: int,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train ``injector.tokens`` in place on ``source`` (len + load(i), maybe caption(i)); resume from ``checkpoint``."""
     tokens = injector.tokens
     rc = cfg.resolved(injector.layout)
     n = len(source) if cfg.n is None else min(int(cfg.n), len(source))
     uniform = cfg.images_per_caption == 1 or not hasattr(source, "caption")  # captions can cost a decode each
     captions = [None] * n if uniform else [source.caption(i) for i in range(n)]
-    k = rc["images_per_caption"] if cfg.images_per_caption is not None else default_images_per_caption(
-        captions, rc["images_per_caption"])
+    k = (
+        rc["images_per_caption"]
+        if cfg.images_per_caption is not None
+        else default_images_per_caption(captions, rc["images_per_caption"])
+    )
     schedule = StepSchedule(caption_groups(captions) if k > 1 else [list(range(n))], rc["batch_size"], k, seed)
     total = schedule.total_steps(cfg.steps, rc["epochs"])
     warmup = int(rc["warmup_steps"])
     if warmup >= total:
-        log.warning("lrtk0: warm-up (%d steps) is not shorter than training (%d steps): the peak rate is never reached",
-                    warmup, total)
+        log.warning(
+            "lrtk0: warm-up (%d steps) is not shorter than training (%d steps): the peak rate is never reached",
+            warmup,
+            total,
+        )
     image_size = model.preprocess.image_size
     buckets = [[int(lo), min(int(hi), image_size)] for lo, hi in cfg.buckets if int(lo) < image_size]
     use_amp = bool(cfg.amp) and device.type == "cuda"
 
     tokens.to(device)
-    log_scale = nn.Parameter(torch.tensor(math.log(rc["logit_scale"]), device=device),
-                             requires_grad=bool(cfg.train_logit_scale))
+    log_scale = nn.Parameter(
+        torch.tensor(math.log(rc["logit_scale"]), device=device), requires_grad=bool(cfg.train_logit_scale)
+    )
     opt = make_optimizer(tokens, log_scale, rc)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup))
     start, losses = 0, []
@@ -500,8 +598,13 @@ def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig,
     loss_fn = ClipLoss()
     trainable = [p for p in [*tokens.parameters(), log_scale] if p.requires_grad]
     data = _Views(source, buckets, model.preprocess, cfg.crop, seed)
-    loader = DataLoader(data, batch_sampler=_StepBatches(schedule, start, total), num_workers=int(cfg.num_workers),
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = DataLoader(
+        data,
+        batch_sampler=_StepBatches(schedule, start, total),
+        num_workers=int(cfg.num_workers),
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     bar = tqdm(total=total, initial=start, desc="lrtk0 train", disable=not progress, leave=False)
     t0, seen = time.perf_counter(), 0
     try:
@@ -526,5 +629,6 @@ def train_tokens(model: ModelAdapter, injector: TokenInjector, cfg: TrainConfig,
             p.requires_grad_(flag)
     seconds = time.perf_counter() - t0
     rc.update(images_per_caption=k, steps=total, buckets=buckets, batch_size=schedule.batch_size)
-    return TrainResult(losses, total, seconds, seen / seconds if seconds > 0 else float("nan"),
-                       float(log_scale.detach().exp()), rc)
+    return TrainResult(
+        losses, total, seconds, seen / seconds if seconds > 0 else float("nan"), float(log_scale.detach().exp()), rc
+    )

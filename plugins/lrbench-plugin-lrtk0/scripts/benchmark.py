@@ -9,6 +9,7 @@ Any registered zero-shot ViT works; weights do not matter for speed, so the defa
 Prints one JSON object: images/s of the frozen model, of the model with tokens (the hooks' overhead), and of training
 (HR images per second; each also goes through the student at every LR bucket), plus peak GPU memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ import json
 import time
 
 import torch
-
-from lrbench.plugins import get_plugins
 from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
 from lrbench_lrtk0.train import DEFAULT_BUCKETS, distill_loss
+
+from lrbench.plugins import get_plugins
 
 
 def _timed(fn, device: torch.device, warmup: int, iters: int) -> float:
@@ -82,13 +83,19 @@ def main() -> None:
     tok_s = _timed(forward_tokens, device, args.warmup, args.iters)
     train_s = _timed(train_step, device, args.warmup, args.iters)
     out = {
-        "model": args.model, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(), "batch": args.batch, "amp": amp, "layout": layout.describe(),
+        "model": args.model,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "amp": amp,
+        "layout": layout.describe(),
         "token_params": sum(p.numel() for p in tokens.parameters()),
         "model_params": sum(p.numel() for p in model.module.parameters()),
-        "infer_img_s": args.batch / base_s, "infer_tokens_img_s": args.batch / tok_s,
+        "infer_img_s": args.batch / base_s,
+        "infer_tokens_img_s": args.batch / tok_s,
         "token_overhead_pct": 100 * (tok_s / base_s - 1),
-        "train_hr_img_s": args.batch / train_s, "train_views_per_image": 1 + len(DEFAULT_BUCKETS),
+        "train_hr_img_s": args.batch / train_s,
+        "train_views_per_image": 1 + len(DEFAULT_BUCKETS),
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
     print(json.dumps(out, indent=2))

@@ -5,6 +5,7 @@ held-out images: mean cosine(f_teacher(HR), f(LR)) at each size, for the vanilla
 
     python scripts/feature_agreement.py --model openclip:local-dir:/folder --tokens tokens.safetensors --n 300
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,12 @@ import json
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import functional as TF
-
-from lrbench.plugins import get_plugins
 from lrbench_lrtk0.method import load_tokens
 from lrbench_lrtk0.tokens import TokenInjector, find_vit
 from lrbench_lrtk0.train import lr_copy
+from torchvision.transforms import functional as TF
+
+from lrbench.plugins import get_plugins
 
 
 def main() -> None:
@@ -38,12 +39,19 @@ def main() -> None:
     tokens, _ = load_tokens(args.tokens)
     injector = TokenInjector(find_vit(model.module), tokens)
     size = model.preprocess.image_size
+
     def batch(lr: int | None) -> torch.Tensor:
         """The test images at the model's input size, each first made an LR copy (training's lr_copy) if lr is set."""
         images = [ds.load(i) for i in range(len(ds))]
         images = [lr_copy(im, lr) if lr else im for im in images]
-        return torch.stack([TF.to_tensor(TF.center_crop(TF.resize(im, size, interpolation=TF.InterpolationMode.BICUBIC),
-                                                        [size, size])) for im in images])
+        return torch.stack(
+            [
+                TF.to_tensor(
+                    TF.center_crop(TF.resize(im, size, interpolation=TF.InterpolationMode.BICUBIC), [size, size])
+                )
+                for im in images
+            ]
+        )
 
     out: dict[str, dict[str, float]] = {}
     with torch.no_grad():
@@ -53,8 +61,10 @@ def main() -> None:
             base = F.normalize(model.encode_image(x), dim=-1)
             with injector.active():
                 tok = F.normalize(model.encode_image(x), dim=-1)
-            out[s] = {"cos_vanilla": float((base * teacher).sum(-1).mean()),
-                      "cos_tokens": float((tok * teacher).sum(-1).mean())}
+            out[s] = {
+                "cos_vanilla": float((base * teacher).sum(-1).mean()),
+                "cos_tokens": float((tok * teacher).sum(-1).mean()),
+            }
     print(json.dumps({"model": args.model, "n": len(ds), "agreement_with_teacher_hr": out}, indent=2))
 
 

@@ -9,6 +9,7 @@ After `lrbench run examples/lrtk0-toy-proof.yaml` everything comes from the cach
 Training happens inside the run (the lrtk0 method trains on first use and caches its tokens under the lrbench cache);
 the table goes to stdout and to <out>/lrtk0_table.md, with the training time and loss curve ends from train_log.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from scipy.stats import binomtest
 
 from lrbench.runner import Runner, default_cache_dir, run_spec
-from scipy.stats import binomtest
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -37,8 +38,11 @@ def paper_table(summary: pd.DataFrame) -> str:
     lines = [head, "|" + "---|" * (3 * len(order) + 1)]
     for method in dict.fromkeys(summary.method):
         # the core writes no SAR / WAR for the baseline at HR (its own reference): shown as a dash
-        cells = [f"{100 * value[(method, c, m)]:.1f}" if (method, c, m) in value.index else "-"
-                 for c in order for m in ("SAR", "WAR", "ACC")]
+        cells = [
+            f"{100 * value[(method, c, m)]:.1f}" if (method, c, m) in value.index else "-"
+            for c in order
+            for m in ("SAR", "WAR", "ACC")
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -59,8 +63,9 @@ def paired_table(runner: Runner) -> str:
             continue
         fixed, broke = int((~base & ok).sum()), int((base & ~ok).sum())
         p = binomtest(fixed, fixed + broke).pvalue if fixed + broke else 1.0
-        lines.append(f"| {method} | {cond} | {100 * base.mean():.1f} -> {100 * ok.mean():.1f} | {fixed} | {broke} | "
-                     f"{p:.3f} |")
+        lines.append(
+            f"| {method} | {cond} | {100 * base.mean():.1f} -> {100 * ok.mean():.1f} | {fixed} | {broke} | {p:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -91,8 +96,12 @@ def main() -> None:
         spec["datasets"][0]["n"] = args.test_n
     results = run_spec(spec, args.out, device=args.device, progress=True, echo=print, cache_dir=args.cache_dir)
     out = Path(results.attrs.get("run_dir", args.out))
-    text = [paper_table(pd.read_csv(out / "summary.csv")), "",
-            paired_table(Runner(spec, out, cache_dir=args.cache_dir)), ""]
+    text = [
+        paper_table(pd.read_csv(out / "summary.csv")),
+        "",
+        paired_table(Runner(spec, out, cache_dir=args.cache_dir)),
+        "",
+    ]
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     trained = [m["train"] for m in spec["methods"] if isinstance(m, dict) and "train" in m]
     for log_file in sorted((cache / "artifacts").glob("lrtk0*/*/train_log.json")):
@@ -100,10 +109,12 @@ def main() -> None:
         if not any(all(info["description"]["train"].get(k) == v for k, v in t.items()) for t in trained):
             continue  # another run's tokens
         losses = info["losses"]
-        text.append(f"- {info['description']['tokens']['mode']} tokens: {len(losses)} steps in "
-                    f"{info['seconds']:.0f} s ({info['images_per_second']:.1f} HR images/s), loss "
-                    f"{np.mean(losses[:10]):.3f} (mean of the first 10 steps) -> {np.mean(losses[-10:]):.3f} (last 10), "
-                    f"logit scale {1 / 0.07:.2f} -> {info.get('logit_scale', float('nan')):.2f}")
+        text.append(
+            f"- {info['description']['tokens']['mode']} tokens: {len(losses)} steps in "
+            f"{info['seconds']:.0f} s ({info['images_per_second']:.1f} HR images/s), loss "
+            f"{np.mean(losses[:10]):.3f} (mean of the first 10 steps) -> {np.mean(losses[-10:]):.3f} (last 10), "
+            f"logit scale {1 / 0.07:.2f} -> {info.get('logit_scale', float('nan')):.2f}"
+        )
     report = "\n".join(text)
     print(report)
     (out / "lrtk0_table.md").write_text(report + "\n")

@@ -1,4 +1,5 @@
 """Tiny random-init open_clip models and a minimal zero-shot adapter: everything runs offline in seconds."""
+
 from __future__ import annotations
 
 import open_clip
@@ -16,10 +17,11 @@ torch.set_num_threads(1)
 
 def tiny_clip(seed: int = 0, image_size: int = IMAGE_SIZE) -> CLIP:
     torch.manual_seed(seed)
-    model = CLIP(embed_dim=16,
-                 vision_cfg=CLIPVisionCfg(layers=LAYERS, width=WIDTH, head_width=16, patch_size=PATCH,
-                                          image_size=image_size),
-                 text_cfg=CLIPTextCfg(context_length=CONTEXT, vocab_size=49408, width=32, heads=2, layers=1))
+    model = CLIP(
+        embed_dim=16,
+        vision_cfg=CLIPVisionCfg(layers=LAYERS, width=WIDTH, head_width=16, patch_size=PATCH, image_size=image_size),
+        text_cfg=CLIPTextCfg(context_length=CONTEXT, vocab_size=49408, width=32, heads=2, layers=1),
+    )
     return model.eval()
 
 
@@ -55,8 +57,9 @@ class TinyEvaAdapter(ModelAdapter):
 
         torch.manual_seed(seed)
         self.module = torch.nn.Module()
-        self.module.trunk = eva02_tiny_patch14_224(pretrained=False, img_size=28, depth=2, ref_feat_shape=(2, 2),
-                                                   num_classes=0, global_pool="token").eval()
+        self.module.trunk = eva02_tiny_patch14_224(
+            pretrained=False, img_size=28, depth=2, ref_feat_shape=(2, 2), num_classes=0, global_pool="token"
+        ).eval()
         self.preprocess = Preprocess(image_size=28)
         self.seed, self.device = seed, torch.device("cpu")
 

@@ -1,26 +1,36 @@
 """The lrtk0 method: train-or-load artifacts, token files, wrapper identity, and a full `lrbench run` cell grid."""
+
 from __future__ import annotations
 
 import math
 
+import lrbench_lrtk0.method as method_mod
 import pytest
 import torch
+from lrbench_lrtk0.method import LRTokens, load_tokens, save_tokens, vpt
 from lrtk0_testing import TinyClipAdapter, TinyEvaAdapter
 
-import lrbench_lrtk0.method as method_mod
 from lrbench import hookimpl
 from lrbench.builtin.toyworld import ToyWorld
 from lrbench.methods import ArtifactStore, MethodContext
 from lrbench.plugins import Plugins
-from lrbench_lrtk0.method import LRTokens, load_tokens, save_tokens, vpt
 
-TRAIN = {"data": {"name": "toyworld", "split": "train", "n": 8}, "steps": 2, "batch_size": 4, "lr": 0.05,
-         "buckets": [[4, 8], [8, 16], [16, 32]], "num_workers": 0}
+TRAIN = {
+    "data": {"name": "toyworld", "split": "train", "n": 8},
+    "steps": 2,
+    "batch_size": 4,
+    "lr": 0.05,
+    "buckets": [[4, 8], [8, 16], [16, 32]],
+    "num_workers": 0,
+}
 
 
 def _ctx(tmp_path) -> MethodContext:
-    return MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path / "artifacts"),
-                         dataset=lambda name, **p: ToyWorld(**p))
+    return MethodContext(
+        device=torch.device("cpu"),
+        artifacts=ArtifactStore(tmp_path / "artifacts"),
+        dataset=lambda name, **p: ToyWorld(**p),
+    )
 
 
 def test_train_then_reuse_the_artifact(tmp_path, images, monkeypatch):
@@ -72,6 +82,7 @@ def test_vpt_baseline_trains_on_an_eva02_tower(tmp_path):
     import json
 
     from lrbench_lrtk0.tokens import find_vit, make_tokens
+
     base = TinyEvaAdapter()
     x = torch.randn(2, 3, 28, 28)
     ref = base.encode_image(x)
@@ -102,24 +113,36 @@ class _TinyModels:
     def register_models(register):
         def tiny_clip(seed: int = 0):
             return TinyClipAdapter(seed)
+
         register("tiny-clip", tiny_clip, "random-init 32 px open_clip ViT for tests", kind="zero-shot")
 
 
 def test_lrbench_run_trains_then_evaluates(tmp_path, monkeypatch):
     from lrbench.runner import run_spec
+
     monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "lrtk0")  # this plugin alone, whatever else is installed
     plugins = Plugins(extra=[(_TinyModels, "tiny-models")])
-    spec = {"models": ["tiny-clip"], "methods": ["none", {"name": "lrtk0", "label": "lrtk0", "train": TRAIN}],
-            "datasets": [{"name": "toyworld", "split": "test", "n": 12}], "conditions": ["hr", "bicubic@16"],
-            "metrics": ["top1"], "batch_size": 12}
+    spec = {
+        "models": ["tiny-clip"],
+        "methods": ["none", {"name": "lrtk0", "label": "lrtk0", "train": TRAIN}],
+        "datasets": [{"name": "toyworld", "split": "test", "n": 12}],
+        "conditions": ["hr", "bicubic@16"],
+        "metrics": ["top1"],
+        "batch_size": 12,
+    }
     df = run_spec(spec, tmp_path / "run", plugins=plugins, cache_dir=tmp_path / "cache", device="cpu")
     top1 = df[df.metric == "top1"]
     assert set(top1.method) == {"none", "lrtk0"} and set(top1.condition) == {"hr", "bicubic@16"}
     assert (top1.n == 12).all()
     assert len(list((tmp_path / "cache" / "artifacts" / "lrtk0").glob("*/tokens.safetensors"))) == 1
     # a second run computes nothing: cells come from the cache, tokens from the artifact
-    again = run_spec(spec, tmp_path / "run2", plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
-                     cache_dir=tmp_path / "cache", device="cpu")
+    again = run_spec(
+        spec,
+        tmp_path / "run2",
+        plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
+        cache_dir=tmp_path / "cache",
+        device="cpu",
+    )
     merged = top1.merge(again[again.metric == "top1"], on=["method", "condition"])
     assert (merged.value_x == merged.value_y).all()
 
@@ -129,23 +152,37 @@ def test_training_data_keys_the_cells(tmp_path, monkeypatch):
     tokens, so other cells; the baseline's cells keep their keys (planned only: nothing trains)."""
     from lrbench.builtin.toyworld import render
     from lrbench.runner import run_spec
+
     monkeypatch.setenv("LRBENCH_LOAD_PLUGINS", "lrtk0")
     folder = tmp_path / "train-images"
     folder.mkdir()
     for i in range(4):
         render(i)[0].save(folder / f"{i}.png")
-    spec = {"models": ["tiny-clip"], "methods": ["none", {"name": "lrtk0", "label": "lrtk0",
-                                                          "train": {**TRAIN, "data": str(folder)}}],
-            "datasets": [{"name": "toyworld", "split": "test", "n": 4}], "conditions": ["hr", "bicubic@16"]}
+    spec = {
+        "models": ["tiny-clip"],
+        "methods": ["none", {"name": "lrtk0", "label": "lrtk0", "train": {**TRAIN, "data": str(folder)}}],
+        "datasets": [{"name": "toyworld", "split": "test", "n": 4}],
+        "conditions": ["hr", "bicubic@16"],
+    }
 
     def keys() -> dict[str, str]:
-        plan = run_spec(spec, tmp_path / "run", plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
-                        cache_dir=tmp_path / "cache", device="cpu", dry_run=True)
+        plan = run_spec(
+            spec,
+            tmp_path / "run",
+            plugins=Plugins(extra=[(_TinyModels, "tiny-models")]),
+            cache_dir=tmp_path / "cache",
+            device="cpu",
+            dry_run=True,
+        )
         return {f"{r.method}|{r.condition}": r.key for r in plan.itertuples()}
 
     before = keys()
     assert keys() == before
     render(4)[0].save(folder / "4.png")
     after = keys()
-    assert {k: after[k] == before[k] for k in before} == {"none|hr": True, "none|bicubic@16": True,
-                                                         "lrtk0|hr": False, "lrtk0|bicubic@16": False}
+    assert {k: after[k] == before[k] for k in before} == {
+        "none|hr": True,
+        "none|bicubic@16": True,
+        "lrtk0|hr": False,
+        "lrtk0|bicubic@16": False,
+    }

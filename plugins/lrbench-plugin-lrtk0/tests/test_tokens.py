@@ -1,12 +1,12 @@
 """Token layout, parameter counts, initial values, identity at zero, and where tokens enter the network."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from lrbench_lrtk0.tokens import TokenInjector, UnsupportedModelError, find_vit, make_tokens
 from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, TinyEvaAdapter, tiny_clip
 from torch import nn
-
-from lrbench_lrtk0.tokens import TokenInjector, UnsupportedModelError, find_vit, make_tokens
 
 P = (IMAGE_SIZE // PATCH) ** 2
 
@@ -17,8 +17,10 @@ def test_layout_of_open_clip_vit(adapter):
     assert lay.family == "open_clip"
 
 
-@pytest.mark.parametrize("start_block,patch_token,expected_sets", [(0, True, LAYERS + 1), (0, False, LAYERS),
-                                                                   (1, True, LAYERS - 1), (2, False, LAYERS - 2)])
+@pytest.mark.parametrize(
+    "start_block,patch_token,expected_sets",
+    [(0, True, LAYERS + 1), (0, False, LAYERS), (1, True, LAYERS - 1), (2, False, LAYERS - 2)],
+)
 def test_parameter_count(adapter, start_block, patch_token, expected_sets):
     tokens = make_tokens(find_vit(adapter.module), "add", start_block, patch_token)
     assert sum(p.numel() for p in tokens.parameters()) == expected_sets * P * WIDTH
@@ -27,6 +29,7 @@ def test_parameter_count(adapter, start_block, patch_token, expected_sets):
 def test_parameter_count_of_vit_b16_matches_paper_table2():
     """OpenCLIP / MetaCLIP ViT-B/16: 149.6M parameters, +LR-TK0 151.6M (LR0.FM Table 2): 13 x 196 x 768 tokens."""
     import open_clip
+
     model = open_clip.create_model("ViT-B-16", device="meta")
     base = sum(p.numel() for p in model.parameters())
     tokens = make_tokens(find_vit(model))
@@ -93,6 +96,7 @@ def test_authors_initial_values_per_family():
     """open_clip ViT-B/16 (LR0.FM's OpenCLIP / MetaCLIP code): normal std 0.01 after patchification, 0.02 per block;
     EVA-02 (timm Eva): trunc_normal std 0.02 everywhere; VPT prompts trunc_normal 0.02. Seeded: same seed, same tokens."""
     import open_clip
+
     lay = find_vit(open_clip.create_model("ViT-B-16", device="meta"))
     tokens = make_tokens(lay, init="authors", seed=0)
     assert tokens.patch.std().item() == pytest.approx(0.01, rel=0.01)  # 150,528 draws: 1 % is ~4 standard errors
@@ -110,7 +114,9 @@ def test_authors_initial_values_per_family():
 
 
 def _record_inputs(modules, into):
-    return [m.register_forward_pre_hook(lambda _, a, i=i: into.append((i, a[0].clone()))) for i, m in enumerate(modules)]
+    return [
+        m.register_forward_pre_hook(lambda _, a, i=i: into.append((i, a[0].clone()))) for i, m in enumerate(modules)
+    ]
 
 
 def test_vpt_prompts_enter_with_the_class_position_embedding_before_the_pre_norm(adapter, images):

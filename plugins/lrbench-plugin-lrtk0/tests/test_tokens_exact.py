@@ -1,15 +1,15 @@
 """Where LR tokens enter, block by block, for each ``start_block``; and the distillation loss against a hand-written
 sum of CLIP losses (HR term included)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH
-from torchvision.transforms import functional as TF
-
 from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
 from lrbench_lrtk0.train import distill_loss
+from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH
+from torchvision.transforms import functional as TF
 
 P = (IMAGE_SIZE // PATCH) ** 2
 
@@ -37,8 +37,10 @@ def test_each_block_gets_its_own_token_from_start_block_on(adapter, images, star
     seen: dict[str, dict[int, torch.Tensor]] = {"before": {}, "after": {}}
 
     def recorder(when):
-        return [m.register_forward_pre_hook(lambda m, a, i=i: seen[when].__setitem__(i, a[0].clone()))
-                for i, m in enumerate(sites)]
+        return [
+            m.register_forward_pre_hook(lambda m, a, i=i: seen[when].__setitem__(i, a[0].clone()))
+            for i, m in enumerate(sites)
+        ]
 
     recorder("before")  # registered before the injector's hooks: sees what reached the site
     injector = TokenInjector(lay, tokens)

@@ -1,33 +1,54 @@
 """Training: the authors' recipe (optimiser, schedule, logit scale, sampler, per-sample LR sizes, crops), frozen backbone,
 loss goes down, deterministic resume."""
+
 from __future__ import annotations
 
 import json
 import math
 
+import lrbench_lrtk0.train as train_mod
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
+from lrbench_lrtk0.train import (
+    CaptionedFolder,
+    StepSchedule,
+    TrainConfig,
+    _Views,
+    caption_groups,
+    default_images_per_caption,
+    distill_loss,
+    lr_copy,
+    lr_lambda,
+    lr_sizes,
+    make_optimizer,
+    random_resized_box,
+    train_tokens,
+)
 from lrtk0_testing import IMAGE_SIZE, TinyEvaAdapter
 from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
-import lrbench_lrtk0.train as train_mod
 from lrbench.builtin.toyworld import ToyWorld
 from lrbench.models import Preprocess
-from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
-from lrbench_lrtk0.train import (CaptionedFolder, StepSchedule, TrainConfig, _Views, caption_groups,
-                                 default_images_per_caption, distill_loss, lr_copy, lr_lambda, lr_sizes, make_optimizer,
-                                 random_resized_box, train_tokens)
 
 BUCKETS = [[4, 8], [8, 16], [16, 32]]  # the paper's buckets scaled to the 32 px tiny model
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(data="toyworld", steps=6, batch_size=6, lr=5e-2, warmup_steps=1, buckets=BUCKETS, num_workers=0,
-                checkpoint_every=1)
+    base = dict(
+        data="toyworld",
+        steps=6,
+        batch_size=6,
+        lr=5e-2,
+        warmup_steps=1,
+        buckets=BUCKETS,
+        num_workers=0,
+        checkpoint_every=1,
+    )
     return TrainConfig.from_dict(base | kw)
 
 
@@ -44,8 +65,9 @@ def test_training_reduces_loss_and_keeps_backbone_bit_identical(adapter):
     views = _views()
     with torch.no_grad():
         loss0 = float(distill_loss(adapter, injector, views, 1 / 0.07))
-    result = train_tokens(adapter, injector, _cfg(), source=ToyWorld("train", 24), seed=0, device=torch.device("cpu"),
-                          progress=False)
+    result = train_tokens(
+        adapter, injector, _cfg(), source=ToyWorld("train", 24), seed=0, device=torch.device("cpu"), progress=False
+    )
     with torch.no_grad():
         loss1 = float(distill_loss(adapter, injector, views, 1 / 0.07))
     assert len(result.losses) == 6
@@ -73,11 +95,24 @@ def test_loss_uses_the_given_scale_hand_computed(adapter):
 def test_new_logit_scale_starts_at_1_over_0_07_and_learns(adapter):
     lay = find_vit(adapter.module)
     adapter.logit_scale = 100.0  # a pretrained CLIP's; training must not start from it
-    learned = train_tokens(adapter, TokenInjector(lay, make_tokens(lay, init="authors")), _cfg(steps=2),
-                           source=ToyWorld("train", 12), seed=0, device=torch.device("cpu"), progress=False)
-    fixed = train_tokens(adapter, TokenInjector(lay, make_tokens(lay, init="authors")),
-                         _cfg(steps=2, train_logit_scale=False), source=ToyWorld("train", 12), seed=0,
-                         device=torch.device("cpu"), progress=False)
+    learned = train_tokens(
+        adapter,
+        TokenInjector(lay, make_tokens(lay, init="authors")),
+        _cfg(steps=2),
+        source=ToyWorld("train", 12),
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    fixed = train_tokens(
+        adapter,
+        TokenInjector(lay, make_tokens(lay, init="authors")),
+        _cfg(steps=2, train_logit_scale=False),
+        source=ToyWorld("train", 12),
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert fixed.logit_scale == pytest.approx(1 / 0.07, rel=1e-6)
     assert learned.logit_scale != pytest.approx(1 / 0.07, rel=1e-6)
     assert fixed.config["logit_scale"] == pytest.approx(1 / 0.07)
@@ -85,22 +120,59 @@ def test_new_logit_scale_starts_at_1_over_0_07_and_learns(adapter):
 
 def test_recipes_per_family_resolve_and_build_the_optimiser(adapter):
     eva = TrainConfig.from_dict({"data": "x"}).resolved(find_vit(TinyEvaAdapter().module))
-    assert {k: eva[k] for k in ("recipe", "optimizer", "lr", "logit_scale_lr", "weight_decay", "betas", "eps",
-                                "warmup_steps", "grad_clip", "batch_size", "epochs", "images_per_caption")} == {
-        "recipe": "eva", "optimizer": "lamb", "lr": 2e-4, "logit_scale_lr": 5e-4, "weight_decay": 0.05,
-        "betas": [0.9, 0.999], "eps": 1e-8, "warmup_steps": 2000, "grad_clip": 5.0, "batch_size": 8, "epochs": 200,
-        "images_per_caption": 4}
+    assert {
+        k: eva[k]
+        for k in (
+            "recipe",
+            "optimizer",
+            "lr",
+            "logit_scale_lr",
+            "weight_decay",
+            "betas",
+            "eps",
+            "warmup_steps",
+            "grad_clip",
+            "batch_size",
+            "epochs",
+            "images_per_caption",
+        )
+    } == {
+        "recipe": "eva",
+        "optimizer": "lamb",
+        "lr": 2e-4,
+        "logit_scale_lr": 5e-4,
+        "weight_decay": 0.05,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "warmup_steps": 2000,
+        "grad_clip": 5.0,
+        "batch_size": 8,
+        "epochs": 200,
+        "images_per_caption": 4,
+    }
     lay = find_vit(adapter.module)
     oc = TrainConfig.from_dict({"data": "x", "lr": 1e-3, "grad_clip": 0}).resolved(lay)
-    assert (oc["recipe"], oc["optimizer"], oc["lr"], oc["weight_decay"], oc["betas"], oc["eps"], oc["grad_clip"],
-            oc["batch_size"], oc["epochs"]) == ("open_clip", "adamw", 1e-3, 0.2, [0.9, 0.98], 1e-6, None, 128, 10)
+    assert (
+        oc["recipe"],
+        oc["optimizer"],
+        oc["lr"],
+        oc["weight_decay"],
+        oc["betas"],
+        oc["eps"],
+        oc["grad_clip"],
+        oc["batch_size"],
+        oc["epochs"],
+    ) == ("open_clip", "adamw", 1e-3, 0.2, [0.9, 0.98], 1e-6, None, 128, 10)
     from timm.optim import Lamb
+
     tokens = make_tokens(lay)
     scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     opt = make_optimizer(tokens, scale, eva)
     assert isinstance(opt, Lamb) and opt.defaults["betas"] == (0.9, 0.999) and opt.defaults["eps"] == 1e-8
-    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups] == [(2e-4, 0.05, 2),
-                                                                                         (5e-4, 0.0, 1)]
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups] == [
+        (2e-4, 0.05, 2),
+        (5e-4, 0.0, 1),
+    ]
     assert isinstance(make_optimizer(tokens, scale, oc), torch.optim.AdamW)
 
 
@@ -133,12 +205,13 @@ def test_lr_copy_is_the_authors_square_squash_and_back():
 def test_random_crops_are_independent_per_view_and_follow_random_resized_crop():
     rng = np.random.default_rng(0)
     boxes = np.array([random_resized_box(224, 224, rng) for _ in range(4000)])
-    area = boxes[:, 2] * boxes[:, 3] / 224 ** 2
+    area = boxes[:, 2] * boxes[:, 3] / 224**2
     aspect = boxes[:, 3] / boxes[:, 2]
     torch.manual_seed(0)
-    ref = np.array([T.RandomResizedCrop.get_params(torch.empty(3, 224, 224), [0.9, 1.0], [3 / 4, 4 / 3])
-                    for _ in range(4000)])
-    ref_area = ref[:, 2] * ref[:, 3] / 224 ** 2  # torchvision's own draws: the same distribution (means within 0.003)
+    ref = np.array(
+        [T.RandomResizedCrop.get_params(torch.empty(3, 224, 224), [0.9, 1.0], [3 / 4, 4 / 3]) for _ in range(4000)]
+    )
+    ref_area = ref[:, 2] * ref[:, 3] / 224**2  # torchvision's own draws: the same distribution (means within 0.003)
     assert area.min() >= 0.89 and area.max() <= 1.0 and area.mean() == pytest.approx(ref_area.mean(), abs=0.003)
     assert aspect.min() >= 0.74 and aspect.max() <= 1.34
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 0] + boxes[:, 2] <= 224).all()
@@ -148,18 +221,25 @@ def test_random_crops_are_independent_per_view_and_follow_random_resized_crop():
     rng = np.random.default_rng([0, 5, 1, 2])
     image = source.load(1)
     top, left, h, w = random_resized_box(224, 224, rng)
-    hr = TF.pil_to_tensor(TF.resized_crop(image, top, left, h, w, [IMAGE_SIZE, IMAGE_SIZE],
-                                          interpolation=TF.InterpolationMode.BICUBIC))
+    hr = TF.pil_to_tensor(
+        TF.resized_crop(image, top, left, h, w, [IMAGE_SIZE, IMAGE_SIZE], interpolation=TF.InterpolationMode.BICUBIC)
+    )
     assert torch.equal(item[0], hr)
     second = random_resized_box(224, 224, rng)
     assert second != (top, left, h, w)  # the first LR view got its own crop
     sizes = lr_sizes(BUCKETS, 0, 5, 1)
-    lr = TF.pil_to_tensor(TF.resized_crop(lr_copy(image, sizes[0]), *second, [IMAGE_SIZE, IMAGE_SIZE],
-                                          interpolation=TF.InterpolationMode.BICUBIC))
+    lr = TF.pil_to_tensor(
+        TF.resized_crop(
+            lr_copy(image, sizes[0]), *second, [IMAGE_SIZE, IMAGE_SIZE], interpolation=TF.InterpolationMode.BICUBIC
+        )
+    )
     assert torch.equal(item[1], lr)
     center = _Views(source, BUCKETS, Preprocess(image_size=IMAGE_SIZE), "center", seed=0)[(5, 1, 1)]
-    expected = TF.pil_to_tensor(TF.center_crop(TF.resize(image, IMAGE_SIZE, interpolation=TF.InterpolationMode.BICUBIC),
-                                               [IMAGE_SIZE, IMAGE_SIZE]))
+    expected = TF.pil_to_tensor(
+        TF.center_crop(
+            TF.resize(image, IMAGE_SIZE, interpolation=TF.InterpolationMode.BICUBIC), [IMAGE_SIZE, IMAGE_SIZE]
+        )
+    )
     assert torch.equal(center[0], expected)
 
 
@@ -173,7 +253,7 @@ def test_identity_sampler_hand_computed():
     assert (sched.epoch_len, sched.steps_per_epoch) == (16, 2)
     for step in range(4):
         items = sched.items(step)
-        runs = [[captions[i] for i in items[j:j + 4]] for j in (0, 4)]
+        runs = [[captions[i] for i in items[j : j + 4]] for j in (0, 4)]
         assert all(len(set(r)) == 1 for r in runs), runs
     epoch0 = sched.items(0) + sched.items(1)
     assert sorted(i for i in epoch0 if captions[i] == "a") == list(range(8))
@@ -207,11 +287,20 @@ def test_training_batches_hold_images_per_caption(adapter, tmp_path, monkeypatch
 
     seen = []
     monkeypatch.setattr(train_mod, "distill_loss", spy)
-    monkeypatch.setattr(train_mod.StepSchedule, "items",
-                        lambda self, s, f=train_mod.StepSchedule.items: seen.append(f(self, s)) or seen[-1])
-    result = train_tokens(adapter, TokenInjector(find_vit(adapter.module), make_tokens(find_vit(adapter.module))),
-                          _cfg(batch_size=4, steps=3, images_per_caption=None), source=source, seed=0,
-                          device=torch.device("cpu"), progress=False)
+    monkeypatch.setattr(
+        train_mod.StepSchedule,
+        "items",
+        lambda self, s, f=train_mod.StepSchedule.items: seen.append(f(self, s)) or seen[-1],
+    )
+    result = train_tokens(
+        adapter,
+        TokenInjector(find_vit(adapter.module), make_tokens(find_vit(adapter.module))),
+        _cfg(batch_size=4, steps=3, images_per_caption=None),
+        source=source,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert result.config["images_per_caption"] == 4 and batches == [4, 4, 4]
     assert all(len({source.captions[i] for i in items}) == 1 for items in seen)
 
@@ -250,14 +339,16 @@ def test_resume_after_interruption_reproduces_an_uninterrupted_run(adapter, tmp_
     monkeypatch.setattr(train_mod, "lr_sizes", interrupt)
     ckpt = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_tokens(adapter, inj, cfg, source=source, seed=3, device=torch.device("cpu"), checkpoint=ckpt,
-                     progress=False)
+        train_tokens(
+            adapter, inj, cfg, source=source, seed=3, device=torch.device("cpu"), checkpoint=ckpt, progress=False
+        )
     monkeypatch.setattr(train_mod, "lr_sizes", real)
     fresh = make_tokens(lay)  # a new process: nothing in memory but the checkpoint
     inj.remove()
     inj = TokenInjector(lay, fresh)
-    rest = train_tokens(adapter, inj, cfg, source=source, seed=3, device=torch.device("cpu"), checkpoint=ckpt,
-                        progress=False)
+    rest = train_tokens(
+        adapter, inj, cfg, source=source, seed=3, device=torch.device("cpu"), checkpoint=ckpt, progress=False
+    )
     assert rest.losses == pytest.approx(full.losses, rel=1e-5)
     assert rest.logit_scale == pytest.approx(full.logit_scale, rel=1e-6)
     for a, b in zip(straight.parameters(), fresh.parameters()):

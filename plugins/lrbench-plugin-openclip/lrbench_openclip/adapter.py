@@ -9,6 +9,7 @@ so models whose tokenizer lives in the Hugging Face cache (SigLIP, CLIPA) can st
 open_clip is imported inside the functions that use it: importing it pulls in timm and transformers (seconds), and every
 ``lrbench`` command imports this module when it loads the plugins.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,8 +20,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench import (CheckpointRefused, Finding, LrbenchError, ModelAdapter, Preprocess, content_key, file_sha256,
-                     file_sha256_memo, hub_weights, require, url_weights)
+
+from lrbench import (
+    CheckpointRefused,
+    Finding,
+    LrbenchError,
+    ModelAdapter,
+    Preprocess,
+    content_key,
+    file_sha256,
+    file_sha256_memo,
+    hub_weights,
+    require,
+    url_weights,
+)
 
 SCHEMAS = ("hf-hub:", "local-dir:")
 PRECISIONS = ("fp32", "fp16", "bf16", "pure_fp16", "pure_bf16")
@@ -41,8 +54,10 @@ def parse_id(ident: str) -> dict[str, str]:
     """
     ident = ident.strip()
     if not ident:
-        raise OpenClipError("empty open_clip id; write openclip:ARCH/TAG, openclip:ARCH@/path/to/ckpt.pt, "
-                            "openclip:hf-hub:org/name or openclip:local-dir:/path/to/folder")
+        raise OpenClipError(
+            "empty open_clip id; write openclip:ARCH/TAG, openclip:ARCH@/path/to/ckpt.pt, "
+            "openclip:hf-hub:org/name or openclip:local-dir:/path/to/folder"
+        )
     if ident.startswith(SCHEMAS):
         return {"arch": ident}
     if "@" in ident:
@@ -68,12 +83,18 @@ def preprocess_from_cfg(cfg: dict[str, Any]) -> Preprocess:
         raise OpenClipError(f"open_clip resize_mode {resize_mode!r} is not supported; supported: shortest, squash")
     interpolation = cfg.get("interpolation", "bicubic")
     if interpolation not in ("bicubic", "bilinear", "nearest"):
-        raise OpenClipError(f"open_clip interpolation {interpolation!r} is not an eval transform; "
-                            "supported: bicubic, bilinear, nearest")
+        raise OpenClipError(
+            f"open_clip interpolation {interpolation!r} is not an eval transform; supported: bicubic, bilinear, nearest"
+        )
     mean = tuple(float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD))
-    return Preprocess(image_size=int(size), mean=mean, std=std, interpolation=interpolation,  # type: ignore[arg-type]
-                      resize_mode=resize_mode)
+    return Preprocess(
+        image_size=int(size),
+        mean=mean,
+        std=std,
+        interpolation=interpolation,  # type: ignore[arg-type]
+        resize_mode=resize_mode,
+    )
 
 
 class OpenClipAdapter(ModelAdapter):
@@ -81,8 +102,13 @@ class OpenClipAdapter(ModelAdapter):
 
     kind = "zero-shot"
 
-    def __init__(self, model: torch.nn.Module, tokenizer_factory: Callable[[], Callable[[list[str]], torch.Tensor]],
-                 identity: dict[str, Any], precision: str = "fp32"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer_factory: Callable[[], Callable[[list[str]], torch.Tensor]],
+        identity: dict[str, Any],
+        precision: str = "fp32",
+    ):
         import open_clip
 
         self.module = model.eval()
@@ -127,11 +153,16 @@ def _tokenizer_factory(name: str, cache_dir: str | None) -> Callable[[], Callabl
             hf_name = ""
             if not name.startswith(SCHEMAS):
                 hf_name = ((open_clip.get_model_config(name) or {}).get("text_cfg") or {}).get("hf_tokenizer_name", "")
-            hint = (f" It needs the Hugging Face tokenizer {hf_name!r}: download it once while online "
-                    f"(huggingface-cli download {hf_name}) or point HF_HOME at a cache that holds it."
-                    if hf_name else "")
-            raise OpenClipError(f"could not build the tokenizer of open_clip model {name!r}: "
-                                f"{type(exc).__name__}: {exc}.{hint}") from exc
+            hint = (
+                f" It needs the Hugging Face tokenizer {hf_name!r}: download it once while online "
+                f"(huggingface-cli download {hf_name}) or point HF_HOME at a cache that holds it."
+                if hf_name
+                else ""
+            )
+            raise OpenClipError(
+                f"could not build the tokenizer of open_clip model {name!r}: {type(exc).__name__}: {exc}.{hint}"
+            ) from exc
+
     return build
 
 
@@ -150,7 +181,7 @@ def local_dir_inputs(arch: str | None) -> dict[str, Any]:
     nothing for other forms (tags and hub ids are names: their bytes are not hashed)."""
     if arch is None or not arch.startswith("local-dir:"):
         return {}
-    folder = Path(arch[len("local-dir:"):]).expanduser()
+    folder = Path(arch[len("local-dir:") :]).expanduser()
     return {"local_dir_sha256": _dir_sha256(folder)} if folder.is_dir() else {}
 
 
@@ -200,13 +231,16 @@ def _check_arch(arch: str) -> dict[str, Any]:
     if cfg is None:
         close = difflib.get_close_matches(arch, open_clip.list_models(), n=3, cutoff=0.6)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise OpenClipError(f"unknown open_clip architecture {arch!r}.{hint} See open_clip.list_models() for all "
-                            "names; ids may also be hf-hub:org/name or local-dir:/path/to/folder")
+        raise OpenClipError(
+            f"unknown open_clip architecture {arch!r}.{hint} See open_clip.list_models() for all "
+            "names; ids may also be hf-hub:org/name or local-dir:/path/to/folder"
+        )
     return cfg
 
 
-def weights_status(arch: str, pretrained: str | None = None, checkpoint: str | None = None,
-                   cache_dir: str | None = None) -> Finding | None:
+def weights_status(
+    arch: str, pretrained: str | None = None, checkpoint: str | None = None, cache_dir: str | None = None
+) -> Finding | None:
     """Where the weights of an entry are (found / will download / missing offline), without loading or fetching;
     None when the entry reads no downloadable weights (random init, local folder, unknown arch or tag)."""
     import open_clip
@@ -215,22 +249,32 @@ def weights_status(arch: str, pretrained: str | None = None, checkpoint: str | N
     if checkpoint is not None or pretrained == RANDOM or arch.startswith("local-dir:"):
         return None
     if arch.startswith("hf-hub:"):
-        return hub_weights(arch[len("hf-hub:"):], [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME], cache_dir)
+        return hub_weights(arch[len("hf-hub:") :], [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME], cache_dir)
     cfg = open_clip.get_pretrained_cfg(arch, pretrained) if pretrained else None
     if not cfg or "file" in cfg:
         return None
     if cfg.get("hf_hub"):  # open_clip prefers the Hub, and a .safetensors twin of a .bin
         repo, filename = os.path.split(cfg["hf_hub"])
         filename = filename or HF_WEIGHTS_NAME
-        safe = [HF_SAFE_WEIGHTS_NAME] if filename == HF_WEIGHTS_NAME else (
-            [filename[:-4] + ".safetensors"] if filename.endswith((".bin", ".pth")) else [])
+        safe = (
+            [HF_SAFE_WEIGHTS_NAME]
+            if filename == HF_WEIGHTS_NAME
+            else ([filename[:-4] + ".safetensors"] if filename.endswith((".bin", ".pth")) else [])
+        )
         return hub_weights(repo, [*safe, filename], cache_dir)
     return url_weights(cfg["url"], cache_dir or os.path.expanduser("~/.cache/clip"))
 
 
-def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | None = None, precision: str = "fp32",
-                  quick_gelu: bool | None = None, seed: int = 0, cache_dir: str | None = None,
-                  label: str | None = None) -> OpenClipAdapter:
+def load_openclip(
+    arch: str,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    precision: str = "fp32",
+    quick_gelu: bool | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    label: str | None = None,
+) -> OpenClipAdapter:
     """Load an open_clip model and wrap it; see :func:`parse_id` for the id forms and docs/openclip.md for examples.
 
     ``label`` replaces the architecture name in the identity (a local-dir model known by a short name).
@@ -243,8 +287,10 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
         raise OpenClipError(f"give either pretrained ({pretrained!r}) or checkpoint ({checkpoint!r}), not both")
     schema = next((s for s in SCHEMAS if arch.startswith(s)), None)
     if schema is not None and pretrained not in (None, RANDOM):
-        raise OpenClipError(f"{arch!r} carries its own weights; pretrained={pretrained!r} does not apply "
-                            "(use checkpoint: to load other weights into its architecture)")
+        raise OpenClipError(
+            f"{arch!r} carries its own weights; pretrained={pretrained!r} does not apply "
+            "(use checkpoint: to load other weights into its architecture)"
+        )
     identity: dict[str, Any] = {"family": "openclip", "arch": arch, "precision": precision}
     kwargs: dict[str, Any] = {"precision": precision, "cache_dir": cache_dir}
     model_cfg: dict[str, Any] | None = None
@@ -252,11 +298,13 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
         model_cfg = _check_arch(arch)
         identity["config"] = content_key(model_cfg)[:16]
     elif schema == "local-dir:":
-        folder = Path(arch[len(schema):]).expanduser()
+        folder = Path(arch[len(schema) :]).expanduser()
         if not (folder / "open_clip_config.json").is_file():
-            raise OpenClipError(f"local-dir {str(folder)!r} holds no open_clip_config.json "
-                                "(expected: open_clip_config.json with model_cfg/preprocess_cfg, and weights such as "
-                                "open_clip_model.safetensors)")
+            raise OpenClipError(
+                f"local-dir {str(folder)!r} holds no open_clip_config.json "
+                "(expected: open_clip_config.json with model_cfg/preprocess_cfg, and weights such as "
+                "open_clip_model.safetensors)"
+            )
         arch = f"local-dir:{folder.resolve()}"
         identity["arch"] = "local-dir"
         identity["config"] = file_sha256(folder / "open_clip_config.json")[:16]
@@ -284,31 +332,35 @@ def load_openclip(arch: str, pretrained: str | None = None, checkpoint: str | No
     elif schema is not None:
         gelu = bool(quick_gelu)
         if schema == "local-dir:":
-            identity["weights_sha256"] = _dir_sha256(Path(arch[len(schema):]))
+            identity["weights_sha256"] = _dir_sha256(Path(arch[len(schema) :]))
         else:
-            identity["hf_hub"] = arch[len(schema):]
+            identity["hf_hub"] = arch[len(schema) :]
         model = open_clip.create_model(arch, force_quick_gelu=gelu, require_pretrained=True, **kwargs)
         if schema == "hf-hub:":
-            weights = open_clip.pretrained.download_pretrained_from_hf(arch[len(schema):], cache_dir=cache_dir)
+            weights = open_clip.pretrained.download_pretrained_from_hf(arch[len(schema) :], cache_dir=cache_dir)
             identity["weights_sha256"] = file_sha256(weights)
     else:
         tags = open_clip.list_pretrained_tags_by_model(arch)
         if pretrained is None:
-            raise OpenClipError(f"open_clip model {arch!r} needs weights: a pretrained tag ({', '.join(tags) or 'none'}"
-                                f"), a checkpoint file, or pretrained: {RANDOM} for a seeded random init")
+            raise OpenClipError(
+                f"open_clip model {arch!r} needs weights: a pretrained tag ({', '.join(tags) or 'none'}"
+                f"), a checkpoint file, or pretrained: {RANDOM} for a seeded random init"
+            )
         tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
         if not tag_cfg:
-            raise OpenClipError(f"unknown pretrained tag {pretrained!r} for {arch!r}; tags: {', '.join(tags) or 'none'}"
-                                " (a weights file goes in checkpoint:, or openclip:ARCH@/path/to/file)")
+            raise OpenClipError(
+                f"unknown pretrained tag {pretrained!r} for {arch!r}; tags: {', '.join(tags) or 'none'}"
+                " (a weights file goes in checkpoint:, or openclip:ARCH@/path/to/file)"
+            )
         # open_clip only warns when a tag was trained with QuickGELU and the arch config uses GELU: follow the tag
         gelu = bool(tag_cfg.get("quick_gelu", False)) if quick_gelu is None else quick_gelu
         identity["pretrained"] = pretrained
         identity["source"] = tag_cfg.get("hf_hub") or tag_cfg.get("url") or ""
-        model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=gelu, require_pretrained=True,
-                                       **kwargs)
+        model = open_clip.create_model(
+            arch, pretrained=pretrained, force_quick_gelu=gelu, require_pretrained=True, **kwargs
+        )
     if gelu and not (model_cfg or {}).get("quick_gelu", False):
         identity["quick_gelu"] = True
     if label is not None:
         identity["arch"] = label
     return OpenClipAdapter(model, _tokenizer_factory(arch, cache_dir), identity, precision)
-

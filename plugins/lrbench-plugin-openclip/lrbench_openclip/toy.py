@@ -6,6 +6,7 @@ The folder ``toy_clip/`` holds ``open_clip_config.json`` (model and preprocess c
 ``open_clip.create_model("local-dir:<folder>")`` and ``open_clip.get_tokenizer("local-dir:<folder>")``.
 ``scripts/train_toy_clip.py`` rebuilds all three files.
 """
+
 import json
 import re
 from pathlib import Path
@@ -32,10 +33,23 @@ def toy_model_cfg(vocab_size: int) -> dict[str, Any]:
     images reach it through its own preprocessing (bicubic resize), like a 224 px CLIP meets a 500 px photo."""
     return {
         "embed_dim": 64,
-        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32,
-                       "mlp_ratio": 4.0},
-        "text_cfg": {"context_length": CONTEXT_LENGTH, "vocab_size": vocab_size, "width": 64, "heads": 2,
-                     "layers": 2, "hf_tokenizer_name": "toy-clip (tokenizer.json in this folder)", "pad_id": 0},
+        "vision_cfg": {
+            "image_size": 64,
+            "patch_size": 8,
+            "width": 128,
+            "layers": 4,
+            "head_width": 32,
+            "mlp_ratio": 4.0,
+        },
+        "text_cfg": {
+            "context_length": CONTEXT_LENGTH,
+            "vocab_size": vocab_size,
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+            "hf_tokenizer_name": "toy-clip (tokenizer.json in this folder)",
+            "pad_id": 0,
+        },
     }
 
 
@@ -50,20 +64,34 @@ def write_toy_folder(folder: Path, words: list[str]) -> dict[str, Any]:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
-        single="[SOS] $A [EOS]", special_tokens=[("[SOS]", vocab["[SOS]"]), ("[EOS]", vocab["[EOS]"])])
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="[SOS]",
-                            eos_token="[EOS]", model_max_length=CONTEXT_LENGTH).save_pretrained(str(folder))
+        single="[SOS] $A [EOS]", special_tokens=[("[SOS]", vocab["[SOS]"]), ("[EOS]", vocab["[EOS]"])]
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        bos_token="[SOS]",
+        eos_token="[EOS]",
+        model_max_length=CONTEXT_LENGTH,
+    ).save_pretrained(str(folder))
     cfg = toy_model_cfg(len(vocab))
-    preprocess = {"mean": list(OPENAI_MEAN), "std": list(OPENAI_STD), "interpolation": "bicubic",
-                  "resize_mode": "shortest"}
+    preprocess = {
+        "mean": list(OPENAI_MEAN),
+        "std": list(OPENAI_STD),
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     (folder / "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}, indent=2) + "\n")
+        json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}, indent=2) + "\n"
+    )
     return cfg
 
 
 def toy_clip(checkpoint: str | None = None, precision: str = "fp32") -> OpenClipAdapter:
     """The toy CLIP trained on the toy world (shipped weights), or its architecture with ``checkpoint``'s weights."""
     if checkpoint is None and not (TOY_DIR / WEIGHTS_FILE).is_file():
-        raise OpenClipError(f"the toy CLIP weights {TOY_DIR / WEIGHTS_FILE} are missing; rebuild them with "
-                            "plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py")
+        raise OpenClipError(
+            f"the toy CLIP weights {TOY_DIR / WEIGHTS_FILE} are missing; rebuild them with "
+            "plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py"
+        )
     return load_openclip(f"local-dir:{TOY_DIR}", checkpoint=checkpoint, precision=precision, label="toy-clip")

@@ -11,6 +11,7 @@ the toy world test split (n=600) at hr and bicubic 64 / 32 / 16 / 8 through lrbe
     python plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py            # writes lrbench_openclip/toy_clip/
     python plugins/lrbench-plugin-openclip/scripts/train_toy_clip.py --out /tmp/toy --epochs 1 --n-train 512
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
-from lrbench.builtin.toyworld import BACKGROUNDS, COLOURS, SHAPES, TEMPLATES, TEXTURES, ToyWorld, render
-from lrbench.models import OPENAI_MEAN, OPENAI_STD
+from lrbench_openclip.adapter import load_openclip
+from lrbench_openclip.toy import TOY_DIR, WEIGHTS_FILE, words_of, write_toy_folder
 from safetensors.torch import save_file
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from lrbench_openclip.adapter import load_openclip
-from lrbench_openclip.toy import TOY_DIR, WEIGHTS_FILE, words_of, write_toy_folder
+from lrbench.builtin.toyworld import BACKGROUNDS, COLOURS, SHAPES, TEMPLATES, TEXTURES, ToyWorld, render
+from lrbench.models import OPENAI_MEAN, OPENAI_STD
 
 CAPTION_WORDS = ("a", "an", "small", "large", "on", "background", ".")
 #: web-style caption openings mixed into half the captions (CLIP's own data has them); the caption keeps its content
@@ -110,8 +111,16 @@ def save_weights(model: torch.nn.Module, path: Path, args: argparse.Namespace, e
     """fp16 safetensors, written to a temporary file and renamed so a stopped run never leaves half a file."""
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"seed": str(args.seed), "n_train": str(args.n_train),
-                                         "epochs": str(epochs_done), "batch_size": str(args.batch_size)})
+    save_file(
+        state,
+        str(tmp),
+        metadata={
+            "seed": str(args.seed),
+            "n_train": str(args.n_train),
+            "epochs": str(epochs_done),
+            "batch_size": str(args.batch_size),
+        },
+    )
     tmp.replace(path)
 
 
@@ -123,8 +132,9 @@ def evaluate(folder: Path, n_test: int, batch_size: int) -> dict[str, float]:
 
     model = load_openclip(f"local-dir:{folder.resolve()}")
     conditions = [HR(), Resize(64), Resize(32), Resize(16), Resize(8)]
-    outputs = ZeroShotClassification().run(model, ToyWorld(split="test", n=n_test), conditions,
-                                           RunContext(batch_size=batch_size))
+    outputs = ZeroShotClassification().run(
+        model, ToyWorld(split="test", n=n_test), conditions, RunContext(batch_size=batch_size)
+    )
     return {c: float((o["logits"].argmax(1) == o["labels"]).mean()) for c, o in outputs.items()}
 
 
@@ -137,12 +147,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, default=50, help="linear warm-up steps before the cosine decay")
-    ap.add_argument("--shape-loss", type=float, default=1.0,
-                    help="weight of the prompt-classification term (0: captions only)")
+    ap.add_argument(
+        "--shape-loss", type=float, default=1.0, help="weight of the prompt-classification term (0: captions only)"
+    )
     ap.add_argument("--init", default="", help="safetensors weights to continue from (e.g. the shipped ones)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 is fastest on a shared 2-core machine)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     ap.add_argument("--workers", type=int, default=2, help="processes rendering the train images")
     ap.add_argument("--cache", default="", help="npz file keeping the rendered train images between runs")
     ap.add_argument("--n-test", type=int, default=600, help="test items to evaluate (0: skip)")
@@ -194,7 +204,7 @@ def main() -> None:
         tokens = tokenizer([sample_caption(p, caption_rng) for p in parts])  # fresh captions every epoch
         running = []
         for b in range(steps_per_epoch):
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             x = (images[idx].float().div_(255) - mean) / std
             flip = torch.rand(len(idx), generator=gen) < 0.5  # captions say nothing about left and right
             x[flip] = x[flip].flip(-1)
@@ -218,11 +228,22 @@ def main() -> None:
             step += 1
             if step % 20 == 0:
                 recent = np.array(running[-20:])
-                print(f"step {step}/{total} loss {recent[:, 0].mean():.3f} train shape top-1 {recent[:, 1].mean():.3f} "
-                      f"{time.time() - started:.0f}s", flush=True)
-        print(json.dumps({"epoch": epoch + 1, "loss": float(np.mean([r[0] for r in running])),
-                          "logit_scale": float(model.logit_scale.detach().exp()),
-                          "elapsed_s": round(time.time() - started, 1)}), flush=True)
+                print(
+                    f"step {step}/{total} loss {recent[:, 0].mean():.3f} train shape top-1 {recent[:, 1].mean():.3f} "
+                    f"{time.time() - started:.0f}s",
+                    flush=True,
+                )
+        print(
+            json.dumps(
+                {
+                    "epoch": epoch + 1,
+                    "loss": float(np.mean([r[0] for r in running])),
+                    "logit_scale": float(model.logit_scale.detach().exp()),
+                    "elapsed_s": round(time.time() - started, 1),
+                }
+            ),
+            flush=True,
+        )
 
         save_weights(model, out / WEIGHTS_FILE, args, epoch + 1)  # every epoch: a stopped run keeps its last epoch
 
@@ -230,8 +251,9 @@ def main() -> None:
     print(f"trained in {train_s:.0f}s; weights {(out / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB", flush=True)
     if args.n_test > 0:
         top1 = evaluate(out, args.n_test, args.batch_size)
-        print(json.dumps({"zero_shot_top1_toyworld_test": top1, "n_test": args.n_test,
-                          "train_seconds": round(train_s)}))
+        print(
+            json.dumps({"zero_shot_top1_toyworld_test": top1, "n_test": args.n_test, "train_seconds": round(train_s)})
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Tiny random-init open_clip configs registered for the session (no download anywhere)."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,11 @@ TINY_SIGLIP = "lrb-tiny-siglip"
 
 
 def tiny_cfg() -> dict:
-    return {"embed_dim": 32,
-            "vision_cfg": {"image_size": 64, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16},
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    return {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 64, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
 
 
 def word_tokenizer(folder: Path, words: list[str]) -> Path:
@@ -28,8 +31,9 @@ def word_tokenizer(folder: Path, words: list[str]) -> Path:
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A [EOS]", special_tokens=[("[EOS]", vocab["[EOS]"])])
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                            eos_token="[EOS]").save_pretrained(str(folder))
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
+    ).save_pretrained(str(folder))
     return folder
 
 
@@ -46,9 +50,17 @@ def tiny_configs(tmp_path_factory) -> dict[str, str]:
     (root / f"{TINY}.json").write_text(json.dumps(tiny_cfg()))
     siglip = tiny_cfg()
     siglip.update(init_logit_bias=-10, custom_text=True)
-    siglip["text_cfg"] = {"context_length": 16, "vocab_size": len(words) + 3, "width": 32, "heads": 2, "layers": 1,
-                          "hf_tokenizer_name": str(tok_dir), "no_causal_mask": True, "pool_type": "last",
-                          "proj_bias": True}
+    siglip["text_cfg"] = {
+        "context_length": 16,
+        "vocab_size": len(words) + 3,
+        "width": 32,
+        "heads": 2,
+        "layers": 1,
+        "hf_tokenizer_name": str(tok_dir),
+        "no_causal_mask": True,
+        "pool_type": "last",
+        "proj_bias": True,
+    }
     (root / f"{TINY_SIGLIP}.json").write_text(json.dumps(siglip))
     open_clip.add_model_config(root)
     return {"tiny": TINY, "siglip": TINY_SIGLIP}

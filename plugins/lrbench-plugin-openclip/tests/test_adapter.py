@@ -1,4 +1,5 @@
 """The open_clip adapter against open_clip itself, on tiny random-init configs (offline)."""
+
 from __future__ import annotations
 
 import json
@@ -8,23 +9,29 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from lrbench_openclip import OpenClipError, load_openclip, parse_id, preprocess_from_cfg
+from lrbench_openclip import adapter as adapter_mod
+from lrbench_openclip.plugin import openclip
+from PIL import Image
+from safetensors.torch import save_file
+
 from lrbench.builtin.degradations import HR, Resize
 from lrbench.builtin.tasks import ZeroShotClassification
 from lrbench.builtin.toyworld import ToyWorld
 from lrbench.tasks import RunContext
-from PIL import Image
-from safetensors.torch import save_file
-
-from lrbench_openclip import adapter as adapter_mod
-from lrbench_openclip import OpenClipError, load_openclip, parse_id, preprocess_from_cfg
-from lrbench_openclip.plugin import openclip
 
 
 def direct_zero_shot(model, arch: str, images: list[Image.Image], classnames, templates) -> np.ndarray:
     """CLIP zero-shot written against open_clip only: its own transform, tokenizer and encoders."""
     cfg = model.visual.preprocess_cfg
-    transform = open_clip.image_transform(cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"],
-                                          interpolation=cfg["interpolation"], resize_mode=cfg["resize_mode"])
+    transform = open_clip.image_transform(
+        cfg["size"],
+        is_train=False,
+        mean=cfg["mean"],
+        std=cfg["std"],
+        interpolation=cfg["interpolation"],
+        resize_mode=cfg["resize_mode"],
+    )
     tokenizer = open_clip.get_tokenizer(arch)
     with torch.no_grad():
         weights = []
@@ -73,19 +80,31 @@ def test_zero_shot_logits_equal_direct_open_clip(tiny_configs, models, condition
 def test_preprocess_read_from_open_clip_config(tiny_configs, tmp_path, seeded_model):
     """A local-dir model whose preprocess config differs from every default: squash, bilinear, own mean/std."""
     arch = tiny_configs["tiny"]
-    cfg = {"model_cfg": open_clip.get_model_config(arch),
-           "preprocess_cfg": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3], "interpolation": "bilinear",
-                              "resize_mode": "squash"}}
+    cfg = {
+        "model_cfg": open_clip.get_model_config(arch),
+        "preprocess_cfg": {
+            "mean": [0.5, 0.4, 0.3],
+            "std": [0.2, 0.25, 0.3],
+            "interpolation": "bilinear",
+            "resize_mode": "squash",
+        },
+    }
     (tmp_path / "open_clip_config.json").write_text(json.dumps(cfg))
     save_file(seeded_model(arch, 0).state_dict(), str(tmp_path / "open_clip_model.safetensors"))
     adapter = openclip(id=f"local-dir:{tmp_path}")
     pre = adapter.preprocess
     assert (pre.image_size, pre.mean, pre.std, pre.interpolation, pre.resize_mode) == (
-        64, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), "bilinear", "squash")
+        64,
+        (0.5, 0.4, 0.3),
+        (0.2, 0.25, 0.3),
+        "bilinear",
+        "squash",
+    )
     image = ToyWorld(split="test", n=1).load(0).crop((0, 0, 224, 150))  # non-square: squash and shortest differ
     model = open_clip.create_model(f"local-dir:{tmp_path}")
-    reference = open_clip.image_transform(64, is_train=False, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3),
-                                          interpolation="bilinear", resize_mode="squash")(image)
+    reference = open_clip.image_transform(
+        64, is_train=False, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), interpolation="bilinear", resize_mode="squash"
+    )(image)
     assert model.visual.preprocess_cfg["resize_mode"] == "squash"
     torch.testing.assert_close(adapter.prepare([image])[0], reference)
 
@@ -128,8 +147,12 @@ def test_local_checkpoint_loads_identical_outputs(tiny_configs, tmp_path, fmt, s
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(adapter.encode_image(x), source.encode_image(x), rtol=0, atol=0)
-        torch.testing.assert_close(adapter.encode_text(["a star."]),
-                                   source.encode_text(open_clip.get_tokenizer(arch)(["a star."])), rtol=0, atol=0)
+        torch.testing.assert_close(
+            adapter.encode_text(["a star."]),
+            source.encode_text(open_clip.get_tokenizer(arch)(["a star."])),
+            rtol=0,
+            atol=0,
+        )
 
 
 def test_siglip_style_bias_and_hf_tokenizer(tiny_configs, seeded_model):

@@ -1,5 +1,6 @@
 """An ``openclip:ARCH/TAG`` model loads its weights by name from the Hugging Face cache: once downloaded, the file's
 content hash is in the cell key, so a re-downloaded (changed) file recomputes instead of returning stale cells."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,6 @@ def _fake_hf_cache(root, model_id: str, filename: str, blob: str):
 
 def test_named_pretrained_weights_key_the_cells(tmp_path):
     import open_clip
-
     from lrbench_openclip.plugin import openclip_inputs
 
     cfg = open_clip.get_pretrained_cfg("ViT-B-32", "openai")

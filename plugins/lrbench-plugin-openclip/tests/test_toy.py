@@ -1,5 +1,6 @@
 """The shipped toy CLIP: loadable by plain open_clip, covers the toy world's words, trained (image-text alignment),
 usable with other weights, and runnable end to end through examples/quickstart.yaml."""
+
 from __future__ import annotations
 
 import json
@@ -11,14 +12,14 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from lrbench_openclip import TOY_DIR, toy_clip
+from lrbench_openclip.toy import WEIGHTS_FILE
+from safetensors.torch import load_file, save_file
+
 from lrbench.builtin.toyworld import SHAPES, TEMPLATES, ToyWorld
 from lrbench.cache import file_sha256
 from lrbench.models import OPENAI_MEAN, OPENAI_STD
 from lrbench.runner import run_spec
-from safetensors.torch import load_file, save_file
-
-from lrbench_openclip import TOY_DIR, toy_clip
-from lrbench_openclip.toy import WEIGHTS_FILE
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart.yaml"
 
@@ -38,7 +39,12 @@ def test_folder_is_a_plain_open_clip_model(toy):
     assert (identity["arch"], identity["precision"]) == ("toy-clip", "fp32")
     pre = toy.preprocess
     assert (pre.image_size, pre.mean, pre.std, pre.interpolation, pre.resize_mode) == (
-        64, OPENAI_MEAN, OPENAI_STD, "bicubic", "shortest")
+        64,
+        OPENAI_MEAN,
+        OPENAI_STD,
+        "bicubic",
+        "shortest",
+    )
     assert model.visual.patch_size == (8, 8)  # 8 x 8 patch tokens + class token: what LR tokens are added to
     assert (TOY_DIR / WEIGHTS_FILE).stat().st_size < 8e6
 
@@ -60,8 +66,9 @@ def test_shipped_weights_recognise_shapes_and_lose_it_at_16_and_8px(toy):
     from lrbench.builtin.tasks import ZeroShotClassification
     from lrbench.tasks import RunContext
 
-    out = ZeroShotClassification().run(toy, ToyWorld(split="test", n=240), [HR(), Resize(16), Resize(8)],
-                                       RunContext(batch_size=60))
+    out = ZeroShotClassification().run(
+        toy, ToyWorld(split="test", n=240), [HR(), Resize(16), Resize(8)], RunContext(batch_size=60)
+    )
     top1 = {c: float((o["logits"].argmax(1) == o["labels"]).mean()) for c, o in out.items()}
     assert top1["hr"] > 0.35
     assert top1["bicubic@16"] < top1["hr"] - 0.05

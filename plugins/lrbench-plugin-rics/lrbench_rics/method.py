@@ -8,6 +8,7 @@ crops; ``rics/cyclic`` uses cyclic crops (Definition 2) with either score, which
 integer cyclic shift of the model input (Theorem 2). The wrapper works on any adapter kind: it changes the tensor the
 inner model sees, then calls the inner ``encode_image`` / ``classify``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,9 @@ def crop_size(n: int, k: int | None, fraction: float) -> int:
     """The crop side for an n x n input: ``k`` when given, else ``round(fraction * n)``."""
     size = int(k) if k is not None else int(round(fraction * n))
     if not 1 <= size < n:
-        raise ValueError(f"RICS crop size k={size} must be between 1 and the model input size {n} (exclusive); "
-                         f"set k or fraction")
+        raise ValueError(
+            f"RICS crop size k={size} must be between 1 and the model input size {n} (exclusive); set k or fraction"
+        )
     return size
 
 
@@ -38,8 +40,19 @@ class RICSWrapper(ModelWrapper):
     """Scores every crop of the (normalized) model input and passes the chosen one (``feed: crop``) or the chosen one
     resized to the input size (``feed: resize``) to the inner model."""
 
-    def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], k: int | None, fraction: float,
-                 score: str, cyclic: bool, seed: int, sigmas: tuple[float, ...], modulus: int, feed: str = "crop"):
+    def __init__(
+        self,
+        inner: ModelAdapter,
+        method_identity: dict[str, Any],
+        k: int | None,
+        fraction: float,
+        score: str,
+        cyclic: bool,
+        seed: int,
+        sigmas: tuple[float, ...],
+        modulus: int,
+        feed: str = "crop",
+    ):
         super().__init__(inner, method_identity)
         self._k, self._fraction, self._feed = k, fraction, feed
         self._opts = dict(score=score, cyclic=cyclic, seed=seed, sigmas=tuple(sigmas), modulus=modulus)
@@ -83,9 +96,17 @@ class RICS(Method):
     name = "rics"
     stage = "input"
 
-    def __init__(self, k: int | None = None, fraction: float = PAPER_FRACTION, score: str = "rand",
-                 cyclic: bool = False, seed: int = 0, sigmas: list[float] | None = None,
-                 modulus: int = RAND_MODULUS, feed: str = "crop"):
+    def __init__(
+        self,
+        k: int | None = None,
+        fraction: float = PAPER_FRACTION,
+        score: str = "rand",
+        cyclic: bool = False,
+        seed: int = 0,
+        sigmas: list[float] | None = None,
+        modulus: int = RAND_MODULUS,
+        feed: str = "crop",
+    ):
         if score not in ("rand", "mh"):
             raise ValueError(f"unknown RICS score {score!r}; choices: rand, mh")
         if not 0 < fraction < 1:
@@ -106,28 +127,49 @@ class RICS(Method):
         return {"feed": self.feed}
 
     def apply(self, model: ModelAdapter, ctx: MethodContext) -> ModelAdapter:
-        return RICSWrapper(model, self.identity(), self.k, self.fraction, self.score, self.cyclic, self.seed,
-                           tuple(self.sigmas), self.modulus, self.feed)
+        return RICSWrapper(
+            model,
+            self.identity(),
+            self.k,
+            self.fraction,
+            self.score,
+            self.cyclic,
+            self.seed,
+            tuple(self.sigmas),
+            self.modulus,
+            self.feed,
+        )
 
 
-def rics_rand(k: int | None = None, fraction: float = PAPER_FRACTION, seed: int = 0,
-              modulus: int = RAND_MODULUS, feed: str = "crop") -> RICS:
+def rics_rand(
+    k: int | None = None,
+    fraction: float = PAPER_FRACTION,
+    seed: int = 0,
+    modulus: int = RAND_MODULUS,
+    feed: str = "crop",
+) -> RICS:
     """RICS-rand: dot product with a fixed seeded Gaussian filter, then a modulo (a pseudo-random crop score)."""
     return RICS(k=k, fraction=fraction, score="rand", seed=seed, modulus=modulus, feed=feed)
 
 
-def rics_mh(k: int | None = None, fraction: float = PAPER_FRACTION, sigmas: list[float] | None = None,
-            feed: str = "crop") -> RICS:
+def rics_mh(
+    k: int | None = None, fraction: float = PAPER_FRACTION, sigmas: list[float] | None = None, feed: str = "crop"
+) -> RICS:
     """RICS-MH: dot product with a Mexican-hat kernel, sigma 50 falling back to 20 then 9 without a local maximum."""
     return RICS(k=k, fraction=fraction, score="mh", sigmas=sigmas, feed=feed)
 
 
-def rics_cyclic(k: int | None = None, fraction: float = PAPER_FRACTION, score: str = "mh", seed: int = 0,
-                sigmas: list[float] | None = None, modulus: int = RAND_MODULUS, feed: str = "crop") -> RICS:
+def rics_cyclic(
+    k: int | None = None,
+    fraction: float = PAPER_FRACTION,
+    score: str = "mh",
+    seed: int = 0,
+    sigmas: list[float] | None = None,
+    modulus: int = RAND_MODULUS,
+    feed: str = "crop",
+) -> RICS:
     """Cyclic RICS (Definition 2): cyclic crops, 100% consistent under every integer cyclic shift (Theorem 2)."""
-    return RICS(k=k, fraction=fraction, score=score, cyclic=True, seed=seed, sigmas=sigmas, modulus=modulus,
-                feed=feed)
+    return RICS(k=k, fraction=fraction, score=score, cyclic=True, seed=seed, sigmas=sigmas, modulus=modulus, feed=feed)
 
 
 METHODS = {"rics/rand": rics_rand, "rics/mh": rics_mh, "rics/cyclic": rics_cyclic}
-

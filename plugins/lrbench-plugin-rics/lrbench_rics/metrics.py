@@ -6,6 +6,7 @@
 candidate neighbour (``nn_ok``); ``nn_missing`` counts the others. ``shift_acc`` / ``knn_acc``: top-1 accuracy of the
 reference view from the model's classes / from the k-NN vote over the gallery.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,10 @@ from lrbench import CellMetric, LrbenchError
 
 def _require_gallery(name: str, outputs: dict[str, np.ndarray]) -> None:
     if int(outputs["gallery_size"]) == 0:
-        raise LrbenchError(f"metric {name!r} needs the shift task's 1-NN gallery: give the task a gallery "
-                           "({name: <dataset>, split: train} as the paper, or 'eval' for the other evaluation images)")
+        raise LrbenchError(
+            f"metric {name!r} needs the shift task's 1-NN gallery: give the task a gallery "
+            "({name: <dataset>, split: train} as the paper, or 'eval' for the other evaluation images)"
+        )
 
 
 def agreement(outputs: np.ndarray) -> np.ndarray:
@@ -115,5 +118,4 @@ class KnnAccuracy(_ShiftMetric):
         return float((outputs["knn"] == labels).mean()) if len(labels) else float("nan")
 
 
-METRIC_CLASSES = (ShiftAccuracy, KnnAccuracy, Consistency, ConsistencyNN, AdvRobustness, AdvRobustnessNN,
-                  NNMissing)
+METRIC_CLASSES = (ShiftAccuracy, KnnAccuracy, Consistency, ConsistencyNN, AdvRobustness, AdvRobustnessNN, NNMissing)

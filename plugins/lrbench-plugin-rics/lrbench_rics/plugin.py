@@ -1,4 +1,5 @@
 """lrbench hooks of the RICS plugin: methods rics/*, conditions shift@D and cyclic@D, task shift, its metrics, timm."""
+
 from __future__ import annotations
 
 from lrbench import hookimpl
@@ -35,5 +36,11 @@ def register_metrics(register):
 
 @hookimpl
 def register_models(register):
-    register("timm", timm_model, "timm image models (classifier or embedder); timm:ARCH[.TAG], pretrained: true",
-             kind=timm_kind, info={"install": "pip install timm"}, accepts_id=True)
+    register(
+        "timm",
+        timm_model,
+        "timm image models (classifier or embedder); timm:ARCH[.TAG], pretrained: true",
+        kind=timm_kind,
+        info={"install": "pip install timm"},
+        accepts_id=True,
+    )

@@ -11,6 +11,7 @@ tie turns such noise into a different choice. Pixels are therefore taken as inte
 to integers, the correlation is done in float64 (error far below 0.5 for these magnitudes) and rounded back: every score
 is the exact integer dot product, identical wherever the crop sits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,19 +90,21 @@ def strict_local_max(scores: torch.Tensor, cyclic: bool = False) -> torch.Tensor
     for di in (0, 1, 2):
         for dj in (0, 1, 2):
             if (di, dj) != (1, 1):
-                inner &= centre > scores[:, di:di + h - 2, dj:dj + w - 2]
+                inner &= centre > scores[:, di : di + h - 2, dj : dj + w - 2]
     mask[:, 1:-1, 1:-1] = inner
     return mask
 
 
 def content_keys(levels: torch.Tensor, k: int, cyclic: bool = False) -> torch.Tensor:
     """(B, 2, H', W') exact integer scores of every crop under two seeded random filters: equal content, equal keys."""
-    return torch.stack([correlate(levels, random_filter(k, levels.shape[1], seed), cyclic) for seed in _TIE_HASH_SEEDS],
-                       dim=1)
+    return torch.stack(
+        [correlate(levels, random_filter(k, levels.shape[1], seed), cyclic) for seed in _TIE_HASH_SEEDS], dim=1
+    )
 
 
-def crop_content_order(levels: torch.Tensor, positions: torch.Tensor, k: int, cyclic: bool = False,
-                       keys: torch.Tensor | None = None) -> int:
+def crop_content_order(
+    levels: torch.Tensor, positions: torch.Tensor, k: int, cyclic: bool = False, keys: torch.Tensor | None = None
+) -> int:
     """Row of ``positions`` (m, 2) whose k x k crop of ``levels`` (C, H, W) has the lexicographically largest content
     (read crop row by crop row, each row channel by channel); among identical contents the first.
 
@@ -133,8 +136,9 @@ def crop_content_order(levels: torch.Tensor, positions: torch.Tensor, k: int, cy
     return int(alive[0])
 
 
-def select_local_max(scores: torch.Tensor, cyclic: bool = False, levels: torch.Tensor | None = None,
-                     k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def select_local_max(
+    scores: torch.Tensor, cyclic: bool = False, levels: torch.Tensor | None = None, k: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per map: (row, col) of the highest strict local maximum and whether one exists.
 
     Maps without any local maximum fall back to their global maximum so a choice is always made. Exactly tied
@@ -195,8 +199,7 @@ class CropSelector:
         chosen = torch.zeros(len(levels), 2, dtype=torch.long, device=levels.device)
         todo = torch.arange(len(levels), device=levels.device)
         for i, sigma in enumerate(self.sigmas):  # a smaller hat only for images without a local maximum
-            corners, found = select_local_max(self.score_map(levels[todo], sigma), self.cyclic, levels[todo],
-                                              self.k)
+            corners, found = select_local_max(self.score_map(levels[todo], sigma), self.cyclic, levels[todo], self.k)
             last = i == len(self.sigmas) - 1
             keep = torch.ones_like(found) if last else found
             chosen[todo[keep]] = corners[keep]

@@ -14,6 +14,7 @@ input size, so a 1-pixel shift at 224 becomes a sub-pixel shift of the low-resol
 Used as an ordinary condition (any task), a shift condition yields its reference view; the ``shift`` task asks it for
 every allowed view (``offsets``, ``views_pil``, ``views_tensor``) and derives the per-shift predictions.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -33,14 +34,17 @@ def build_then(then: str | dict[str, Any] | None, context: PluginContext | None)
     if then is None:
         return None
     if context is None:
-        raise LrbenchError("then: a shift condition with a 'then' step is built through the degradations registry "
-                           "(it needs the plugin context to build the step)")
+        raise LrbenchError(
+            "then: a shift condition with a 'then' step is built through the degradations registry "
+            "(it needs the plugin context to build the step)"
+        )
     if not isinstance(then, (str, dict)):
         raise LrbenchError(f"then: expected a condition such as 'bicubic@16' or a mapping with 'name', got {then!r}")
     deg = context.condition(then, "then")
     if isinstance(deg, ShiftCondition):
-        raise LrbenchError(f"then: {deg.name!r} is itself a shift condition; 'then' takes a degradation such as "
-                           "bicubic@16")
+        raise LrbenchError(
+            f"then: {deg.name!r} is itself a shift condition; 'then' takes a degradation such as bicubic@16"
+        )
     return deg
 
 
@@ -111,13 +115,22 @@ class CropShift(ShiftCondition):
     name = "shift"
     varies, level_of = "shift", "max_shift"
 
-    def __init__(self, max_shift: int, resize: int = 256, crop: int = 224, then: str | dict[str, Any] | None = None,
-                 axes: str = "xy", context: PluginContext | None = None):
+    def __init__(
+        self,
+        max_shift: int,
+        resize: int = 256,
+        crop: int = 224,
+        then: str | dict[str, Any] | None = None,
+        axes: str = "xy",
+        context: PluginContext | None = None,
+    ):
         self.max_shift, self.resize, self.crop, self.axes = int(max_shift), int(resize), int(crop), axes
         margin = (self.resize - self.crop) // 2
         if self.max_shift < 0 or self.crop < 1 or self.max_shift > margin:
-            raise ValueError(f"shift: max_shift={max_shift} must be between 0 and (resize - crop) // 2 = {margin} "
-                             f"(resize={resize}, crop={crop})")
+            raise ValueError(
+                f"shift: max_shift={max_shift} must be between 0 and (resize - crop) // 2 = {margin} "
+                f"(resize={resize}, crop={crop})"
+            )
         self._init_then(then, context)
 
     def _origin(self) -> int:
@@ -132,7 +145,7 @@ class CropShift(ShiftCondition):
 
     def views_uint8(self, base: torch.Tensor, offsets: np.ndarray) -> torch.Tensor:
         o, c = self._origin(), self.crop
-        return torch.stack([base[:, o + dy:o + dy + c, o + dx:o + dx + c] for dy, dx in offsets.tolist()])
+        return torch.stack([base[:, o + dy : o + dy + c, o + dx : o + dx + c] for dy, dx in offsets.tolist()])
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         x = TF.resize(x, [self.resize, self.resize], interpolation=InterpolationMode.BICUBIC, antialias=True)
@@ -146,8 +159,14 @@ class CyclicShift(ShiftCondition):
     name = "cyclic"
     varies, level_of = "cyclic-shift", "max_shift"
 
-    def __init__(self, max_shift: int, size: int = 224, then: str | dict[str, Any] | None = None, axes: str = "xy",
-                 context: PluginContext | None = None):
+    def __init__(
+        self,
+        max_shift: int,
+        size: int = 224,
+        then: str | dict[str, Any] | None = None,
+        axes: str = "xy",
+        context: PluginContext | None = None,
+    ):
         self.max_shift, self.size, self.axes = int(max_shift), int(size), axes
         if self.max_shift < 0 or self.size < 1:
             raise ValueError(f"cyclic: need max_shift >= 0 and size >= 1, got max_shift={max_shift}, size={size}")

@@ -17,6 +17,7 @@ gallery item index, -1 without a neighbour), ``nn_ok`` (N,) whether the image ha
 (N,). A classifier's class is the argmax of its logits, a zero-shot model's the nearest class text embedding, an
 embedder's the k-NN vote of each view over the gallery (the paper's K-NN for open-CLIP and ViT).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -25,8 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lrbench import (CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, PluginContext, RunContext, Task,
-                     zero_shot_weights)
+from lrbench import (
+    CellOutput,
+    Dataset,
+    Degradation,
+    LrbenchError,
+    ModelAdapter,
+    PluginContext,
+    RunContext,
+    Task,
+    zero_shot_weights,
+)
 
 from .shifts import ShiftCondition
 
@@ -44,8 +54,10 @@ def _gallery_entry(gallery: str | dict[str, Any] | None) -> tuple[str, dict[str,
     if isinstance(gallery, dict) and "name" in gallery:
         params = dict(gallery)
         return str(params.pop("name")), params
-    raise LrbenchError(f"shift task: gallery must be a dataset entry ({{name: toyworld, split: train}} or a dataset "
-                       f"name) or 'eval' (the other evaluation images), got {gallery!r}")
+    raise LrbenchError(
+        f"shift task: gallery must be a dataset entry ({{name: toyworld, split: train}} or a dataset "
+        f"name) or 'eval' (the other evaluation images), got {gallery!r}"
+    )
 
 
 class ShiftTask(Task):
@@ -61,8 +73,13 @@ class ShiftTask(Task):
     headline_metric = "adv_robustness"
     version = "2"
 
-    def __init__(self, same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None,
-                 context: PluginContext | None = None):
+    def __init__(
+        self,
+        same_class: bool = True,
+        knn: int = 11,
+        gallery: str | dict[str, Any] | None = None,
+        context: PluginContext | None = None,
+    ):
         if int(knn) < 1:
             raise ValueError(f"knn must be >= 1, got {knn}")
         self.same_class, self.knn = bool(same_class), int(knn)
@@ -75,8 +92,10 @@ class ShiftTask(Task):
         """The separate gallery dataset (built once), None for ``eval`` or no gallery."""
         if self._gallery_entry is not None and self._gallery_ds is None:
             if self._context is None:
-                raise LrbenchError("the shift task builds its gallery dataset through the plugin context: create it "
-                                   "through the tasks registry (as a spec does), not directly")
+                raise LrbenchError(
+                    "the shift task builds its gallery dataset through the plugin context: create it "
+                    "through the tasks registry (as a spec does), not directly"
+                )
             name, params = self._gallery_entry
             self._gallery_ds = self._context.create("datasets", name, **params)
         return self._gallery_ds
@@ -87,8 +106,9 @@ class ShiftTask(Task):
         return {**super().identity(), "same_class": self.same_class, "knn": self.knn, "gallery": gallery}
 
     # ---- model outputs --------------------------------------------------------------------------------------------
-    def _forward(self, model: ModelAdapter, x: torch.Tensor, weights: torch.Tensor | None,
-                 ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, model: ModelAdapter, x: torch.Tensor, weights: torch.Tensor | None, ctx: RunContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted class or -1, L2-normalized embedding) for a prepared batch."""
         with torch.no_grad(), ctx.autocast():
             if model.kind == "classifier":
@@ -102,18 +122,27 @@ class ShiftTask(Task):
         pred = (emb @ weights.T).argmax(dim=1) if weights is not None else torch.full((len(x),), -1)
         return pred, emb
 
-    def _views(self, model: ModelAdapter, cond: ShiftCondition, base, offsets: np.ndarray,
-               ctx: RunContext) -> torch.Tensor:
+    def _views(
+        self, model: ModelAdapter, cond: ShiftCondition, base, offsets: np.ndarray, ctx: RunContext
+    ) -> torch.Tensor:
         if ctx.fast_path:
             return model.prepare_tensor(cond.views_tensor(base, offsets, ctx.device))
         return model.prepare(cond.views_pil(base, offsets.tolist()))
 
-    def _run_views(self, model: ModelAdapter, cond: ShiftCondition, base, offsets: np.ndarray,
-                   weights: torch.Tensor | None, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run_views(
+        self,
+        model: ModelAdapter,
+        cond: ShiftCondition,
+        base,
+        offsets: np.ndarray,
+        weights: torch.Tensor | None,
+        ctx: RunContext,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         preds, embs = [], []
         for start in range(0, len(offsets), ctx.batch_size):
-            p, e = self._forward(model, self._views(model, cond, base, offsets[start:start + ctx.batch_size], ctx),
-                                 weights, ctx)
+            p, e = self._forward(
+                model, self._views(model, cond, base, offsets[start : start + ctx.batch_size], ctx), weights, ctx
+            )
             preds.append(p.cpu())
             embs.append(e.cpu())
         return torch.cat(preds), torch.cat(embs)
@@ -140,8 +169,9 @@ class ShiftTask(Task):
         sims[:, torch.from_numpy(~cand)] = float("-inf")
         return sims.argmax(dim=1).numpy()
 
-    def _knn_vote(self, queries: torch.Tensor, gallery: torch.Tensor, labels: np.ndarray, exclude: np.ndarray,
-                  num_classes: int) -> np.ndarray:
+    def _knn_vote(
+        self, queries: torch.Tensor, gallery: torch.Tensor, labels: np.ndarray, exclude: np.ndarray, num_classes: int
+    ) -> np.ndarray:
         """k-NN majority vote of each query over the gallery without position ``exclude[q]`` (-1: exclude nothing);
         ties go to the class of the nearest neighbour; -1 when no gallery image is left."""
         n = len(gallery) - int((exclude >= 0).any())
@@ -158,15 +188,18 @@ class ShiftTask(Task):
         return votes.argmax(axis=1).astype(np.int64)
 
     # ---- the pass -------------------------------------------------------------------------------------------------
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         for c in conditions:
             if not isinstance(c, ShiftCondition):
                 raise LrbenchError(f"task 'shift' evaluates shift conditions (shift@D, cyclic@D); got {c.condition!r}")
         weights = self._text_weights(model, dataset, ctx)
         if weights is None and model.kind != "classifier" and self.gallery is None:
-            raise LrbenchError("task 'shift': an embedder's class is its k-NN vote over a gallery; give the task a "
-                               "gallery ({name: <dataset>, split: train} as the paper, or 'eval')")
+            raise LrbenchError(
+                "task 'shift': an embedder's class is its k-NN vote over a gallery; give the task a "
+                "gallery ({name: <dataset>, split: train} as the paper, or 'eval')"
+            )
         families: dict[str, list[ShiftCondition]] = {}
         for c in conditions:
             families.setdefault(repr(sorted(c.family().items())), []).append(c)  # type: ignore[arg-type]
@@ -180,11 +213,18 @@ class ShiftTask(Task):
             try:
                 yield i, cond.base_pil(dataset.load(i))
             except Exception as exc:  # an undecodable item costs one item, not the run
-                ctx.skipped.append({"dataset": dataset.name, "index": i, "item": dataset.item_id(i),
-                                    "error": f"{type(exc).__name__}: {exc}"})
+                ctx.skipped.append(
+                    {
+                        "dataset": dataset.name,
+                        "index": i,
+                        "item": dataset.item_id(i),
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
 
-    def _references(self, model: ModelAdapter, dataset: Dataset, cond: ShiftCondition, weights: torch.Tensor | None,
-                    ctx: RunContext) -> tuple[np.ndarray, torch.Tensor]:
+    def _references(
+        self, model: ModelAdapter, dataset: Dataset, cond: ShiftCondition, weights: torch.Tensor | None, ctx: RunContext
+    ) -> tuple[np.ndarray, torch.Tensor]:
         """(item indices, embeddings) of the reference views of every loadable item of ``dataset``."""
         ref = np.zeros((1, 2), dtype=np.int64)
         index, emb = [], []
@@ -193,8 +233,9 @@ class ShiftTask(Task):
             emb.append(self._run_views(model, cond, base, ref, weights, ctx)[1])
         return np.asarray(index, dtype=np.int64), (torch.cat(emb) if emb else torch.zeros(0, 1))
 
-    def _gallery(self, model: ModelAdapter, dataset: Dataset, rep: ShiftCondition, weights: torch.Tensor | None,
-                 ctx: RunContext) -> tuple[np.ndarray, torch.Tensor, np.ndarray, bool]:
+    def _gallery(
+        self, model: ModelAdapter, dataset: Dataset, rep: ShiftCondition, weights: torch.Tensor | None, ctx: RunContext
+    ) -> tuple[np.ndarray, torch.Tensor, np.ndarray, bool]:
         """(gallery item indices, embeddings, labels, whether the gallery is the evaluation set itself)."""
         gal = self.gallery_dataset()
         if gal is None and self.gallery != EVAL_GALLERY:
@@ -203,8 +244,14 @@ class ShiftTask(Task):
         g_idx, g_emb = self._references(model, source, rep, weights, ctx)
         return g_idx, g_emb, np.asarray(source.labels)[g_idx], source is dataset
 
-    def _run_family(self, model: ModelAdapter, dataset: Dataset, members: list[ShiftCondition],
-                    weights: torch.Tensor | None, ctx: RunContext) -> dict[str, CellOutput]:
+    def _run_family(
+        self,
+        model: ModelAdapter,
+        dataset: Dataset,
+        members: list[ShiftCondition],
+        weights: torch.Tensor | None,
+        ctx: RunContext,
+    ) -> dict[str, CellOutput]:
         rep = max(members, key=lambda c: c.max_shift)
         offsets = rep.offsets()
         g_idx, g_emb, g_labels, same_set = self._gallery(model, dataset, rep, weights, ctx)
@@ -219,11 +266,20 @@ class ShiftTask(Task):
             label = int(dataset.labels[i])
             cand = self._candidates(g_labels, label, self_pos)
             nn = self._nearest(e, g_emb, cand)
-            knn = (self._knn_vote(e[:1], g_emb, g_labels, np.array([self_pos]), dataset.num_classes)[0]
-                   if len(g_idx) else -1)
+            knn = (
+                self._knn_vote(e[:1], g_emb, g_labels, np.array([self_pos]), dataset.num_classes)[0]
+                if len(g_idx)
+                else -1
+            )
             index.append(i)
-            rows.append((np.asarray(p), np.where(nn >= 0, g_idx[np.maximum(nn, 0)] if len(g_idx) else -1, -1),
-                         bool(cand.any()), knn))
+            rows.append(
+                (
+                    np.asarray(p),
+                    np.where(nn >= 0, g_idx[np.maximum(nn, 0)] if len(g_idx) else -1, -1),
+                    bool(cand.any()),
+                    knn,
+                )
+            )
             ctx.progress(1)
         idx = np.asarray(index, dtype=np.int64)
         labels = np.asarray(dataset.labels)[idx] if len(idx) else np.zeros(0, np.int64)
@@ -234,9 +290,19 @@ class ShiftTask(Task):
         out = {}
         for c in members:
             cols = _columns(offsets, c.offsets())
-            out[c.condition] = CellOutput(idx, len(idx), {
-                "offsets": offsets[cols], "pred": pred[:, cols], "nn": nn[:, cols], "nn_ok": nn_ok,
-                "gallery_size": np.array(len(g_idx)), "knn": knn, "labels": labels})
+            out[c.condition] = CellOutput(
+                idx,
+                len(idx),
+                {
+                    "offsets": offsets[cols],
+                    "pred": pred[:, cols],
+                    "nn": nn[:, cols],
+                    "nn_ok": nn_ok,
+                    "gallery_size": np.array(len(g_idx)),
+                    "knn": knn,
+                    "labels": labels,
+                },
+            )
         return out
 
 
@@ -245,7 +311,12 @@ def _columns(all_offsets: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.array([pos[tuple(o)] for o in wanted.tolist()], dtype=np.int64)
 
 
-def shift_task(same_class: bool = True, knn: int = 11, gallery: str | dict[str, Any] | None = None, *,
-               context: PluginContext | None = None) -> ShiftTask:
+def shift_task(
+    same_class: bool = True,
+    knn: int = 11,
+    gallery: str | dict[str, Any] | None = None,
+    *,
+    context: PluginContext | None = None,
+) -> ShiftTask:
     """Shift consistency (RICS paper): per-shift class and 1-NN predictions; name it with ``task: shift``."""
     return ShiftTask(same_class=same_class, knn=knn, gallery=gallery, context=context)

@@ -8,6 +8,7 @@ pre-logits features (``encode_image``); ``kind: embedder`` drops the head (DINOv
 timm is imported when a model is built, not with this module: it costs seconds and every ``lrbench`` command loads the
 plugins.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,9 +36,17 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 class TimmAdapter(ModelAdapter):
     """A timm image model as a classifier (logits over its head) or an embedder (pooled features)."""
 
-    def __init__(self, arch: str, pretrained: bool = False, checkpoint: str | None = None,
-                 num_classes: int | None = None, image_size: int | None = None, kind: str = "classifier",
-                 seed: int = 0, model_args: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        arch: str,
+        pretrained: bool = False,
+        checkpoint: str | None = None,
+        num_classes: int | None = None,
+        image_size: int | None = None,
+        kind: str = "classifier",
+        seed: int = 0,
+        model_args: dict[str, Any] | None = None,
+    ):
         import timm
 
         if kind not in KINDS:
@@ -60,19 +69,31 @@ class TimmAdapter(ModelAdapter):
             result = self.module.load_state_dict(load_state_dict(checkpoint), strict=kind != "embedder")
             if result.missing_keys:
                 few = ", ".join(result.missing_keys[:4]) + (" ..." if len(result.missing_keys) > 4 else "")
-                raise LrbenchError(f"{checkpoint}: weights do not fit timm {arch}: {len(result.missing_keys)} "
-                                   f"parameters missing ({few})")
+                raise LrbenchError(
+                    f"{checkpoint}: weights do not fit timm {arch}: {len(result.missing_keys)} "
+                    f"parameters missing ({few})"
+                )
         cfg = timm.data.resolve_model_data_config(self.module)
-        self.preprocess = Preprocess(image_size=int(image_size or cfg["input_size"][-1]), mean=tuple(cfg["mean"]),
-                                     std=tuple(cfg["std"]), interpolation=cfg.get("interpolation", "bicubic"))
+        self.preprocess = Preprocess(
+            image_size=int(image_size or cfg["input_size"][-1]),
+            mean=tuple(cfg["mean"]),
+            std=tuple(cfg["std"]),
+            interpolation=cfg.get("interpolation", "bicubic"),
+        )
         if checkpoint:
             weights = f"sha256:{file_sha256(Path(checkpoint).expanduser())}"
         elif pretrained:
             weights = f"pretrained:{self.module.pretrained_cfg.get('tag') or arch}"
         else:
             weights = f"random-init:seed={seed}:timm={timm.__version__}"
-        self._identity = {"family": "timm", "arch": arch, "weights": weights, "kind": kind, "args": args,
-                          "image_size": self.preprocess.image_size}
+        self._identity = {
+            "family": "timm",
+            "arch": arch,
+            "weights": weights,
+            "kind": kind,
+            "args": args,
+            "image_size": self.preprocess.image_size,
+        }
 
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)
@@ -93,9 +114,16 @@ def _takes_img_size(arch: str) -> bool:
     return any(arch.startswith(p) for p in ("vit_", "deit", "eva", "beit", "swin", "cait", "flexivit"))
 
 
-def timm_model(id: str, pretrained: bool = False, checkpoint: str | None = None, num_classes: int | None = None,
-               image_size: int | None = None, kind: str = "classifier", seed: int = 0,
-               model_args: dict[str, Any] | None = None) -> TimmAdapter:
+def timm_model(
+    id: str,
+    pretrained: bool = False,
+    checkpoint: str | None = None,
+    num_classes: int | None = None,
+    image_size: int | None = None,
+    kind: str = "classifier",
+    seed: int = 0,
+    model_args: dict[str, Any] | None = None,
+) -> TimmAdapter:
     """A timm model: ``timm:resnet50.a1_in1k`` (pretrained: true for weights), ``timm:vit_small_patch14_dinov2``..."""
     return TimmAdapter(id, pretrained, checkpoint, num_classes, image_size, kind, seed, model_args)
 

@@ -4,6 +4,7 @@
 
 Adds the Theoretical Bound row (Theorem 1 and eq. 4) for the spec's model input size and RICS crop size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
-from lrbench.runner import run_spec
 from lrbench_rics.selection import adversarial_bound, consistency_bound
 
-COLUMNS = [("adv_robustness_nn", "Adv-Rob (1-NN)"), ("adv_robustness", "Adv-Rob (Class)"),
-           ("consistency_nn", "Consistency (1-NN)"), ("consistency", "Consistency (Class)")]
+from lrbench.runner import run_spec
+
+COLUMNS = [
+    ("adv_robustness_nn", "Adv-Rob (1-NN)"),
+    ("adv_robustness", "Adv-Rob (Class)"),
+    ("consistency_nn", "Consistency (1-NN)"),
+    ("consistency", "Consistency (Class)"),
+]
 
 
 def shift_of(condition: str) -> int:
@@ -59,13 +64,19 @@ def main() -> None:
     print(table(df, crop, k, axes))
     missing = df[df.metric == "nn_missing"]
     if len(missing):
-        print(f"\nimages without a 1-NN candidate in the gallery (excluded from the 1-NN columns): "
-              f"{sorted(set(missing.value.astype(int)))}")
+        print(
+            f"\nimages without a 1-NN candidate in the gallery (excluded from the 1-NN columns): "
+            f"{sorted(set(missing.value.astype(int)))}"
+        )
     low = df[df.condition.str.contains("then=") & (df.metric != "nn_missing")]
     if len(low):
         print("\nwith a low-resolution step after the shift:")
-        print(low.pivot_table(index=["model", "method"], columns=["condition", "metric"], values="value",
-                              sort=False).T.mul(100).round(2).to_string())
+        print(
+            low.pivot_table(index=["model", "method"], columns=["condition", "metric"], values="value", sort=False)
+            .T.mul(100)
+            .round(2)
+            .to_string()
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny random-image dataset and tiny adapters, so every test runs offline in seconds."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -38,9 +39,14 @@ class TinyConvAdapter(ModelAdapter):
 
     def __init__(self, size: int = 32, seed: int = 0):
         torch.manual_seed(seed)
-        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, padding=2), torch.nn.ReLU(),
-                                            torch.nn.Conv2d(16, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
-                                            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 5, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        )
         self.head = torch.nn.Linear(16, 5)
         self.module = torch.nn.Sequential(self.features, self.head).eval()
         self.preprocess = Preprocess(image_size=size, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))

@@ -1,6 +1,6 @@
 """Theorem 1 / eq. (4) bounds: the paper's worked example and the 'Theoretical Bound' row of Table 1."""
-import pytest
 
+import pytest
 from lrbench_rics.selection import adversarial_bound, consistency_bound
 
 

@@ -1,14 +1,14 @@
 """The RICS wrapper: Theorem 2 on a random-init model, what the inner model receives, every adapter kind."""
+
 import itertools
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from lrbench_rics.method import PAPER_FRACTION, RICS, crop_size, rics_cyclic, rics_mh, rics_rand
 from lrbench_rics.selection import extract_crops, strict_local_max, to_levels
+from PIL import Image
 
 
 def _image(size, seed=0):
@@ -49,8 +49,11 @@ def _centrally_symmetric(n, seed):
 @pytest.mark.parametrize("kind", ["symmetric", "constant", "periodic"])
 def test_tied_scores_keep_theorem_2_under_every_cyclic_shift(h, method_ctx, kind):
     n, k = 24, 12
-    img = {"symmetric": _centrally_symmetric(n, 5), "constant": np.full((n, n, 3), 77, np.uint8),
-           "periodic": np.tile(_image(6, seed=2), (4, 4, 1))}[kind]
+    img = {
+        "symmetric": _centrally_symmetric(n, 5),
+        "constant": np.full((n, n, 3), 77, np.uint8),
+        "periodic": np.tile(_image(6, seed=2), (4, 4, 1)),
+    }[kind]
     base = h.TinyConvAdapter(size=n)
     model = rics_cyclic(k=k, score="mh", sigmas=[3.0]).apply(base, method_ctx)
     shifts = list(itertools.product(range(n), repeat=2))
@@ -93,8 +96,9 @@ def test_wrapper_feed_resize_resizes_the_selected_crop_back(h, method_ctx):
     with torch.no_grad():
         got = model.encode_image(x)
         corners = model.last_corners
-        expect = base.encode_image(F.interpolate(extract_crops(x, corners, 20), size=(32, 32), mode="bicubic",
-                                                 align_corners=False))
+        expect = base.encode_image(
+            F.interpolate(extract_crops(x, corners, 20), size=(32, 32), mode="bicubic", align_corners=False)
+        )
     assert torch.allclose(got, expect)
 
 
@@ -102,10 +106,14 @@ def test_feed_keys_the_cells_default_included(tmp_path):
     from lrbench.runner import run_spec
 
     def keys(methods):
-        spec = {"name": "keys", "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32}],
-                "methods": methods, "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
-                "conditions": [{"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
-                "task": {"name": "shift", "gallery": "eval"}}
+        spec = {
+            "name": "keys",
+            "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32}],
+            "methods": methods,
+            "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
+            "conditions": [{"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
+            "task": {"name": "shift", "gallery": "eval"},
+        }
         plan = run_spec(spec, tmp_path / "run", dry_run=True, cache_dir=tmp_path / "cache")
         return dict(zip(plan["method"], plan["key"]))
 
@@ -122,12 +130,15 @@ def test_realistic_shift_keeps_the_output_when_the_same_crop_is_chosen(h, method
     agree = total = 0
     for seed in range(6):
         big = _image(n + 2 * d, seed=seed)
-        views = [Image.fromarray(big[d + dy:d + dy + n, d + dx:d + dx + n]) for dy, dx in
-                 itertools.product(range(-d, d + 1), repeat=2)]
+        views = [
+            Image.fromarray(big[d + dy : d + dy + n, d + dx : d + dx + n])
+            for dy, dx in itertools.product(range(-d, d + 1), repeat=2)
+        ]
         with torch.no_grad():
             out = model.encode_image(base.prepare(views))
-        absolute = model.last_corners + torch.tensor([[d + dy, d + dx] for dy, dx in
-                                                      itertools.product(range(-d, d + 1), repeat=2)])
+        absolute = model.last_corners + torch.tensor(
+            [[d + dy, d + dx] for dy, dx in itertools.product(range(-d, d + 1), repeat=2)]
+        )
         same = (absolute == absolute[4]).all(dim=1)
         assert torch.allclose(out[same], out[4].expand_as(out[same]), atol=1e-5)
         agree += int(same.sum()) - 1

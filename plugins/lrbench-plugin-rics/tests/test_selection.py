@@ -1,13 +1,22 @@
 """Crop scores, strict local maxima and the selection rule against direct computation and brute force."""
+
 import itertools
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from lrbench_rics.selection import (CropSelector, adversarial_bound, consistency_bound, correlate, extract_crops,
-                                    mexican_hat, random_filter, select_local_max, strict_local_max)
+from lrbench_rics.selection import (
+    CropSelector,
+    adversarial_bound,
+    consistency_bound,
+    correlate,
+    extract_crops,
+    mexican_hat,
+    random_filter,
+    select_local_max,
+    strict_local_max,
+)
 
 
 def _levels(b, c, h, w, seed=0):
@@ -88,11 +97,11 @@ def _selection_stability(n: int, k: int, d: int, images: int, score: str = "rand
     sel = CropSelector(k, score)
     chosen = []
     for dy, dx in itertools.product(range(-d, d + 1), repeat=2):
-        corners = sel.select(big[:, :, d + dy:d + dy + n, d + dx:d + dx + n])
+        corners = sel.select(big[:, :, d + dy : d + dy + n, d + dx : d + dx + n])
         chosen.append(corners + torch.tensor([d + dy, d + dx]))
     chosen = torch.stack(chosen, dim=1)  # (images, shifts, 2)
     centre = (2 * d + 1) ** 2 // 2
-    same = (chosen == chosen[:, centre:centre + 1]).all(dim=-1)
+    same = (chosen == chosen[:, centre : centre + 1]).all(dim=-1)
     adv = same.all(dim=1).double().mean().item()
     cons = ((same.double().sum(dim=1) - 1) / ((2 * d + 1) ** 2 - 1)).mean().item()
     return adv, cons

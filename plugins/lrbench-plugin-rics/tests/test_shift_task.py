@@ -1,20 +1,30 @@
 """Shift conditions, the shift task and its metrics."""
+
 import numpy as np
 import pytest
 import torch
+from lrbench_rics import plugin as rics_plugin
+from lrbench_rics.method import rics_cyclic
+from lrbench_rics.metrics import (
+    AdvRobustness,
+    AdvRobustnessNN,
+    Consistency,
+    ConsistencyNN,
+    KnnAccuracy,
+    NNMissing,
+    ShiftAccuracy,
+    adversarial_robustness,
+    consistency,
+)
+from lrbench_rics.shifts import CropShift, CyclicShift, shift_offsets
+from lrbench_rics.task import ShiftTask
 from torchvision.transforms import functional as TF
 
-from lrbench.tasks import RunContext
-from lrbench_rics.method import rics_cyclic
-from lrbench_rics.metrics import (AdvRobustness, AdvRobustnessNN, Consistency, ConsistencyNN, KnnAccuracy, NNMissing,
-                                  ShiftAccuracy, adversarial_robustness, consistency)
 from lrbench.plugins import Plugins
-from lrbench_rics import plugin as rics_plugin
-from lrbench_rics.shifts import CropShift, CyclicShift, shift_offsets
+from lrbench.tasks import RunContext
 
 #: the registries a shift condition builds its ``then`` step from (the registry passes them as ``context``)
 CONTEXT = Plugins(load_entry_points=False, extra=[(rics_plugin, "rics")]).context
-from lrbench_rics.task import ShiftTask
 
 
 def test_metric_definitions_on_known_outputs():
@@ -47,8 +57,9 @@ def test_realistic_views_move_the_crop_window(h):
     assert np.array_equal(right[:, :-1], ref[:, 1:]) and not np.array_equal(right[:, -1], ref[:, -1])
     assert np.array_equal(down[:-1], ref[1:])
     fast = cond.views_tensor(base, np.array([[0, 0], [0, 1]]), torch.device("cpu"))
-    assert torch.equal((fast * 255).round().byte(), torch.stack([TF.pil_to_tensor(v) for v in
-                                                                 cond.views_pil(base, [(0, 0), (0, 1)])]))
+    assert torch.equal(
+        (fast * 255).round().byte(), torch.stack([TF.pil_to_tensor(v) for v in cond.views_pil(base, [(0, 0), (0, 1)])])
+    )
     assert np.array_equal(np.asarray(cond.pil(img)), ref)
 
 
@@ -70,17 +81,24 @@ def test_cyclic_views_roll(h):
 def _run(h, model, conditions, fast=False, ds=None, **task_args):
     ds = ds or h.NoiseImages(n=6, size=40, classes=3)
     task_args.setdefault("gallery", "eval")
-    return ds, ShiftTask(**task_args, context=CONTEXT).run(model, ds, conditions, RunContext(batch_size=16, fast_path=fast))
+    return ds, ShiftTask(**task_args, context=CONTEXT).run(
+        model, ds, conditions, RunContext(batch_size=16, fast_path=fast)
+    )
 
 
 def test_task_outputs_family_sharing_and_retrieval(h):
     model = h.TinyConvAdapter(size=32)
-    conds = [CropShift(1, resize=40, crop=32, axes="x"), CropShift(2, resize=40, crop=32, axes="x"),
-             CyclicShift(1, size=32)]
+    conds = [
+        CropShift(1, resize=40, crop=32, axes="x"),
+        CropShift(2, resize=40, crop=32, axes="x"),
+        CyclicShift(1, size=32),
+    ]
     ds, out = _run(h, model, conds)
     assert set(out) == {"shift@1(resize=40,crop=32,axes=x)", "shift@2(resize=40,crop=32,axes=x)", "cyclic@1(size=32)"}
     one, two = out["shift@1(resize=40,crop=32,axes=x)"], out["shift@2(resize=40,crop=32,axes=x)"]
-    assert one["pred"].shape == (6, 3) and two["pred"].shape == (6, 5) and out["cyclic@1(size=32)"]["nn"].shape == (6, 9)
+    assert (
+        one["pred"].shape == (6, 3) and two["pred"].shape == (6, 5) and out["cyclic@1(size=32)"]["nn"].shape == (6, 9)
+    )
     cols = [next(j for j, o in enumerate(two["offsets"].tolist()) if o == p) for p in one["offsets"].tolist()]
     assert np.array_equal(one["pred"], two["pred"][:, cols]) and np.array_equal(one["nn"], two["nn"][:, cols])
     # 1-NN (gallery: eval): never the query itself, always another image of its class
@@ -135,7 +153,9 @@ def test_gallery_from_a_separate_split_as_the_paper(h):
 
     test, train = ToyWorld(split="test", n=6), ToyWorld(split="train", n=36)
     conds = [CropShift(1, resize=40, crop=32, axes="x")]
-    _, out = _run(h, h.TinyConvAdapter(size=32), conds, ds=test, gallery={"name": "toyworld", "split": "train", "n": 36})
+    _, out = _run(
+        h, h.TinyConvAdapter(size=32), conds, ds=test, gallery={"name": "toyworld", "split": "train", "n": 36}
+    )
     o = out["shift@1(resize=40,crop=32,axes=x)"]
     assert int(o["gallery_size"]) == 36
     has_class = np.isin(test.labels, train.labels)

@@ -1,10 +1,11 @@
 """The timm adapter (random-init, offline) and an end-to-end ``run_spec`` of the shift task."""
+
 import numpy as np
 import pytest
 import torch
+from lrbench_rics.timm_models import TimmAdapter, load_state_dict
 
 from lrbench.runner import run_spec
-from lrbench_rics.timm_models import TimmAdapter, load_state_dict
 
 
 def test_timm_classifier_and_embedder(tmp_path):
@@ -22,7 +23,8 @@ def test_timm_classifier_and_embedder(tmp_path):
     with torch.no_grad():
         assert torch.allclose(again.classify(x), clf.classify(x))
     assert again.identity()["weights"].startswith("sha256:") and set(load_state_dict(path)) == set(
-        clf.module.state_dict())
+        clf.module.state_dict()
+    )
     emb = TimmAdapter("resnet10t", kind="embedder", image_size=32)
     with pytest.raises(NotImplementedError, match="embedder"):
         emb.classify(x)
@@ -36,16 +38,19 @@ def test_run_spec_table1_shape(tmp_path):
         "models": [{"name": "timm:resnet10t", "kind": "embedder", "image_size": 32, "label": "r10t"}],
         "methods": ["none", {"name": "rics/cyclic", "k": 20, "score": "rand"}],
         "datasets": [{"name": "toyworld", "split": "test", "n": 4}],
-        "conditions": [{"name": "shift", "max_shift": 1, "resize": 37, "crop": 32, "axes": "x"},
-                       {"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"}],
+        "conditions": [
+            {"name": "shift", "max_shift": 1, "resize": 37, "crop": 32, "axes": "x"},
+            {"name": "cyclic", "max_shift": 1, "size": 32, "axes": "x"},
+        ],
         "task": {"name": "shift", "gallery": {"name": "toyworld", "split": "train", "n": 24}},
     }
     df = run_spec(spec, tmp_path / "run", device="cpu", cache_dir=tmp_path / "cache")
     assert set(df.metric) >= {"consistency", "adv_robustness", "consistency_nn", "adv_robustness_nn", "shift_acc"}
     assert len(df) == 2 * 2 * 5  # methods x conditions x default metrics
     cell = df[(df.condition == "cyclic@1(size=32,axes=x)") & df.method.str.contains("cyclic")]
-    assert set(cell.set_index("metric").loc[["consistency", "adv_robustness", "consistency_nn",
-                                             "adv_robustness_nn"], "value"]) == {1.0}
+    assert set(
+        cell.set_index("metric").loc[["consistency", "adv_robustness", "consistency_nn", "adv_robustness_nn"], "value"]
+    ) == {1.0}
     assert (df.n == 4).all()
     values = df.value.to_numpy(dtype=float)
     assert np.isfinite(values).all() and ((values >= 0) & (values <= 1)).all()

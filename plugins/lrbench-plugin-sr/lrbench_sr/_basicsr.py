@@ -6,6 +6,7 @@ basicsr 1.4.2 imports ``torchvision.transforms.functional_tensor`` (from its dat
 package import; only the architecture modules, the PSNR/SSIM functions and the cosine-restart learning-rate schedule
 (BasicSR's, which SR4IR's code uses) are used from it.
 """
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ the error names the keys that differ. Published files come in three key layouts,
 - EDSR-PyTorch (``edsr_baseline_x4-6b446fab.pt``): ``head`` / ``body.i.body.{0,2}`` / ``tail`` plus mean-shift layers;
 - ESRGAN / BSRGAN (KAIR): ``RRDB_trunk`` / ``RDBn`` / ``trunk_conv`` / ``upconvN`` / ``HRconv``.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from lrbench import CheckpointRefused, LrbenchError, load_checkpoint
 from torch import nn
+
+from lrbench import CheckpointRefused, LrbenchError, load_checkpoint
 
 #: where published checkpoints are looked up by file name when a spec names no ``checkpoint``
 WEIGHTS_ENV = "LRBENCH_SR_WEIGHTS"
@@ -54,41 +56,122 @@ def _edsr_files(prefix: str, hashes: dict[int, str]) -> dict[int, tuple[str, ...
 VARIANTS: dict[tuple[str, str], Variant] = {
     (v.arch, v.name): v
     for v in (
-        Variant("edsr", "baseline", (2, 3, 4, 8), dict(num_feat=64, num_block=16, res_scale=1.0),
-                _edsr_files("edsr_baseline", {2: "1bc95232", 3: "abf2a44e", 4: "6b446fab"}), _EDSR_URL,
-                "EDSR-baseline (16 blocks, 64 channels; the SR4IR backbone)"),
-        Variant("edsr", "large", (2, 3, 4, 8), dict(num_feat=256, num_block=32, res_scale=0.1),
-                _edsr_files("edsr", {2: "0edfb8a3", 3: "ea3ef2c6", 4: "4f62e9ef"}), _EDSR_URL,
-                "EDSR (32 blocks, 256 channels)"),
-        Variant("swinir", "classical", (2, 3, 4, 8),
-                dict(embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=8, mlp_ratio=2.0,
-                     upsampler="pixelshuffle", resi_connection="1conv"),
-                {s: (f"001_classicalSR_DF2K_s64w8_SwinIR-M_x{s}.pth", f"001_classicalSR_DIV2K_s48w8_SwinIR-M_x{s}.pth")
-                 for s in (2, 3, 4, 8)}, _SWINIR_URL, "SwinIR-M classical SR (bicubic degradation)"),
-        Variant("swinir", "lightweight", (2, 3, 4),
-                dict(embed_dim=60, depths=(6,) * 4, num_heads=(6,) * 4, window_size=8, mlp_ratio=2.0,
-                     upsampler="pixelshuffledirect", resi_connection="1conv"),
-                {s: (f"002_lightweightSR_DIV2K_s64w8_SwinIR-S_x{s}.pth",) for s in (2, 3, 4)}, _SWINIR_URL,
-                "SwinIR-S lightweight SR"),
-        Variant("swinir", "real", (4,),
-                dict(embed_dim=180, depths=(6,) * 6, num_heads=(6,) * 6, window_size=8, mlp_ratio=2.0,
-                     upsampler="nearest+conv", resi_connection="1conv"),
-                {4: ("003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth",)}, _SWINIR_URL,
-                "SwinIR-M real-world SR (BSRGAN degradations, GAN)"),
-        Variant("swinir", "real-large", (4,),
-                dict(embed_dim=240, depths=(6,) * 9, num_heads=(8,) * 9, window_size=8, mlp_ratio=2.0,
-                     upsampler="nearest+conv", resi_connection="3conv"),
-                {4: ("003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth",)}, _SWINIR_URL,
-                "SwinIR-L real-world SR"),
-        Variant("rrdbnet", "esrgan", (4,), dict(num_feat=64, num_block=23, num_grow_ch=32),
-                {4: ("RRDB_ESRGAN_x4.pth", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth")},
-                "https://github.com/xinntao/ESRGAN", "ESRGAN (RRDBNet, 23 blocks)"),
-        Variant("rrdbnet", "bsrgan", (4,), dict(num_feat=64, num_block=23, num_grow_ch=32),
-                {4: ("BSRGAN.pth",)}, "https://github.com/cszn/KAIR/releases/download/v1.0/",
-                "BSRGAN (RRDBNet trained on the BSRGAN degradation model)"),
-        Variant("rrdbnet", "realesrgan", (2, 4), dict(num_feat=64, num_block=23, num_grow_ch=32),
-                {4: ("RealESRGAN_x4plus.pth",), 2: ("RealESRGAN_x2plus.pth",)}, _REALESRGAN_URL,
-                "Real-ESRGAN x4plus / x2plus (RRDBNet)"),
+        Variant(
+            "edsr",
+            "baseline",
+            (2, 3, 4, 8),
+            dict(num_feat=64, num_block=16, res_scale=1.0),
+            _edsr_files("edsr_baseline", {2: "1bc95232", 3: "abf2a44e", 4: "6b446fab"}),
+            _EDSR_URL,
+            "EDSR-baseline (16 blocks, 64 channels; the SR4IR backbone)",
+        ),
+        Variant(
+            "edsr",
+            "large",
+            (2, 3, 4, 8),
+            dict(num_feat=256, num_block=32, res_scale=0.1),
+            _edsr_files("edsr", {2: "0edfb8a3", 3: "ea3ef2c6", 4: "4f62e9ef"}),
+            _EDSR_URL,
+            "EDSR (32 blocks, 256 channels)",
+        ),
+        Variant(
+            "swinir",
+            "classical",
+            (2, 3, 4, 8),
+            dict(
+                embed_dim=180,
+                depths=(6,) * 6,
+                num_heads=(6,) * 6,
+                window_size=8,
+                mlp_ratio=2.0,
+                upsampler="pixelshuffle",
+                resi_connection="1conv",
+            ),
+            {
+                s: (f"001_classicalSR_DF2K_s64w8_SwinIR-M_x{s}.pth", f"001_classicalSR_DIV2K_s48w8_SwinIR-M_x{s}.pth")
+                for s in (2, 3, 4, 8)
+            },
+            _SWINIR_URL,
+            "SwinIR-M classical SR (bicubic degradation)",
+        ),
+        Variant(
+            "swinir",
+            "lightweight",
+            (2, 3, 4),
+            dict(
+                embed_dim=60,
+                depths=(6,) * 4,
+                num_heads=(6,) * 4,
+                window_size=8,
+                mlp_ratio=2.0,
+                upsampler="pixelshuffledirect",
+                resi_connection="1conv",
+            ),
+            {s: (f"002_lightweightSR_DIV2K_s64w8_SwinIR-S_x{s}.pth",) for s in (2, 3, 4)},
+            _SWINIR_URL,
+            "SwinIR-S lightweight SR",
+        ),
+        Variant(
+            "swinir",
+            "real",
+            (4,),
+            dict(
+                embed_dim=180,
+                depths=(6,) * 6,
+                num_heads=(6,) * 6,
+                window_size=8,
+                mlp_ratio=2.0,
+                upsampler="nearest+conv",
+                resi_connection="1conv",
+            ),
+            {4: ("003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth",)},
+            _SWINIR_URL,
+            "SwinIR-M real-world SR (BSRGAN degradations, GAN)",
+        ),
+        Variant(
+            "swinir",
+            "real-large",
+            (4,),
+            dict(
+                embed_dim=240,
+                depths=(6,) * 9,
+                num_heads=(8,) * 9,
+                window_size=8,
+                mlp_ratio=2.0,
+                upsampler="nearest+conv",
+                resi_connection="3conv",
+            ),
+            {4: ("003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth",)},
+            _SWINIR_URL,
+            "SwinIR-L real-world SR",
+        ),
+        Variant(
+            "rrdbnet",
+            "esrgan",
+            (4,),
+            dict(num_feat=64, num_block=23, num_grow_ch=32),
+            {4: ("RRDB_ESRGAN_x4.pth", "ESRGAN_SRx4_DF2KOST_official-ff704c30.pth")},
+            "https://github.com/xinntao/ESRGAN",
+            "ESRGAN (RRDBNet, 23 blocks)",
+        ),
+        Variant(
+            "rrdbnet",
+            "bsrgan",
+            (4,),
+            dict(num_feat=64, num_block=23, num_grow_ch=32),
+            {4: ("BSRGAN.pth",)},
+            "https://github.com/cszn/KAIR/releases/download/v1.0/",
+            "BSRGAN (RRDBNet trained on the BSRGAN degradation model)",
+        ),
+        Variant(
+            "rrdbnet",
+            "realesrgan",
+            (2, 4),
+            dict(num_feat=64, num_block=23, num_grow_ch=32),
+            {4: ("RealESRGAN_x4plus.pth",), 2: ("RealESRGAN_x2plus.pth",)},
+            _REALESRGAN_URL,
+            "Real-ESRGAN x4plus / x2plus (RRDBNet)",
+        ),
     )
 }
 
@@ -154,8 +237,9 @@ def build(arch: str, variant_name: str, scale: int, options: dict[str, Any] | No
     kwargs = {**v.kwargs, **(options or {})}
     unknown = set(options or {}) - set(v.kwargs) - {"img_size", "drop_path_rate", "num_grow_ch"}
     if unknown:
-        raise LrbenchError(f"unknown {arch} option(s) {', '.join(sorted(unknown))}; choices: "
-                           f"{', '.join(sorted(v.kwargs))}")
+        raise LrbenchError(
+            f"unknown {arch} option(s) {', '.join(sorted(unknown))}; choices: {', '.join(sorted(v.kwargs))}"
+        )
     for key in ("depths", "num_heads"):
         if key in kwargs:
             kwargs[key] = list(kwargs[key])
@@ -165,6 +249,7 @@ def build(arch: str, variant_name: str, scale: int, options: dict[str, Any] | No
 
 
 # ---------------------------------------------------------------------------------------------- key layouts
+
 
 def unwrap(obj: Any) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint file: ``params_ema`` > ``params`` > the object itself; ``module.`` stripped."""
@@ -259,12 +344,16 @@ def check_fit(backbone: Backbone, sd: dict[str, torch.Tensor], source: str) -> N
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected key(s): {few(unexpected)}")
     if shapes:
-        parts.append(f"{len(shapes)} shape mismatch(es): "
-                     + few(shapes, lambda k: f"{k} file {tuple(given[k])} vs arch {tuple(expected[k])}"))
+        parts.append(
+            f"{len(shapes)} shape mismatch(es): "
+            + few(shapes, lambda k: f"{k} file {tuple(given[k])} vs arch {tuple(expected[k])}")
+        )
     raise SRCheckpointError(
-        f"{source} does not fit {backbone.arch} {backbone.variant} x{backbone.scale}: " + "; ".join(parts)
+        f"{source} does not fit {backbone.arch} {backbone.variant} x{backbone.scale}: "
+        + "; ".join(parts)
         + ". Check arch/variant/scale (or pass `options` for a custom configuration), or load the file by "
-          "inspection with `sr/file` (spandrel).")
+        "inspection with `sr/file` (spandrel)."
+    )
 
 
 def weights_dir() -> Path:
@@ -279,8 +368,12 @@ def find_published(arch: str, variant_name: str, scale: int) -> Path:
     for name in names:
         if (folder / name).is_file():
             return folder / name
-    hint = (f"download one of {', '.join(names)} from {v.source} into {folder} (or set ${WEIGHTS_ENV})"
-            if names else f"no published {arch} {variant_name} x{scale} weights are known")
+    hint = (
+        f"download one of {', '.join(names)} from {v.source} into {folder} (or set ${WEIGHTS_ENV})"
+        if names
+        else f"no published {arch} {variant_name} x{scale} weights are known"
+    )
     raise SRCheckpointError(
         f"no checkpoint for SR backbone {arch} {variant_name} x{scale}: {hint}, or give `checkpoint: PATH`. "
-        "Random SR weights are meaningless; `random_init: true` exists for tests only.")
+        "Random SR weights are meaningless; `random_init: true` exists for tests only."
+    )

@@ -1,4 +1,5 @@
 """Running an SR network on a batch: padding to the window size, tiling large inputs, mixed precision on GPU."""
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,15 @@ class SRInference:
     averaged where they overlap, bounding memory for large images. ``amp`` runs fp16 autocast on CUDA (ignored on CPU).
     """
 
-    def __init__(self, module: nn.Module, scale: int, pad_multiple: int = 1, tile: int = 0, tile_overlap: int = 16,
-                 amp: bool = True):
+    def __init__(
+        self,
+        module: nn.Module,
+        scale: int,
+        pad_multiple: int = 1,
+        tile: int = 0,
+        tile_overlap: int = 16,
+        amp: bool = True,
+    ):
         self.module, self.scale, self.pad_multiple = module, int(scale), int(pad_multiple)
         if tile and tile % self.pad_multiple:
             raise ValueError(f"tile ({tile}) must be a multiple of the window size {self.pad_multiple}")
@@ -52,10 +60,10 @@ class SRInference:
         weight = torch.zeros(1, 1, h * s, w * s, device=x.device, dtype=torch.float32)
         for y in ys:
             for x0 in xs:
-                patch = self._forward(x[..., y:y + tile, x0:x0 + tile]).float()
+                patch = self._forward(x[..., y : y + tile, x0 : x0 + tile]).float()
                 ph, pw = patch.shape[-2:]
-                out[..., y * s:y * s + ph, x0 * s:x0 * s + pw] += patch
-                weight[..., y * s:y * s + ph, x0 * s:x0 * s + pw] += 1
+                out[..., y * s : y * s + ph, x0 * s : x0 * s + pw] += patch
+                weight[..., y * s : y * s + ph, x0 * s : x0 * s + pw] += 1
         return out / weight
 
     @torch.no_grad()

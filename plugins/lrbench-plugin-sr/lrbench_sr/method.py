@@ -6,6 +6,7 @@ square of its shorter side (``center_crop``), super-resolved by the network's fi
 model's own preprocessing then resizes that to its input size (64 -> 224 bicubic for CLIP); nothing tries to make
 ``LR size x scale`` equal the model's input size.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +16,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from lrbench import Cache, LrbenchError, Method, MethodContext, ModelAdapter, ModelWrapper, content_key, file_sha256_memo, load_checkpoint
 from PIL import Image
 from torch import nn
 from torchvision.transforms import functional as TF
+
+from lrbench import (
+    Cache,
+    LrbenchError,
+    Method,
+    MethodContext,
+    ModelAdapter,
+    ModelWrapper,
+    content_key,
+    file_sha256_memo,
+    load_checkpoint,
+)
 
 from . import backbones
 from .inference import SRInference
@@ -41,7 +53,7 @@ def center_square_array(a: np.ndarray) -> np.ndarray:
     h, w = a.shape[:2]
     side = min(h, w)
     top, left = int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
-    return a[top:top + side, left:left + side]
+    return a[top : top + side, left : left + side]
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -52,8 +64,15 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 class SRWrapper(ModelWrapper):
     """An adapter whose inputs are super-resolved before the inner adapter's own preprocessing."""
 
-    def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], sr: SRInference,
-                 center_crop: bool = True, batch_size: int = 32, cache: Cache | None = None):
+    def __init__(
+        self,
+        inner: ModelAdapter,
+        method_identity: dict[str, Any],
+        sr: SRInference,
+        center_crop: bool = True,
+        batch_size: int = 32,
+        cache: Cache | None = None,
+    ):
         super().__init__(inner, method_identity)
         self.sr, self.center_crop, self.batch_size, self.sr_cache = sr, center_crop, int(batch_size), cache
 
@@ -65,7 +84,7 @@ class SRWrapper(ModelWrapper):
         """Float [0, 1] LR batch -> SR batch, (center-cropped first when ``center_crop``), in chunks of batch_size."""
         if self.center_crop:
             x = center_square(x)
-        return torch.cat([self.sr(x[i:i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
+        return torch.cat([self.sr(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
 
     def super_resolve_pil(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """PIL LR images -> PIL SR images (8-bit, as LR0.FM's ``to_pil_image``): grouped by size, batched, cached."""
@@ -83,14 +102,13 @@ class SRWrapper(ModelWrapper):
                 todo[a.shape[:2]].append(i)
         for idx in todo.values():
             for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start:start + self.batch_size]
+                chunk = idx[start : start + self.batch_size]
                 x = torch.from_numpy(np.stack([arrays[i] for i in chunk])).permute(0, 3, 1, 2).float() / 255
                 y = self.sr(x)
                 for i, img in zip(chunk, y):
                     out[i] = to_uint8(img)
                     if keys[i] is not None:
-                        self.sr_cache.put("sr", keys[i], {"sr": out[i]},
-                                          {"sr": self.method_identity, "image": keys[i]})
+                        self.sr_cache.put("sr", keys[i], {"sr": out[i]}, {"sr": self.method_identity, "image": keys[i]})
         return [Image.fromarray(a) for a in out]  # type: ignore[arg-type]
 
     def _key(self, array: np.ndarray) -> str:
@@ -121,8 +139,14 @@ class _SRMethodBase(Method):
         module, scale, pad = self.network()
         module.to(ctx.device).eval()
         sr = SRInference(module, scale, pad, tile=self.tile, tile_overlap=self.tile_overlap, amp=self.amp)
-        return SRWrapper(model, self.identity(), sr, center_crop=self.center_crop, batch_size=self.batch_size,
-                         cache=ctx.cache if self.cache else None)
+        return SRWrapper(
+            model,
+            self.identity(),
+            sr,
+            center_crop=self.center_crop,
+            batch_size=self.batch_size,
+            cache=ctx.cache if self.cache else None,
+        )
 
 
 class SRMethod(_SRMethodBase):
@@ -130,10 +154,22 @@ class SRMethod(_SRMethodBase):
 
     name = "sr"
 
-    def __init__(self, arch: str = "swinir", variant: str | None = None, scale: int = 4, checkpoint: str | None = None,
-                 random_init: bool = False, options: dict[str, Any] | None = None, tile: int = 0,
-                 tile_overlap: int = 16, amp: bool = True, center_crop: bool = True, batch_size: int = 32,
-                 cache: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        arch: str = "swinir",
+        variant: str | None = None,
+        scale: int = 4,
+        checkpoint: str | None = None,
+        random_init: bool = False,
+        options: dict[str, Any] | None = None,
+        tile: int = 0,
+        tile_overlap: int = 16,
+        amp: bool = True,
+        center_crop: bool = True,
+        batch_size: int = 32,
+        cache: bool = True,
+        seed: int = 0,
+    ):
         self.arch, self.variant = arch, variant or DEFAULT_VARIANT.get(arch, "")
         self.scale, self.checkpoint, self.random_init = int(scale), checkpoint, bool(random_init)
         self.options = dict(options or {})
@@ -141,8 +177,9 @@ class SRMethod(_SRMethodBase):
         self.center_crop, self.batch_size, self.cache, self.seed = bool(center_crop), int(batch_size), cache, int(seed)
         known = backbones.variant(self.arch, self.variant)  # validate names when the spec is read, not at run time
         if self.scale not in known.scales:
-            raise LrbenchError(f"{self.arch} {self.variant} supports scales {', '.join(map(str, known.scales))}, "
-                               f"got {self.scale}")
+            raise LrbenchError(
+                f"{self.arch} {self.variant} supports scales {', '.join(map(str, known.scales))}, got {self.scale}"
+            )
         if self.checkpoint and self.random_init:
             raise LrbenchError("give either `checkpoint` or `random_init: true`, not both")
         self._path: str | None = None
@@ -152,8 +189,11 @@ class SRMethod(_SRMethodBase):
         if self.random_init:
             return None
         if self._path is None:
-            self._path = str(self.checkpoint) if self.checkpoint else str(
-                backbones.find_published(self.arch, self.variant, self.scale))
+            self._path = (
+                str(self.checkpoint)
+                if self.checkpoint
+                else str(backbones.find_published(self.arch, self.variant, self.scale))
+            )
         return self._path
 
     def identity(self) -> dict[str, Any]:
@@ -179,8 +219,12 @@ class SRMethod(_SRMethodBase):
             layout = backbones.load_weights(bb, path)
             log.info("loaded %s %s x%d from %s (%s layout)", self.arch, self.variant, self.scale, path, layout)
         else:
-            log.warning("SR backbone %s %s x%d has RANDOM weights (random_init: true): outputs are meaningless",
-                        self.arch, self.variant, self.scale)
+            log.warning(
+                "SR backbone %s %s x%d has RANDOM weights (random_init: true): outputs are meaningless",
+                self.arch,
+                self.variant,
+                self.scale,
+            )
         return bb.module, bb.scale, bb.pad_multiple
 
 
@@ -189,8 +233,16 @@ class SpandrelSRMethod(_SRMethodBase):
 
     name = "sr/file"
 
-    def __init__(self, path: str, tile: int = 0, tile_overlap: int = 16, amp: bool = True, center_crop: bool = True,
-                 batch_size: int = 32, cache: bool = True):
+    def __init__(
+        self,
+        path: str,
+        tile: int = 0,
+        tile_overlap: int = 16,
+        amp: bool = True,
+        center_crop: bool = True,
+        batch_size: int = 32,
+        cache: bool = True,
+    ):
         self.path, self.tile, self.tile_overlap, self.amp = path, int(tile), int(tile_overlap), bool(amp)
         self.center_crop, self.batch_size, self.cache = bool(center_crop), int(batch_size), cache
 
@@ -215,11 +267,33 @@ class SpandrelSRMethod(_SRMethodBase):
 def short_form(arch: str, variant: str, scale: int):
     """The factory of ``sr/<alias>-x<scale>``: the long form with arch, variant and scale fixed."""
 
-    def factory(checkpoint: str | None = None, random_init: bool = False, options: dict[str, Any] | None = None,
-                tile: int = 0, tile_overlap: int = 16, amp: bool = True, center_crop: bool = True,
-                batch_size: int = 32, cache: bool = True, seed: int = 0) -> SRMethod:
-        return SRMethod(arch, variant, scale, checkpoint, random_init, options, tile, tile_overlap, amp, center_crop,
-                        batch_size, cache, seed)
+    def factory(
+        checkpoint: str | None = None,
+        random_init: bool = False,
+        options: dict[str, Any] | None = None,
+        tile: int = 0,
+        tile_overlap: int = 16,
+        amp: bool = True,
+        center_crop: bool = True,
+        batch_size: int = 32,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> SRMethod:
+        return SRMethod(
+            arch,
+            variant,
+            scale,
+            checkpoint,
+            random_init,
+            options,
+            tile,
+            tile_overlap,
+            amp,
+            center_crop,
+            batch_size,
+            cache,
+            seed,
+        )
 
     factory.__doc__ = f"SR with {backbones.variant(arch, variant).description} x{scale}"
     return factory

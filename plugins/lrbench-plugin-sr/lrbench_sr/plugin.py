@@ -1,4 +1,5 @@
 """lrbench hooks of the SR plugin: SR methods, the srdown degradation, the sr task and its metrics, SR4IR."""
+
 from __future__ import annotations
 
 from lrbench import hookimpl
@@ -15,16 +16,25 @@ def register_methods(register):
     for alias, (arch, variant) in backbones.ALIASES.items():
         for scale in backbones.variant(arch, variant).scales:
             factory = short_form(arch, variant, scale)
-            register(f"sr/{alias}-x{scale}", factory, factory.__doc__,
-                     info={"arch": arch, "variant": variant, "scale": scale})
+            register(
+                f"sr/{alias}-x{scale}",
+                factory,
+                factory.__doc__,
+                info={"arch": arch, "variant": variant, "scale": scale},
+            )
     register("sr/file", SpandrelSRMethod, SpandrelSRMethod.__doc__)
     register("sr4ir", SR4IRMethod, "SR4IR: SR + ResNet-18 trained with TDP loss, CQMix and alternate training")
 
 
 @hookimpl
 def register_models(register):
-    register("sr4ir", sr4ir_model, "An SR4IR pair (SR + task network) as a classifier: trained by an sr4ir method, or "
-             "a trained one from checkpoint", kind="classifier")
+    register(
+        "sr4ir",
+        sr4ir_model,
+        "An SR4IR pair (SR + task network) as a classifier: trained by an sr4ir method, or "
+        "a trained one from checkpoint",
+        kind="classifier",
+    )
 
 
 @hookimpl

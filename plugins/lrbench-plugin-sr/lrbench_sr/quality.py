@@ -8,6 +8,7 @@ CenterCrop), otherwise each image center-cropped to a square (so the LR, SR and 
 is that HR image resized to the SR output size, which is the HR image itself whenever ``LR size x scale`` equals it
 (``srdown@4`` on any image, ``bicubic@56`` x4 on the 224 px toy world).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,9 +17,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench import CellMetric, CellOutput, Dataset, Degradation, ModelAdapter, RunContext, Task
 from PIL import Image
 from torchvision.transforms import functional as TF
+
+from lrbench import CellMetric, CellOutput, Dataset, Degradation, ModelAdapter, RunContext, Task
 
 log = logging.getLogger("lrbench.sr")
 
@@ -29,16 +31,14 @@ def psnr(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = Fal
     """PSNR of two (H, W, 3) RGB uint8 images on the 0-255 scale (basicsr's implementation, which expects BGR)."""
     from ._basicsr import calculate_psnr  # basicsr takes seconds to import: not at plugin load
 
-    return float(calculate_psnr(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC",
-                                test_y_channel=y_channel))
+    return float(calculate_psnr(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC", test_y_channel=y_channel))
 
 
 def ssim(sr: np.ndarray, hr: np.ndarray, crop_border: int, y_channel: bool = False) -> float:
     """SSIM (Gaussian 11x11 window, sigma 1.5, per channel then averaged) of two RGB uint8 images on 0-255."""
     from ._basicsr import calculate_ssim  # basicsr takes seconds to import: not at plugin load
 
-    return float(calculate_ssim(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC",
-                                test_y_channel=y_channel))
+    return float(calculate_ssim(sr[..., ::-1], hr[..., ::-1], crop_border, input_order="HWC", test_y_channel=y_channel))
 
 
 def build_lpips(net: str) -> torch.nn.Module:
@@ -98,8 +98,14 @@ class SRQuality(Task):
     outputs = OUTPUTS
     headline_metric = "psnr"
 
-    def __init__(self, scale: int = 4, upsample: str = "bicubic", lpips: str = "vgg", batch_size: int = 16,
-                 crop_border: int | str = 8):
+    def __init__(
+        self,
+        scale: int = 4,
+        upsample: str = "bicubic",
+        lpips: str = "vgg",
+        batch_size: int = 16,
+        crop_border: int | str = 8,
+    ):
         if upsample not in ("bicubic", "bilinear"):
             raise ValueError(f"upsample must be bicubic or bilinear, got {upsample!r}")
         if lpips not in ("vgg", "alex", "none"):
@@ -111,8 +117,14 @@ class SRQuality(Task):
         self._lpips: torch.nn.Module | None | bool = None
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "scale": self.scale, "upsample": self.upsample,
-                "lpips": self.lpips_net, "crop_border": self.crop_border}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "scale": self.scale,
+            "upsample": self.upsample,
+            "lpips": self.lpips_net,
+            "crop_border": self.crop_border,
+        }
 
     def _lpips_model(self, device: torch.device) -> torch.nn.Module | None:
         if self._lpips is None:
@@ -122,9 +134,14 @@ class SRQuality(Task):
                 try:
                     self._lpips = build_lpips(self.lpips_net).to(device)
                 except Exception as exc:  # offline: the trunk download fails; the other metrics still count
-                    log.warning("LPIPS (%s) unavailable, lpips will be NaN: %s: %s. Put the torchvision %s weights "
-                                "in the torch hub cache or use `lpips: none`.", self.lpips_net, type(exc).__name__,
-                                exc, self.lpips_net)
+                    log.warning(
+                        "LPIPS (%s) unavailable, lpips will be NaN: %s: %s. Put the torchvision %s weights "
+                        "in the torch hub cache or use `lpips: none`.",
+                        self.lpips_net,
+                        type(exc).__name__,
+                        exc,
+                        self.lpips_net,
+                    )
                     self._lpips = False
         return self._lpips or None
 
@@ -135,8 +152,9 @@ class SRQuality(Task):
         up = F.interpolate(lr, scale_factor=self.scale, mode=self.upsample, align_corners=False)
         return (up.clamp(0, 1) * 255).round() / 255, self.scale
 
-    def run(self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation],
-            ctx: RunContext) -> dict[str, CellOutput]:
+    def run(
+        self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
+    ) -> dict[str, CellOutput]:
         lp = self._lpips_model(ctx.device)
         rows: dict[str, dict[str, list[float]]] = {d.condition: {k: [] for k in OUTPUTS} for d in conditions}
         index: list[int] = []
@@ -144,8 +162,14 @@ class SRQuality(Task):
             try:
                 image = dataset.load(i).convert("RGB")
             except Exception as exc:
-                ctx.skipped.append({"dataset": dataset.name, "index": i, "item": dataset.item_id(i),
-                                    "error": f"{type(exc).__name__}: {exc}"})
+                ctx.skipped.append(
+                    {
+                        "dataset": dataset.name,
+                        "index": i,
+                        "item": dataset.item_id(i),
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
                 continue
             index.append(i)
             view = model.hr_view
@@ -161,8 +185,11 @@ class SRQuality(Task):
                     sr, scale = self._upscale(model, x)
                 border = scale if self.crop_border == "scale" else self.crop_border
                 sr = sr.float().clamp(0, 1)
-                ref = hr if hr.size == (sr.shape[-1], sr.shape[-2]) else TF.resize(
-                    hr, list(sr.shape[-2:]), interpolation=TF.InterpolationMode.BICUBIC)
+                ref = (
+                    hr
+                    if hr.size == (sr.shape[-1], sr.shape[-2])
+                    else TF.resize(hr, list(sr.shape[-2:]), interpolation=TF.InterpolationMode.BICUBIC)
+                )
                 sr8 = (sr[0] * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
                 ref8 = np.asarray(ref)
                 r = rows[deg.condition]
@@ -178,8 +205,10 @@ class SRQuality(Task):
                     r["lpips"].append(float("nan"))
             ctx.progress(1)
         idx = np.asarray(index, dtype=np.int64)
-        return {c: CellOutput(idx, len(idx), {k: np.asarray(v, dtype=np.float64) for k, v in r.items()})
-                for c, r in rows.items()}
+        return {
+            c: CellOutput(idx, len(idx), {k: np.asarray(v, dtype=np.float64) for k, v in r.items()})
+            for c, r in rows.items()
+        }
 
 
 class SRMetric(CellMetric):

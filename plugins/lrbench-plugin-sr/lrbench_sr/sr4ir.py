@@ -20,6 +20,7 @@ trained pair is stored as a method artifact keyed by the hash of the config and 
 classifier on the authors' test images: Resize(hr_size x 256/224, bilinear) + CenterCrop(hr_size) is the HR image
 (the model's ``hr_view``), conditions degrade it, LR inputs go through SR (or bilinear up), HR inputs straight to T.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,12 +32,25 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lrbench import (IMAGENET_MEAN, IMAGENET_STD, HRView, LrbenchError, Method, MethodContext, ModelAdapter,
-                     ModelWrapper, Preprocess, atomic_write_bytes, content_key, load_checkpoint)
 from PIL import Image
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
+
+from lrbench import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    HRView,
+    LrbenchError,
+    Method,
+    MethodContext,
+    ModelAdapter,
+    ModelWrapper,
+    Preprocess,
+    atomic_write_bytes,
+    content_key,
+    load_checkpoint,
+)
 
 from . import backbones
 from .inference import pad_to_multiple
@@ -109,8 +123,10 @@ class SR4IRConfig:
         if self.hr_size % self.scale:
             raise LrbenchError(f"hr_size ({self.hr_size}) must be a multiple of scale ({self.scale})")
         if self.task_arch.startswith("timm:") and self.task_weights:
-            raise LrbenchError(f"task_weights ({self.task_weights!r}) are torchvision weights; a timm task_arch "
-                               f"({self.task_arch}) starts from random init: set task_weights: null")
+            raise LrbenchError(
+                f"task_weights ({self.task_weights!r}) are torchvision weights; a timm task_arch "
+                f"({self.task_arch}) starts from random init: set task_weights: null"
+            )
         if self.mode == "sr4ir" and not 0 <= self.tdp_warmup_epochs <= self.epochs:
             raise LrbenchError(f"tdp_warmup_epochs must be in [0, epochs={self.epochs}], got {self.tdp_warmup_epochs}")
         if self.init is not None and (self.task_weights or self.sr_checkpoint):
@@ -124,7 +140,12 @@ class SR4IRConfig:
         inherited = {k: getattr(self, k) for k in _INHERITED_BY_INIT}
         init = self.from_dict({**inherited, **self.init})
         if (init.arch, init.variant, init.sr_options, init.scale, init.task_arch) != (
-                self.arch, self.variant, self.sr_options, self.scale, self.task_arch):
+            self.arch,
+            self.variant,
+            self.sr_options,
+            self.scale,
+            self.task_arch,
+        ):
             raise LrbenchError("init must train the same networks (arch, variant, sr_options, scale, task_arch)")
         return init
 
@@ -142,8 +163,9 @@ class SR4IRConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(params) - names
         if unknown:
-            raise LrbenchError(f"unknown sr4ir train option(s) {', '.join(sorted(unknown))}; choices: "
-                               f"{', '.join(sorted(names))}")
+            raise LrbenchError(
+                f"unknown sr4ir train option(s) {', '.join(sorted(unknown))}; choices: {', '.join(sorted(names))}"
+            )
         return cls(**params)
 
 
@@ -157,8 +179,9 @@ def bilinear_up(lr: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(lr, scale_factor=scale, mode="bilinear", align_corners=True)
 
 
-def cqmix(hr: torch.Tensor, sr: torch.Tensor, patches: int = 16,
-          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cqmix(
+    hr: torch.Tensor, sr: torch.Tensor, patches: int = 16, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-quality patch mix: (mixed batch, mask) where mask is 1 where the SR patch was taken.
 
     The mask is a Bernoulli(0.5) grid of sqrt(patches) x sqrt(patches) cells per image, nearest-upsampled to the image
@@ -176,8 +199,9 @@ def cosine_restart(optimizer: torch.optim.Optimizer, periods: Sequence[int], eta
     """BasicSR's CosineAnnealingRestartLR (the authors' ``src/utils/common/lr_scheduler.py``), periods in steps."""
     from ._basicsr import CosineAnnealingRestartLR
 
-    return CosineAnnealingRestartLR(optimizer, periods=[max(1, int(p)) for p in periods],
-                                    restart_weights=[1] * len(periods), eta_min=eta_min)
+    return CosineAnnealingRestartLR(
+        optimizer, periods=[max(1, int(p)) for p in periods], restart_weights=[1] * len(periods), eta_min=eta_min
+    )
 
 
 def _pretrained_state(arch: str, tag: str) -> dict[str, torch.Tensor]:
@@ -193,7 +217,8 @@ def _pretrained_state(arch: str, tag: str) -> dict[str, torch.Tensor]:
         raise LrbenchError(
             f"the {arch} {tag} weights are not available ({type(exc).__name__}: {exc}). Put "
             f"{weights.url.rsplit('/', 1)[-1]} (from {weights.url}) in {torch.hub.get_dir()}/checkpoints, or set "
-            f"task_weights: null to start from random init") from None
+            f"task_weights: null to start from random init"
+        ) from None
 
 
 class TaskNet(nn.Module):
@@ -206,7 +231,7 @@ class TaskNet(nn.Module):
         if self.timm:
             import timm
 
-            self.net = timm.create_model(arch[len("timm:"):], pretrained=False, num_classes=num_classes)
+            self.net = timm.create_model(arch[len("timm:") :], pretrained=False, num_classes=num_classes)
         else:
             import torchvision
 
@@ -215,8 +240,10 @@ class TaskNet(nn.Module):
             except ValueError as exc:
                 raise LrbenchError(f"task_arch {arch!r}: {exc}") from None
             if not hasattr(self.net, "layer4"):
-                raise LrbenchError(f"task_arch {arch!r} is not a torchvision ResNet (resnet18, resnet50, ...) and has "
-                                   f"no layer4 for the TDP loss; other networks: timm:<name>")
+                raise LrbenchError(
+                    f"task_arch {arch!r} is not a torchvision ResNet (resnet18, resnet50, ...) and has "
+                    f"no layer4 for the TDP loss; other networks: timm:<name>"
+                )
             if weights:
                 self._load(arch, weights)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -270,10 +297,12 @@ class SR4IRTrainer:
     def _optimiser(self, net: str) -> torch.optim.Optimizer:
         """The authors' optimisers: AdamW for SR (no weight decay), SGD with momentum for T."""
         if net == "sr":
-            return torch.optim.AdamW(self.sr.parameters(), lr=self.cfg.sr_lr, weight_decay=self.cfg.sr_weight_decay,
-                                     betas=(0.9, 0.999))
-        return torch.optim.SGD(self.task.parameters(), lr=self.cfg.task_lr, momentum=self.cfg.momentum,
-                               weight_decay=self.cfg.weight_decay)
+            return torch.optim.AdamW(
+                self.sr.parameters(), lr=self.cfg.sr_lr, weight_decay=self.cfg.sr_weight_decay, betas=(0.9, 0.999)
+            )
+        return torch.optim.SGD(
+            self.task.parameters(), lr=self.cfg.task_lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
+        )
 
     # ------------------------------------------------------------------ single steps
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
@@ -282,11 +311,15 @@ class SR4IRTrainer:
         return out[..., : h * self.cfg.scale, : w * self.cfg.scale]
 
     def _lrs(self) -> dict[str, float]:
-        return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in (("sr", self.sr_opt), ("task", self.task_opt))
-                if opt is not None}
+        return {
+            f"lr_{name}": opt.param_groups[0]["lr"]
+            for name, opt in (("sr", self.sr_opt), ("task", self.task_opt))
+            if opt is not None
+        }
 
-    def sr_step(self, hr: torch.Tensor, lr: torch.Tensor, tdp: bool,
-                labels: torch.Tensor | None = None) -> dict[str, float]:
+    def sr_step(
+        self, hr: torch.Tensor, lr: torch.Tensor, tdp: bool, labels: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """Phase 1 (and the T->S baseline): update SR with L1 (+ TDP) (+ CE through T); T frozen, eval mode."""
         self.sr.train()
         self.task.eval()
@@ -363,21 +396,28 @@ class SR4IRTrainer:
         n, size = len(images), self.cfg.hr_size
         order = torch.randperm(n, generator=self.gen)
         for b in range(self.steps_per_epoch(n)):
-            idx = order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+            idx = order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size]
             crops = []
             for i in idx.tolist():
                 img = images[i]
                 top = int(torch.randint(0, img.shape[-2] - size + 1, (1,), generator=self.gen))
                 left = int(torch.randint(0, img.shape[-1] - size + 1, (1,), generator=self.gen))
-                crop = img[:, top:top + size, left:left + size]
+                crop = img[:, top : top + size, left : left + size]
                 if torch.rand(1, generator=self.gen) < 0.5:
                     crop = crop.flip(-1)
                 crops.append(crop)
             hr = torch.stack(crops).to(self.device).float() / 255
             yield hr, make_lr(hr, self.cfg.scale), labels[idx].to(self.device)
 
-    def _stage(self, images, labels, epochs: int, step: Callable, sr_periods: Sequence[int] | None = None,
-               task_periods: Sequence[int] | None = None) -> None:
+    def _stage(
+        self,
+        images,
+        labels,
+        epochs: int,
+        step: Callable,
+        sr_periods: Sequence[int] | None = None,
+        task_periods: Sequence[int] | None = None,
+    ) -> None:
         """``epochs`` of ``step(epoch, hr, lr, y)``; the networks with periods (in epochs) get a fresh optimiser and
         cosine-restart schedule (a separate run in the authors' code for each baseline stage)."""
         per_epoch = self.steps_per_epoch(len(images))
@@ -388,8 +428,7 @@ class SR4IRTrainer:
         if self.sr_opt is not None:
             scheds.append(cosine_restart(self.sr_opt, [p * per_epoch for p in sr_periods], self.cfg.sr_eta_min))
         if self.task_opt is not None:
-            scheds.append(cosine_restart(self.task_opt, [p * per_epoch for p in task_periods],
-                                         self.cfg.task_eta_min))
+            scheds.append(cosine_restart(self.task_opt, [p * per_epoch for p in task_periods], self.cfg.task_eta_min))
         for epoch in range(epochs):
             for hr, lr, y in self._batches(images, labels):
                 step(epoch, hr, lr, y)
@@ -402,8 +441,13 @@ class SR4IRTrainer:
         if cfg.sr_pretrain_epochs and not cfg.sr_checkpoint:
             # stands in for the authors' DIV2K-pretrained SR initialisation: plain L1 training, no task signal (in
             # every mode, so an hr_t ``init`` pair carries a pretrained SR too)
-            self._stage(images, labels, cfg.sr_pretrain_epochs, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False),
-                        sr_periods=[cfg.sr_pretrain_epochs])
+            self._stage(
+                images,
+                labels,
+                cfg.sr_pretrain_epochs,
+                lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False),
+                sr_periods=[cfg.sr_pretrain_epochs],
+            )
         if cfg.mode == "sr4ir":
             w = cfg.tdp_warmup_epochs
             periods = [w, e - w] if 0 < w < e else [e]
@@ -411,6 +455,7 @@ class SR4IRTrainer:
             def step(epoch, hr, lr, y):
                 self.sr_step(hr, lr, tdp=cfg.tdp and epoch >= w)
                 self.task_step(hr, lr, y, "sr4ir")
+
             self._stage(images, labels, e, step, sr_periods=periods, task_periods=periods)
         elif cfg.mode in ("hr_t", "lr_t"):
             inputs = "hr" if cfg.mode == "hr_t" else "lr"
@@ -420,11 +465,13 @@ class SR4IRTrainer:
             self._stage(images, labels, e, lambda ep, hr, lr, y: self.task_step(hr, lr, y, "sr"), task_periods=[e])
         elif cfg.mode == "t_s":
             self._stage(images, labels, e, lambda ep, hr, lr, y: self.task_step(hr, lr, y, "hr"), task_periods=[e])
-            self._stage(images, labels, e, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False, labels=y),
-                        sr_periods=[e])
+            self._stage(
+                images, labels, e, lambda ep, hr, lr, y: self.sr_step(hr, lr, tdp=False, labels=y), sr_periods=[e]
+            )
         else:  # s_plus_t
-            self._stage(images, labels, e, lambda ep, hr, lr, y: self.joint_step(hr, lr, y), sr_periods=[e],
-                        task_periods=[e])
+            self._stage(
+                images, labels, e, lambda ep, hr, lr, y: self.joint_step(hr, lr, y), sr_periods=[e], task_periods=[e]
+            )
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -438,8 +485,12 @@ class SR4IRTrainer:
 
     # ------------------------------------------------------------------ persistence
     def state(self, classnames: Sequence[str]) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "classnames": list(classnames),
-                "sr": self.sr.state_dict(), "task": self.task.state_dict()}
+        return {
+            "config": asdict(self.cfg),
+            "classnames": list(classnames),
+            "sr": self.sr.state_dict(),
+            "task": self.task.state_dict(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.sr.load_state_dict(state["sr"])
@@ -450,8 +501,10 @@ def load_images(dataset: Any, resize: int, limit: int | None = None) -> tuple[li
     """A dataset's images as uint8 (3, H, W) tensors, shorter side resized to ``resize`` (bilinear, the authors'
     ``ClassificationPresetTrain``); random crops are taken from the whole resized image at each step."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    out = [TF.pil_to_tensor(TF.resize(dataset.load(i).convert("RGB"), resize, interpolation=InterpolationMode.BILINEAR))
-           for i in range(n)]
+    out = [
+        TF.pil_to_tensor(TF.resize(dataset.load(i).convert("RGB"), resize, interpolation=InterpolationMode.BILINEAR))
+        for i in range(n)
+    ]
     return out, torch.as_tensor(np.asarray(dataset.labels[:n]), dtype=torch.long)
 
 
@@ -460,14 +513,16 @@ class SR4IRClassifier(ModelWrapper):
     (an LR condition) goes through SR (or bilinear up for the T-only modes), an HR input straight to the task network.
     It replaces the wrapped model."""
 
-    def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer,
-                 classnames: Sequence[str]):
+    def __init__(
+        self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer, classnames: Sequence[str]
+    ):
         super().__init__(inner, method_identity)
         self.trainer, self._classnames = trainer, list(classnames)
         cfg = trainer.cfg
         # inputs of another size (bicubic@N of the view) are resized to hr_size; at hr_size nothing changes
-        self._preprocess = Preprocess(image_size=cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                                      interpolation="bilinear")
+        self._preprocess = Preprocess(
+            image_size=cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear"
+        )
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -548,8 +603,10 @@ class SR4IRPair(ModelAdapter):
         return {"family": "sr4ir"}
 
     def _untrained(self, *args: Any) -> Any:
-        raise LrbenchError("model 'sr4ir' is an untrained pair: train it with an sr4ir method (methods: [{name: sr4ir, "
-                           "train: {...}}]) or name a trained one (models: [{sr4ir: {checkpoint: pair.pt}}])")
+        raise LrbenchError(
+            "model 'sr4ir' is an untrained pair: train it with an sr4ir method (methods: [{name: sr4ir, "
+            "train: {...}}]) or name a trained one (models: [{sr4ir: {checkpoint: pair.pt}}])"
+        )
 
     prepare = prepare_tensor = classify = _untrained
 
@@ -584,8 +641,11 @@ class SR4IRMethod(Method):
     def _identity(self, cfg: SR4IRConfig, dataset: Callable[..., Any] | None) -> dict[str, Any]:
         """What a trained pair depends on: its resolved config, its training set and, recursively, its ``init``."""
         init = cfg.init_config()
-        return {"config": asdict(cfg), "data": self._training_set(cfg, dataset).identity(),
-                "init": self._identity(init, dataset) if init else None}
+        return {
+            "config": asdict(cfg),
+            "data": self._training_set(cfg, dataset).identity(),
+            "init": self._identity(init, dataset) if init else None,
+        }
 
     def inputs_identity(self, dataset: Callable[..., Any] | None = None) -> dict[str, Any]:
         """The resolved config and the training sets' identities (as in the artifact key): other training images or
@@ -603,8 +663,12 @@ class SR4IRMethod(Method):
         else:
             cfg = self._cfg
             key, state = self._train_or_load(cfg, ctx)
-        identity = {"name": self.name, "config": asdict(cfg), "artifact": key,
-                    "checkpoint": None if key else self.checkpoint}
+        identity = {
+            "name": self.name,
+            "config": asdict(cfg),
+            "artifact": key,
+            "checkpoint": None if key else self.checkpoint,
+        }
         return self.classifier(model, cfg, state, identity, ctx.device)
 
     def produces(self, model_kind: str) -> str:
@@ -612,12 +676,18 @@ class SR4IRMethod(Method):
         return "classifier"
 
     @staticmethod
-    def classifier(model: ModelAdapter, cfg: SR4IRConfig, state: dict[str, Any], identity: dict[str, Any],
-                   device: torch.device | str) -> "SR4IRClassifier":
+    def classifier(
+        model: ModelAdapter,
+        cfg: SR4IRConfig,
+        state: dict[str, Any],
+        identity: dict[str, Any],
+        device: torch.device | str,
+    ) -> "SR4IRClassifier":
         """The pair ``state`` holds as a classifier; its weights come from the state (no pretrained download, no SR
         checkpoint or init pair to read again)."""
-        trainer = SR4IRTrainer(replace(cfg, task_weights=None, sr_checkpoint=None, init=None),
-                               len(state["classnames"]), device)
+        trainer = SR4IRTrainer(
+            replace(cfg, task_weights=None, sr_checkpoint=None, init=None), len(state["classnames"]), device
+        )
         trainer.load_state(state)
         return SR4IRClassifier(model, identity, trainer, state["classnames"]).eval()
 

@@ -6,6 +6,7 @@
 Prints one row per (backbone, LR size): images per second of LR -> SR (padding and clamping included, as the SR
 method runs it) and writes them as JSON with ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from lrbench_sr import backbones
 from lrbench_sr.inference import SRInference
 
@@ -54,12 +54,25 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             ips = args.batch * args.reps / (time.perf_counter() - t0)
-            rows.append({"backbone": alias, "params_M": round(params, 2), "lr_size": size,
-                         "sr_size": size * args.scale, "batch": args.batch, "images_per_s": round(ips, 2)})
+            rows.append(
+                {
+                    "backbone": alias,
+                    "params_M": round(params, 2),
+                    "lr_size": size,
+                    "sr_size": size * args.scale,
+                    "batch": args.batch,
+                    "images_per_s": round(ips, 2),
+                }
+            )
             print(f"{alias:20s} {params:6.2f}M  {size:3d} -> {size * args.scale:3d} px  {ips:9.2f} img/s", flush=True)
-    meta = {"device": str(device), "amp": args.amp, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.processor() or platform.machine(),
-            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
+    meta = {
+        "device": str(device),
+        "amp": args.amp,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+    }
     if args.out:
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 

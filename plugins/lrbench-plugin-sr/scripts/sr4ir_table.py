@@ -12,6 +12,7 @@ range. For the reference mode against every other mode on the LR condition, on t
 
 The table goes to stdout and to ``RUN_DIR/sr4ir_table.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from lrbench.runner import Runner
 from scipy.stats import binomtest, ttest_rel
+
+from lrbench.runner import Runner
 
 ORDER = ("hr_t", "lr_t", "s_t", "t_s", "s_plus_t", "sr4ir")
 NAMES = {"hr_t": "HR -> T", "lr_t": "LR -> T", "s_t": "S -> T", "t_s": "T -> S", "s_plus_t": "S + T", "sr4ir": "SR4IR"}
@@ -47,21 +49,34 @@ def table(correct: dict[tuple[str, int, str], np.ndarray], reference: str, condi
     conditions = sorted({c for _, c in by_mode}, key=lambda c: (c != "hr", c))
     modes = [m for m in ORDER if any((m, c) in by_mode for c in conditions)]
     n_images = {len(ok) for ok in correct.values()}
-    lines = [f"top-1 (%) on {'/'.join(map(str, sorted(n_images)))} test images: mean over seeds +- sample std "
-             "[min, max] (seeds)", "",
-             "| mode | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+    lines = [
+        f"top-1 (%) on {'/'.join(map(str, sorted(n_images)))} test images: mean over seeds +- sample std "
+        "[min, max] (seeds)",
+        "",
+        "| mode | " + " | ".join(conditions) + " |",
+        "|---|" + "---|" * len(conditions),
+    ]
     for mode in modes:
         cells = []
         for cond in conditions:
             seeds = by_mode.get((mode, cond), {})
             acc = np.array([100 * ok.mean() for ok in seeds.values()])
-            cells.append(f"{acc.mean():.1f} +- {acc.std(ddof=1) if len(acc) > 1 else float('nan'):.1f} "
-                         f"[{acc.min():.1f}, {acc.max():.1f}] ({len(acc)})" if len(acc) else "-")
+            cells.append(
+                f"{acc.mean():.1f} +- {acc.std(ddof=1) if len(acc) > 1 else float('nan'):.1f} "
+                f"[{acc.min():.1f}, {acc.max():.1f}] ({len(acc)})"
+                if len(acc)
+                else "-"
+            )
         lines.append(f"| {NAMES.get(mode, mode)} | " + " | ".join(cells) + " |")
     ref = by_mode.get((reference, condition), {})
-    lines += ["", f"{NAMES.get(reference, reference)} against each mode on {condition}, same images and seeds:", "",
-              "| other | seeds | mean difference (points) | only ref right (b) | only other right (c) | McNemar pooled p "
-              "| paired t p |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"{NAMES.get(reference, reference)} against each mode on {condition}, same images and seeds:",
+        "",
+        "| other | seeds | mean difference (points) | only ref right (b) | only other right (c) | McNemar pooled p "
+        "| paired t p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for mode in modes:
         other = by_mode.get((mode, condition), {})
         seeds = sorted(set(ref) & set(other))
@@ -73,8 +88,10 @@ def table(correct: dict[tuple[str, int, str], np.ndarray], reference: str, condi
         a_ref = np.array([100 * ref[s].mean() for s in seeds])
         a_oth = np.array([100 * other[s].mean() for s in seeds])
         p_t = float(ttest_rel(a_ref, a_oth).pvalue) if len(seeds) > 1 else float("nan")
-        lines.append(f"| {NAMES.get(mode, mode)} | {len(seeds)} | {np.mean(a_ref - a_oth):+.1f} | {b} | {c} | "
-                     f"{p_mc:.3g} | {p_t:.3g} |")
+        lines.append(
+            f"| {NAMES.get(mode, mode)} | {len(seeds)} | {np.mean(a_ref - a_oth):+.1f} | {b} | {c} | "
+            f"{p_mc:.3g} | {p_t:.3g} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Tiny configurations of every backbone: same code paths as the published ones, CPU-sized."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,14 +1,15 @@
 """Backbones: output sizes, every published key layout loads exactly, mismatches are named."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 import torch
-from sr_testing import TINY
 from lrbench_sr import backbones
 from lrbench_sr.backbones import SRCheckpointError, build, load_weights
 from lrbench_sr.inference import SRInference, pad_to_multiple
+from sr_testing import TINY
 
 
 def edsr_pytorch_layout(sd: dict[str, torch.Tensor], num_block: int) -> dict[str, torch.Tensor]:

@@ -1,15 +1,17 @@
 """End to end through the core runner: SR methods and the sr task in a spec."""
+
 from __future__ import annotations
 
 import math
 import types
 
 import torch
+from lrbench_sr import plugin as sr_plugin
+
 from lrbench import hookimpl
 from lrbench.models import ModelAdapter, Preprocess
 from lrbench.plugins import Plugins
 from lrbench.runner import run_spec
-from lrbench_sr import plugin as sr_plugin
 
 
 class Probe(ModelAdapter):
@@ -30,8 +32,10 @@ def test_sr_quality_spec(tmp_path):
     plugins = Plugins(load_entry_points=False, extra=[(sr_plugin, "sr"), (probe_plugin, "probe")])
     spec = {
         "models": ["probe"],
-        "methods": ["none", {"name": "sr/edsr-baseline-x4", "random_init": True,
-                             "options": {"num_feat": 8, "num_block": 1}}],
+        "methods": [
+            "none",
+            {"name": "sr/edsr-baseline-x4", "random_init": True, "options": {"num_feat": 8, "num_block": 1}},
+        ],
         "datasets": [{"name": "toyworld", "split": "test", "n": 2}],
         "conditions": ["srdown@4", "bicubic@56"],
         "task": {"name": "sr", "lpips": "none"},
@@ -50,7 +54,6 @@ def test_short_name_weights_key_the_cells(tmp_path, monkeypatch):
     """``sr/edsr-baseline-x4`` finds its checkpoint in $LRBENCH_SR_WEIGHTS: the file's content is part of the SR cells'
     keys, so an unchanged re-run computes nothing and another file behind the same name recomputes the SR cells only."""
     from lrbench_sr.backbones import build
-
     from sr_testing import TINY
 
     opts = TINY[("edsr", "baseline")]
@@ -93,15 +96,27 @@ def test_sr4ir_pair_is_the_spec_model(tmp_path):
     placeholder model, no ``task`` key); the sr4ir method trains it; the stored pair, named by ``checkpoint``, is the same
     classifier with no method; the untrained pair alone refuses with both ways out."""
     import pytest
+
     from lrbench.registry import LrbenchError
 
     plugins = Plugins(load_entry_points=False, extra=[(sr_plugin, "sr")])
-    train = {"sr_options": {"num_feat": 8, "num_block": 1}, "task_weights": None, "task_arch": "timm:test_resnet",
-             "hr_size": 16, "batch_size": 4, "epochs": 1, "tdp_warmup_epochs": 0,
-             "dataset": {"name": "toyworld", "split": "train", "n": 4}}
-    spec = {"models": ["sr4ir"], "methods": [{"name": "sr4ir", "label": "pair", "train": train}],
-            "datasets": [{"name": "toyworld", "split": "test", "n": 3}], "conditions": ["hr", "srdown@4"],
-            "metrics": ["top1"]}
+    train = {
+        "sr_options": {"num_feat": 8, "num_block": 1},
+        "task_weights": None,
+        "task_arch": "timm:test_resnet",
+        "hr_size": 16,
+        "batch_size": 4,
+        "epochs": 1,
+        "tdp_warmup_epochs": 0,
+        "dataset": {"name": "toyworld", "split": "train", "n": 4},
+    }
+    spec = {
+        "models": ["sr4ir"],
+        "methods": [{"name": "sr4ir", "label": "pair", "train": train}],
+        "datasets": [{"name": "toyworld", "split": "test", "n": 3}],
+        "conditions": ["hr", "srdown@4"],
+        "metrics": ["top1"],
+    }
     trained = run_spec(spec, tmp_path / "a", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     assert set(trained["condition"]) == {"hr", "srdown@4"} and set(trained["metric"]) == {"top1"}
     pair = next((tmp_path / "cache").rglob("pair.pt"))
@@ -109,5 +124,6 @@ def test_sr4ir_pair_is_the_spec_model(tmp_path):
     loaded = run_spec(spec_file, tmp_path / "b", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     assert loaded["value"].tolist() == trained["value"].tolist()
     with pytest.raises(LrbenchError, match="untrained pair.*checkpoint"):
-        run_spec({**spec, "methods": ["none"]}, tmp_path / "c", device="cpu", plugins=plugins,
-                 cache_dir=tmp_path / "cache")
+        run_spec(
+            {**spec, "methods": ["none"]}, tmp_path / "c", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache"
+        )

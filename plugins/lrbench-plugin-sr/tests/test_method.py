@@ -1,4 +1,5 @@
 """The SR method: refuses random weights, LR0.FM pipeline (LR -> SR -> model preprocessing), cache, tiling, registry."""
+
 from __future__ import annotations
 
 import logging
@@ -6,19 +7,20 @@ import logging
 import numpy as np
 import pytest
 import torch
-from sr_testing import TINY
-from lrbench.cache import Cache
-from lrbench.methods import ArtifactStore, MethodContext
-from lrbench.models import ModelAdapter, Preprocess
-from lrbench.plugins import Plugins
-from lrbench.registry import LrbenchError
 from lrbench_sr import plugin as sr_plugin
 from lrbench_sr.backbones import SRCheckpointError, build
 from lrbench_sr.inference import SRInference
 from lrbench_sr.method import SpandrelSRMethod, SRMethod, SRWrapper
 from PIL import Image
+from sr_testing import TINY
 from torch import nn
 from torchvision.transforms import functional as TF
+
+from lrbench.cache import Cache
+from lrbench.methods import ArtifactStore, MethodContext
+from lrbench.models import ModelAdapter, Preprocess
+from lrbench.plugins import Plugins
+from lrbench.registry import LrbenchError
 
 
 class Probe(ModelAdapter):
@@ -33,8 +35,12 @@ class Probe(ModelAdapter):
 
 
 def ctx(tmp_path, cache=None) -> MethodContext:
-    return MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path / "art"), cache=cache,
-                         log=logging.getLogger("test"))
+    return MethodContext(
+        device=torch.device("cpu"),
+        artifacts=ArtifactStore(tmp_path / "art"),
+        cache=cache,
+        log=logging.getLogger("test"),
+    )
 
 
 def rand_image(w: int, h: int, seed: int) -> Image.Image:
@@ -115,8 +121,16 @@ def test_tiling_reproduces_whole_image():
 
 def test_registry_short_and_long_forms(tmp_path):
     methods = Plugins(load_entry_points=False, extra=[(sr_plugin, "sr")]).methods
-    for name in ("sr/swinir-x4", "sr/edsr-baseline-x4", "sr/bsrgan-x4", "sr/realesrgan-x2",
-                 "sr/swinir-lightweight-x3", "sr", "sr/file", "sr4ir"):
+    for name in (
+        "sr/swinir-x4",
+        "sr/edsr-baseline-x4",
+        "sr/bsrgan-x4",
+        "sr/realesrgan-x2",
+        "sr/swinir-lightweight-x3",
+        "sr",
+        "sr/file",
+        "sr4ir",
+    ):
         assert name in methods, name
     m = methods.create("sr/swinir-x4", random_init=True)
     assert (m.arch, m.variant, m.scale) == ("swinir", "classical", 4)

@@ -1,4 +1,5 @@
 """SR quality: PSNR / SSIM against hand computation and scikit-image, LPIPS plumbing, the sr task end to end."""
+
 from __future__ import annotations
 
 import logging
@@ -8,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sr_testing import TINY
-from lrbench.builtin.degradations import HR, Resize
-from lrbench.builtin.toyworld import ToyWorld
-from lrbench.methods import ArtifactStore, MethodContext
-from lrbench.models import ModelAdapter
-from lrbench.tasks import RunContext
 from lrbench_sr import quality
 from lrbench_sr.method import SRMethod
 from lrbench_sr.quality import SRDown, SRMetric, SRQuality, lpips_distance, psnr, ssim
 from PIL import Image
 from skimage.metrics import structural_similarity
+from sr_testing import TINY
 from torchvision.transforms import functional as TF
+
+from lrbench.builtin.degradations import HR, Resize
+from lrbench.builtin.toyworld import ToyWorld
+from lrbench.methods import ArtifactStore, MethodContext
+from lrbench.models import ModelAdapter
+from lrbench.tasks import RunContext
 
 
 def pair(seed: int = 0, size: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -33,10 +35,11 @@ def test_psnr_by_hand():
     sr, hr = pair()
     c = 4
     mse = np.mean((sr[c:-c, c:-c].astype(float) - hr[c:-c, c:-c]) ** 2)
-    assert psnr(sr, hr, c) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-9)
+    assert psnr(sr, hr, c) == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-9)
     # a constant error of 10 levels everywhere: MSE 100 -> 28.1308 dB
     assert psnr(np.full((8, 8, 3), 110, np.uint8), np.full((8, 8, 3), 100, np.uint8), 0) == pytest.approx(
-        10 * math.log10(255 ** 2 / 100), abs=1e-9)
+        10 * math.log10(255**2 / 100), abs=1e-9
+    )
 
 
 def test_psnr_y_by_hand():
@@ -48,15 +51,22 @@ def test_psnr_y_by_hand():
 
     c = 2
     mse = np.mean((y(sr) - y(hr))[c:-c, c:-c] ** 2)
-    assert psnr(sr, hr, c, y_channel=True) == pytest.approx(10 * math.log10(255 ** 2 / mse), rel=1e-6)
+    assert psnr(sr, hr, c, y_channel=True) == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-6)
 
 
 def test_ssim_identity_and_skimage_agreement():
     sr, hr = pair(2, 40)
     assert ssim(hr, hr, 4) == pytest.approx(1.0, abs=1e-12)
     c = 4
-    ref = structural_similarity(sr[c:-c, c:-c].astype(float), hr[c:-c, c:-c].astype(float), channel_axis=2,
-                                gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+    ref = structural_similarity(
+        sr[c:-c, c:-c].astype(float),
+        hr[c:-c, c:-c].astype(float),
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255,
+    )
     got = ssim(sr, hr, c)
     assert 0 < got < 1 and got == pytest.approx(ref, abs=2e-3)
 

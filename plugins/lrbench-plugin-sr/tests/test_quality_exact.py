@@ -1,5 +1,6 @@
 """The ``sr`` task's five outputs against direct computation on the border-cropped images: an SR output that is the HR
 image plus small noise inside and garbage in a ``scale``-pixel frame, so any metric that keeps the frame is far off."""
+
 from __future__ import annotations
 
 import math
@@ -8,13 +9,14 @@ import lpips
 import numpy as np
 import pytest
 import torch
-from lrbench.builtin.toyworld import ToyWorld
-from lrbench.models import ModelAdapter
-from lrbench.tasks import RunContext
 from lrbench_sr import quality
 from lrbench_sr.quality import SRDown, SRQuality, lpips_distance, psnr, ssim
 from skimage.metrics import structural_similarity
 from torchvision.transforms import functional as TF
+
+from lrbench.builtin.toyworld import ToyWorld
+from lrbench.models import ModelAdapter
+from lrbench.tasks import RunContext
 
 SCALE = 4
 
@@ -48,7 +50,7 @@ def _y(rgb: np.ndarray) -> np.ndarray:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return 10 * math.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * math.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +83,20 @@ def test_psnr_rgb_and_y_are_computed_on_the_crop(scored):
 def test_ssim_rgb_and_y_are_computed_on_the_crop(scored):
     out, sr8, hr8, _ = scored
     c = slice(SCALE, -SCALE)
-    direct = structural_similarity(sr8[c, c].astype(float), hr8[c, c].astype(float), channel_axis=2,
-                                   gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+    direct = structural_similarity(
+        sr8[c, c].astype(float),
+        hr8[c, c].astype(float),
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255,
+    )
     assert out["ssim"][0] == pytest.approx(direct, abs=2e-3)
     assert out["ssim"][0] == pytest.approx(ssim(sr8[c, c], hr8[c, c], 0), abs=1e-12)
-    direct_y = structural_similarity(_y(sr8)[c, c], _y(hr8)[c, c], gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, data_range=255)
+    direct_y = structural_similarity(
+        _y(sr8)[c, c], _y(hr8)[c, c], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert out["ssim_y"][0] == pytest.approx(direct_y, abs=2e-3)
     assert out["ssim_y"][0] > out["ssim"][0] - 0.05 and ssim(sr8, hr8, 0) < out["ssim"][0] - 0.02
 
@@ -113,7 +123,7 @@ def test_psnr_function_crops_scale_pixels_from_every_border():
     sr = hr.copy()
     sr[:3] = 255 - sr[:3]  # garbage in the top 3 rows only; one noisy pixel inside
     sr[10, 10, 0] = sr[10, 10, 0] ^ 16
-    mse = 16 ** 2 / (14 * 18 * 3)  # one channel of one pixel off by 16 over the 14 x 18 x 3 crop
-    assert psnr(sr, hr, 3) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-9)
+    mse = 16**2 / (14 * 18 * 3)  # one channel of one pixel off by 16 over the 14 x 18 x 3 crop
+    assert psnr(sr, hr, 3) == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-9)
     y_mse = (16 / 255 * 65.481) ** 2 / (14 * 18)
-    assert psnr(sr, hr, 3, y_channel=True) == pytest.approx(10 * math.log10(255 ** 2 / y_mse), rel=1e-6)  # float32 Y
+    assert psnr(sr, hr, 3, y_channel=True) == pytest.approx(10 * math.log10(255**2 / y_mse), rel=1e-6)  # float32 Y

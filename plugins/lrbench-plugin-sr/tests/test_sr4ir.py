@@ -1,24 +1,32 @@
 """SR4IR: CQMix masks, where TDP gradients go, the alternate schedule, baselines, the method and its artifact."""
+
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
 
-import numpy as np
 import pytest
 import torch
-from lrbench.builtin.toyworld import ToyWorld
-from lrbench.methods import ArtifactStore, MethodContext
-from lrbench.models import ModelAdapter
-from lrbench.registry import LrbenchError
-from lrbench.builtin.degradations import HR
 from lrbench_sr.quality import SRDown
 from lrbench_sr.sr4ir import MODES, SR4IRConfig, SR4IRMethod, SR4IRTrainer, TaskNet, cqmix, make_lr
 from PIL import Image
 
+from lrbench.builtin.degradations import HR
+from lrbench.builtin.toyworld import ToyWorld
+from lrbench.methods import ArtifactStore, MethodContext
+from lrbench.models import ModelAdapter
+from lrbench.registry import LrbenchError
+
 # timm's test_resnet (0.4M parameters) stands in for ResNet-18: same code path, CPU-sized
-TINY = dict(sr_options={"num_feat": 8, "num_block": 1}, task_weights=None, hr_size=16, batch_size=4, epochs=2,
-            tdp_warmup_epochs=1, task_arch="timm:test_resnet")
+TINY = dict(
+    sr_options={"num_feat": 8, "num_block": 1},
+    task_weights=None,
+    hr_size=16,
+    batch_size=4,
+    epochs=2,
+    tdp_warmup_epochs=1,
+    task_arch="timm:test_resnet",
+)
 
 
 def trainer(**kw) -> SR4IRTrainer:
@@ -204,9 +212,16 @@ def test_cosine_restart_schedule_restarts_at_the_end_of_the_warmup():
     assert [h["lr_task"] for h in b.history] == pytest.approx([3e-2, 2.5621246e-2, 1.505e-2, 4.4787536e-3], rel=1e-6)
 
 
-@pytest.mark.parametrize("mode,expected", [
-    ("lr_t", ["task"] * 2), ("hr_t", ["task"] * 2), ("s_t", ["sr"] * 2 + ["task"] * 2),
-    ("t_s", ["task"] * 2 + ["sr"] * 2), ("s_plus_t", ["joint"] * 2)])
+@pytest.mark.parametrize(
+    "mode,expected",
+    [
+        ("lr_t", ["task"] * 2),
+        ("hr_t", ["task"] * 2),
+        ("s_t", ["sr"] * 2 + ["task"] * 2),
+        ("t_s", ["task"] * 2 + ["sr"] * 2),
+        ("s_plus_t", ["joint"] * 2),
+    ],
+)
 def test_baseline_schedules(mode, expected):
     images = torch.randint(0, 256, (4, 3, 18, 18), dtype=torch.uint8)
     t = trainer(mode=mode, epochs=2)
@@ -243,8 +258,9 @@ def test_method_trains_once_then_loads_artifact(tmp_path):
         calls.append((name, params))
         return ToyWorld(**params)
 
-    ctx = MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path), dataset=dataset,
-                        log=logging.getLogger("test"))
+    ctx = MethodContext(
+        device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path), dataset=dataset, log=logging.getLogger("test")
+    )
     train = {**TINY, "epochs": 1, "dataset": {"name": "toyworld", "split": "train", "n": 8}}
     model = SR4IRMethod(train=train).apply(Placeholder(), ctx)
     assert model.kind == "classifier" and len(model.classnames) == 12
@@ -282,8 +298,12 @@ def test_training_set_keys_the_cells(tmp_path):
 
 
 def _method_context(tmp_path) -> MethodContext:
-    return MethodContext(device=torch.device("cpu"), artifacts=ArtifactStore(tmp_path),
-                         dataset=lambda name, **params: ToyWorld(**params), log=logging.getLogger("test"))
+    return MethodContext(
+        device=torch.device("cpu"),
+        artifacts=ArtifactStore(tmp_path),
+        dataset=lambda name, **params: ToyWorld(**params),
+        log=logging.getLogger("test"),
+    )
 
 
 @pytest.mark.parametrize("mode", ["sr4ir", "hr_t"])
@@ -292,9 +312,10 @@ def test_evaluation_runs_the_authors_test_protocol_on_both_paths(tmp_path, mode)
     (shorter side to hr_size x 256/224, bilinear) and center-cropped to hr_size; ``srdown@4`` makes the LR image from
     that crop (torch bicubic 1/4, no antialias, 8-bit), the SR network gets it, and the task network gets its output;
     the ``hr`` condition gives the crop itself to the task network. Reference and fast path give the same pixels."""
-    from lrbench.tasks import RunContext, iter_condition_batches
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
+
+    from lrbench.tasks import RunContext, iter_condition_batches
 
     train = {**TINY, "mode": mode, "epochs": 1, "dataset": {"name": "toyworld", "split": "train", "n": 4}}
     model = SR4IRMethod(train=train).apply(Placeholder(), _method_context(tmp_path))
@@ -307,10 +328,12 @@ def test_evaluation_runs_the_authors_test_protocol_on_both_paths(tmp_path, mode)
         ctx = RunContext(batch_size=3, fast_path=fast)
         inputs[fast] = next(iter_condition_batches(model, dataset, conditions, ctx))[1]
     # the authors' HR test image and its LR image, by hand
-    hr = torch.stack([TF.to_tensor(TF.center_crop(TF.resize(dataset.load(i), 18, InterpolationMode.BILINEAR), 16))
-                      for i in range(3)])
-    lr = (torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="bicubic", align_corners=False)
-          .clamp(0, 1) * 255).round() / 255
+    hr = torch.stack(
+        [TF.to_tensor(TF.center_crop(TF.resize(dataset.load(i), 18, InterpolationMode.BILINEAR), 16)) for i in range(3)]
+    )
+    lr = (
+        torch.nn.functional.interpolate(hr, scale_factor=0.25, mode="bicubic", align_corners=False).clamp(0, 1) * 255
+    ).round() / 255
     assert inputs[False]["hr"].shape == (3, 3, 16, 16)
     assert torch.allclose(inputs[False]["hr"], hr, atol=1e-6)  # HR: the crop itself, no SR in front of T
     for fast in (False, True):
