@@ -64,10 +64,15 @@ class Boom(Degradation):
         raise ValueError("boom")
 
 
+def broken_model() -> ModelAdapter:
+    raise RuntimeError("weights file is corrupt")
+
+
 class _Plugin:
     @hookimpl
     def register_models(self, register):
         register("rand-init", RandomInit, "random init from the global RNG", kind="zero-shot")
+        register("broken", broken_model, "a model that does not build", kind="zero-shot")
 
     @hookimpl
     def register_degradations(self, register):
@@ -155,3 +160,30 @@ def test_device_cuda_without_a_gpu_is_exit_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["run", str(spec), "--device", "cuda", "-o", str(tmp_path / "r")])
     assert result.exit_code == 2 and "device" in result.output and "no CUDA device" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_failing_unit_does_not_stop_the_other_models(more, cache_dir, tmp_path):
+    """Issue 18: a model that does not build fails its own cells (recorded with a traceback file); the spec's other
+    model still runs and is written; the run ends with an error naming the failed cells. --fail-fast stops at once."""
+    spec = dict(SPEC, models=["broken", "tiny"])
+    with pytest.raises(Exception) as exc:
+        run_spec(spec, tmp_path / "a", plugins=more, cache_dir=cache_dir)
+    assert "broken|none|toyworld|hr" in str(exc.value) and "weights file is corrupt" in str(exc.value)
+    results = pd.read_csv(tmp_path / "a" / "results.csv")
+    assert set(results["model"]) == {"tiny"} and set(results["condition"]) == {"hr", "bicubic@8"}
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    failed = {f["cell"]: f for f in meta["failed_cells"]}
+    assert set(failed) == {"broken|none|toyworld|hr", "broken|none|toyworld|bicubic@8"}
+    tb = {f["traceback"] for f in failed.values()}
+    assert tb == {"failures/001.txt"}  # one failure, one file
+    assert "RuntimeError: weights file is corrupt" in (tmp_path / "a" / "failures" / "001.txt").read_text()
+    with pytest.raises(RuntimeError, match="weights file is corrupt"):
+        run_spec(spec, tmp_path / "b", plugins=more, cache_dir=tmp_path / "c2", fail_fast=True)
+
+
+def test_fail_fast_cli_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [toy-clip]\ndatasets: [{name: toyworld, n: 4}]\nconditions: [hr]\n")
+    result = CliRunner().invoke(cli, ["run", str(spec), "-q", "--fail-fast", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output

@@ -264,6 +264,11 @@ def one_line_spec(
     help="Compute cells again even if cached: all of them, or those whose model|method|dataset|condition "
     "matches PATTERN (shell-style; '*|bicubic@16', 'tiny|*').",
 )
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="Stop at the first unit that fails (default: record it in run.json, run the others, exit 1 at the end).",
+)
 def run_cmd(
     spec: str | None,
     models: tuple[str, ...],
@@ -279,6 +284,7 @@ def run_cmd(
     cache_dir: str | None,
     quiet: bool,
     recompute: str | None,
+    fail_fast: bool,
 ) -> None:
     """Run SPEC (or one --model on one --dataset): every model x method x dataset x condition cell, then results,
     summary and report. A one-line run writes the spec it ran as spec.yaml in the run directory."""
@@ -300,6 +306,7 @@ def run_cmd(
         executor=executor,
         address=address,
         recompute=recompute,
+        fail_fast=fail_fast,
     )
     if spec is None and not dry_run:
         import yaml

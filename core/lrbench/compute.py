@@ -176,11 +176,20 @@ class Computer:
             for lock in locks:
                 lock.release()
 
-    def fail(self, unit: Unit, condition: str, error: str) -> None:
-        """Record a cell that could not be computed (reported at the end of the run, never cached)."""
+    def fail(self, unit: Unit, condition: str, error: str, traceback: str | None = None) -> None:
+        """Record a cell that could not be computed (reported at the end of the run, never cached); ``traceback`` is
+        written beside run.json when the whole unit failed (a model that did not build, a task that raised)."""
         label = unit.cell_label(condition)
         log.error("cell %s failed: %s", label, error)
-        self.state.failed.append({"cell": label, "error": error})
+        self.state.failed.append({"cell": label, "error": error, **({"traceback": traceback} if traceback else {})})
+
+    def fail_unit(self, unit: Unit, exc: BaseException) -> None:
+        """Every missing cell of a unit failed with ``exc``: recorded with its traceback, the run goes on."""
+        import traceback
+
+        text = "".join(traceback.format_exception(exc))
+        for deg in unit.missing():
+            self.fail(unit, deg.condition, f"{type(exc).__name__}: {exc}", text)
 
     def store(self, unit: Unit, condition: str, outputs: CellOutput) -> None:
         """Write one cell's raw outputs and mark it computed."""

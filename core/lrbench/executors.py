@@ -26,8 +26,11 @@ from .spec import Spec
 from .tasks import CellOutput, check_outputs
 
 
-def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
-    """Units one after another in this process; consecutive units of one (model, method) share the built model."""
+def run_local(computer: Computer, plan: Plan, progress: bool = True, fail_fast: bool = False) -> None:
+    """Units one after another in this process; consecutive units of one (model, method) share the built model.
+
+    A unit that raises (its model does not build, its task fails) fails its own cells and the other units still run;
+    the runner reports the failures and exits non-zero at the end. ``fail_fast`` re-raises at the first one instead."""
     todo = [u for u in plan.units if u.missing()]
     total = sum(len(u.dataset_obj) for u in todo)
     from tqdm.auto import tqdm
@@ -35,6 +38,7 @@ def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
     with tqdm(total=total, unit="img", desc="images", disable=None if progress else True, dynamic_ncols=True) as bar:
         current: tuple[str, str] | None = None
         model: ModelAdapter | None = None
+        build_error: BaseException | None = None  # the current (model, method) did not build: its units fail alike
         for i, unit in enumerate(todo, 1):
             log.info(
                 "unit %d/%d: %s | %s | %s: %d conditions on %d images",
@@ -47,13 +51,25 @@ def run_local(computer: Computer, plan: Plan, progress: bool = True) -> None:
                 len(unit.dataset_obj),
             )
             bar.set_postfix_str(f"{unit.model.label} | {unit.method.label} | {unit.dataset.label}", refresh=False)
-            if current != (unit.model.label, unit.method.label):
-                model = None
-                if computer.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                model = computer.build_model(unit.model, unit.method)
-                current = (unit.model.label, unit.method.label)
-            computer.compute_unit(unit, model, bar)
+            try:
+                if current != (unit.model.label, unit.method.label):
+                    model, build_error = None, None
+                    current = (unit.model.label, unit.method.label)
+                    if computer.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    try:
+                        model = computer.build_model(unit.model, unit.method)
+                    except Exception as exc:
+                        build_error = exc
+                        raise
+                if build_error is not None:
+                    raise build_error
+                computer.compute_unit(unit, model, bar)
+            except Exception as exc:
+                if fail_fast:
+                    raise
+                computer.fail_unit(unit, exc)
+                bar.update(len(unit.dataset_obj))
 
 
 def run_ray(

@@ -93,8 +93,11 @@ class Runner:
         executor: str = "local",
         address: str | None = None,
         recompute: str | None = None,
+        fail_fast: bool = False,
     ):
         self.recompute = recompute
+        #: stop at the first unit that fails instead of recording it and running the others
+        self.fail_fast = fail_fast
         self.plugins = plugins or get_plugins()
         source = str(spec) if isinstance(spec, (str, Path)) else "spec"
         data = load_spec_file(spec) if isinstance(spec, (str, Path)) else dict(spec)
@@ -147,7 +150,7 @@ class Runner:
         if (executor or self.executor) == "ray":
             run_ray(self.computer, plan, self.address, self.echo)
         else:
-            run_local(self.computer, plan, self.progress)
+            run_local(self.computer, plan, self.progress, self.fail_fast)
 
     def score(self, plan: Plan, executor: str | None = None) -> pd.DataFrame:
         """The results table; a cell that fails its checksum when read is computed again, then scored."""
@@ -254,6 +257,23 @@ class Runner:
         results.attrs.update(run_dir=str(self.run_dir), computed=list(self.state.computed))
         return results
 
+    def _failures(self, out: Path) -> list[dict[str, str]]:
+        """The failed cells for run.json; a traceback is written once per distinct failure under ``failures/``
+        (relative path in run.json), so run.json stays readable."""
+        files: dict[str, str] = {}
+        listed = []
+        for f in self.state.failed:
+            entry = {k: v for k, v in f.items() if k != "traceback"}
+            tb = f.get("traceback")
+            if tb:
+                if tb not in files:
+                    files[tb] = f"failures/{len(files) + 1:03d}.txt"
+                    (out / "failures").mkdir(exist_ok=True)
+                    atomic_write_text(out / files[tb], tb)
+                entry["traceback"] = files[tb]
+            listed.append(entry)
+        return listed
+
     def check_paths(self) -> None:
         """Refuse, before computing anything, a run directory or cache that cannot be written (exit status 2)."""
         problems = []
@@ -301,7 +321,7 @@ class Runner:
             "cache_dir": str(self.cache.root),
             "input_size": self.state.input_size,
             "num_classes": self.state.num_classes,
-            "failed_cells": self.state.failed,
+            "failed_cells": self._failures(out),
         }
         atomic_write_text(out / "run.json", json.dumps(meta, indent=2, default=str))
 
@@ -341,9 +361,11 @@ def run_spec(
     executor: str = "local",
     address: str | None = None,
     recompute: str | None = None,
+    fail_fast: bool = False,
 ) -> pd.DataFrame:
     """Run a spec (a mapping or a YAML path) and return the tidy results table (the plan table for ``dry_run``);
-    ``recompute``: a ``model|method|dataset|condition`` pattern of cells to compute even if cached."""
+    ``recompute``: a ``model|method|dataset|condition`` pattern of cells to compute even if cached; ``fail_fast``:
+    stop at the first failing unit instead of running the others and raising :class:`CellsFailed` at the end."""
     runner = Runner(
         spec,
         output,
@@ -355,5 +377,6 @@ def run_spec(
         executor=executor,
         address=address,
         recompute=recompute,
+        fail_fast=fail_fast,
     )
     return runner.run(dry_run=dry_run)
