@@ -187,3 +187,12 @@ def test_fail_fast_cli_flag(tmp_path, monkeypatch):
     spec.write_text("models: [toy-clip]\ndatasets: [{name: toyworld, n: 4}]\nconditions: [hr]\n")
     result = CliRunner().invoke(cli, ["run", str(spec), "-q", "--fail-fast", "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
+
+
+def test_run_log_holds_the_progress_without_a_terminal(plugins, cache_dir, tmp_path):
+    """Issue 18: run.log gets a line per unit and per computed cell (not only warnings), once each."""
+    run_spec(SPEC, tmp_path / "a", plugins=plugins, cache_dir=cache_dir)
+    text = (tmp_path / "a" / "run.log").read_text()
+    assert text.count("unit 1/1: tiny | none | toyworld") == 1
+    assert text.count("cell tiny|none|toyworld|hr computed (n=12)") == 1
+    assert text.count("cell tiny|none|toyworld|bicubic@8 computed (n=12)") == 1

@@ -194,5 +194,6 @@ class Computer:
     def store(self, unit: Unit, condition: str, outputs: CellOutput) -> None:
         """Write one cell's raw outputs and mark it computed."""
         self.cache.put("cells", unit.keys[condition], outputs.to_arrays(), unit.descriptions[condition])
+        log.info("cell %s computed (n=%d)", unit.cell_label(condition), outputs.n)
         unit.cached[condition] = True
         self.state.computed.append(unit.cell_label(condition))

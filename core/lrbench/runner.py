@@ -208,6 +208,10 @@ class Runner:
         handler = logging.FileHandler(staging / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
+        # run.log holds the progress (one INFO line per unit, per cell computed) as well as every warning, with or
+        # without a terminal; the logger's level is the user's again once the run ends
+        level = log.level
+        log.setLevel(logging.INFO)
         published = False
         try:
             t1 = time.perf_counter()
@@ -246,6 +250,7 @@ class Runner:
         finally:
             log.removeHandler(handler)
             handler.close()
+            log.setLevel(level)
             if not published:
                 shutil.rmtree(staging, ignore_errors=True)
         if self.state.failed:
