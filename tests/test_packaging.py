@@ -130,7 +130,7 @@ def test_installed_plugin_is_listed_with_version(fresh_env):
     plugins = {p["name"]: p for p in json.loads(out)}
     assert plugins["example"]["distribution"] == "lrbench-plugin-example"
     assert plugins["example"]["version"] == "0.1.0"
-    assert plugins["example"]["registered"] == {"models": ["colour-probe"]}
+    assert plugins["example"]["registered"] == {"models": ["colour-probe"], "datasets": ["swatches"]}
     assert plugins["example"]["error"] is None
     core = _run([str(env_dir / "bin" / "python"), "-c", "import lrbench; print(lrbench.__file__)"], cwd=tmp).stdout
     assert str(env_dir) in core  # the wheel, not the source tree
