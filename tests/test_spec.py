@@ -89,3 +89,13 @@ def test_yaml_cannot_construct_python_objects(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(spec)])
     assert result.exit_code != 0 and not marker.exists()
     assert "not valid YAML" in result.output
+
+
+def test_num_workers_auto_or_a_count(plugins):
+    """`num_workers: auto` (the default, written so in spec.resolved.yaml) validates when written out; a count >= 0 too;
+    a negative count is a spec error naming the key (it was a pydantic TypeError traceback)."""
+    base = {"models": ["tiny"], "datasets": [{"name": "toyworld", "n": 4}], "conditions": ["hr"]}
+    assert validate(dict(base, num_workers="auto"), plugins).spec.num_workers == "auto"
+    assert validate(dict(base, num_workers=2), plugins).spec.num_workers == 2
+    with pytest.raises(SpecError, match="num_workers"):
+        validate(dict(base, num_workers=-1), plugins)

@@ -12,7 +12,7 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -48,7 +48,7 @@ class Spec(BaseModel):
     metrics: list[EntryIn] | None = None
     seed: int = 0
     batch_size: int = Field(64, ge=1)
-    num_workers: int | Literal["auto"] = Field("auto", ge=0)
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     fast_path: bool = False
     amp: bool = False
     device: str = "auto"
