@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
+from lrbench_lrtk0.tokens import TokenInjector, find_vit, initialise, make_tokens
 from lrbench_lrtk0.train import distill_loss
 from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH
 from torchvision.transforms import functional as TF
@@ -99,3 +99,12 @@ def test_distill_loss_is_hr_term_plus_one_term_per_lr_size(adapter):
         got = distill_loss(adapter, injector, views, scale)
     assert float(terms[0]) > 1e-3  # the tokens move the HR student away from the teacher: the HR term counts
     assert float(got) == pytest.approx(float(sum(terms)), rel=1e-5)
+
+
+def test_initialise_draws_every_tensor_in_place(adapter):
+    lay = find_vit(adapter.module)
+    tokens = make_tokens(lay, init="authors", seed=0)
+    assert [name for name, _ in tokens.named_parameters()] == ["patch", "blocks"]
+    assert all(p.abs().min() > 0 for p in tokens.parameters())  # every entry drawn, none left at zero
+    initialise(tokens, lay, "zeros")  # back to the teacher: every tensor, not only the first
+    assert all(p.abs().sum() == 0 for p in tokens.parameters())

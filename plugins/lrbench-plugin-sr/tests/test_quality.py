@@ -91,6 +91,7 @@ def test_srdown_is_sr4ir_lr():
     img = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
     assert SRDown(4).pil(img).size == (6, 7)
     assert SRDown(4).condition == "srdown@4"
+    assert SRDown().factor == 4  # SR4IR's x4 unless told
 
 
 class Probe(ModelAdapter):
@@ -134,3 +135,15 @@ def test_sr_task_scores_the_sr_method_with_lpips(tmp_path, monkeypatch):
     cell = out["bicubic@16"]
     assert cell["psnr"].shape == (2,) and np.isfinite(cell["psnr"]).all()
     assert np.isfinite(cell["lpips"]).all() and (cell["lpips"] > 0).all()
+
+
+def test_lpips_unavailable_offline_gives_nan_and_the_other_metrics(monkeypatch, caplog):
+    def offline(net):
+        raise OSError("no network to download the trunk")
+
+    monkeypatch.setattr(quality, "build_lpips", offline)
+    with caplog.at_level(logging.WARNING, logger="lrbench.sr"):
+        out, _ = run_task(Probe(), [SRDown(4)], n=2, lpips="alex")
+    cell = out["srdown@4"]
+    assert np.isnan(cell["lpips"]).all() and np.isfinite(cell["psnr"]).all() and np.isfinite(cell["ssim_y"]).all()
+    assert "LPIPS (alex) unavailable" in caplog.text and "lpips: none" in caplog.text
