@@ -147,3 +147,10 @@ def test_lpips_unavailable_offline_gives_nan_and_the_other_metrics(monkeypatch, 
     cell = out["srdown@4"]
     assert np.isnan(cell["lpips"]).all() and np.isfinite(cell["psnr"]).all() and np.isfinite(cell["ssim_y"]).all()
     assert "LPIPS (alex) unavailable" in caplog.text and "lpips: none" in caplog.text
+
+
+def test_sr_task_reports_one_progress_unit_per_image():
+    seen: list[int] = []
+    task = SRQuality(scale=4, lpips="none")
+    task.run(Probe(), ToyWorld("test", n=3), [SRDown(4), HR()], RunContext(progress=seen.append))
+    assert seen == [1, 1, 1]  # one per image, whatever the number of conditions
