@@ -47,7 +47,15 @@ _API = {
     ),
     "registry": ("Finding", "LrbenchError", "UnknownNameError"),
     "tasks": ("CellOutput", "RunContext", "Task", "iter_condition_batches", "zero_shot_weights"),
-    "weights": ("WeightsMissing", "hub_weights", "require", "url_weights"),
+    "weights": (
+        "WeightsMissing",
+        "file_fingerprint",
+        "folder_files",
+        "hub_snapshot",
+        "hub_weights",
+        "require",
+        "url_weights",
+    ),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 
