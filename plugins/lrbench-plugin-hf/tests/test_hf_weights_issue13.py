@@ -111,3 +111,22 @@ def test_check_says_what_a_local_folder_lacks(tmp_path, plugins, make, says):
     make(folder)
     (finding,) = plugins.registries["models"]["hf"].check(id=str(folder))
     assert finding.level == "error" and says in finding.message and str(folder) in finding.message
+
+
+def test_validate_names_missing_hf_weights_before_a_run(tmp_path, plugins, monkeypatch):
+    """`lrbench validate` offline with an empty HF_HOME: exit 2, each missing model with where it was looked for."""
+    from click.testing import CliRunner
+
+    from lrbench.cli import cli
+
+    home = tmp_path / "empty-hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"models: [hf:{REPO}, hf:{tmp_path / 'no-such-folder'}]\ndatasets: [{{name: toyworld, n: 4}}]\n")
+    out = CliRunner().invoke(cli, ["validate", str(spec)])
+    assert out.exit_code == 2, out.output
+    assert f"models[0] (hf:{REPO}): weights {REPO}/model.safetensors are not on this machine" in out.output
+    assert str(home / "hub" / "models--org--tiny-clip") in out.output and f"hf download {REPO}`" in out.output
+    assert f"models[1] (hf:{tmp_path / 'no-such-folder'}): local model folder" in out.output
