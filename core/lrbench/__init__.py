@@ -31,7 +31,17 @@ _API = {
         "imagefolder",
         "to_rgb",
     ),
-    "degradations": ("Degradation", "parse_condition"),
+    "degradations": (
+        "MAX_SIZE",
+        "Degradation",
+        "Finite",
+        "NonNegativeFinite",
+        "ParameterRangeError",
+        "Pixels",
+        "PositiveFinite",
+        "check_size",
+        "parse_condition",
+    ),
     "methods": ("ArtifactStore", "Method", "MethodContext"),
     "metrics": ("AggregateMetric", "CellMetric"),
     "models": (
