@@ -80,9 +80,9 @@ HUB_WEIGHT_FILES = [
 
 def _open_clip_cfg(
     id: str | None, arch: str | None, pretrained: str | None, checkpoint: str | None
-) -> tuple[str, dict[str, Any]] | None:
-    """(arch, open_clip pretrained cfg) of an entry that loads open_clip weights by tag; None for a checkpoint file,
-    a Hub model, or a name open_clip does not know (the loader says why)."""
+) -> dict[str, Any] | None:
+    """The open_clip pretrained cfg of an entry that loads open_clip weights by tag; None for a checkpoint file, a Hub
+    model, or a name open_clip does not know (the loader says why)."""
     if checkpoint is not None or _is_hub(id):
         return None
     if id is not None:
@@ -94,7 +94,7 @@ def _open_clip_cfg(
 
     tag = pretrained or OPEN_CLIP_EVA.get(arch)
     cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
-    return (arch, cfg) if cfg else None
+    return cfg or None
 
 
 def _clip_cache(cache_dir: str | None) -> Path:
@@ -117,10 +117,9 @@ def eva_inputs(
     if _is_hub(id):
         folder = Path(id).expanduser()
         return {"local_files": folder_files(folder)} if folder.is_dir() else hub_snapshot(id, revision, cache_dir)
-    found = _open_clip_cfg(id, arch, pretrained, checkpoint)
-    if found is None:
+    cfg = _open_clip_cfg(id, arch, pretrained, checkpoint)
+    if cfg is None:
         return {}
-    cfg = found[1]
     if cfg.get("file"):
         path = Path(cfg["file"]).expanduser()
     elif cfg.get("hf_hub"):
@@ -146,10 +145,9 @@ def _weights_finding(
         if Path(id).expanduser().is_dir():  # a repository saved to a folder: AutoModel reads it as it is
             return None
         return hub_weights(id, HUB_WEIGHT_FILES, cache_dir, revision, whole_repo=True)
-    found = _open_clip_cfg(id, arch, pretrained, checkpoint)
-    if found is None or found[1].get("file"):
+    cfg = _open_clip_cfg(id, arch, pretrained, checkpoint)
+    if cfg is None or cfg.get("file"):
         return None
-    cfg = found[1]
     if cfg.get("hf_hub"):  # open_clip prefers the Hub, and a .safetensors twin of its default .bin
         from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
