@@ -1,10 +1,22 @@
-"""lrbench hooks of the SR plugin: SR methods, the srdown degradation, the sr task and its metrics, SR4IR."""
+"""lrbench hooks of the SR plugin: SR methods, the srdown degradation, the sr task and its metrics, SR4IR, and the
+segmentation and detection tasks, datasets, metrics and torchvision networks SR4IR evaluates."""
 
 from __future__ import annotations
 
 from lrbench import hookimpl
 
 from . import backbones
+from .dense import (
+    Detection,
+    Segmentation,
+    TorchvisionDetector,
+    TorchvisionSegmenter,
+    map50_metric,
+    map_metric,
+    miou_metric,
+    pixel_acc_metric,
+)
+from .dense_data import CocoDetection, ToyDetection, ToySegmentation, VOCSegmentation
 from .method import SpandrelSRMethod, SRMethod, short_form
 from .quality import METRICS, SRDown, SRQuality, metric_factory
 from .sr4ir import SR4IRMethod, sr4ir_model
@@ -35,6 +47,28 @@ def register_models(register):
         "a trained one from checkpoint",
         kind="classifier",
     )
+    register(
+        "torchvision-seg",
+        TorchvisionSegmenter,
+        TorchvisionSegmenter.__doc__,
+        accepts_id=True,
+        kind="segmenter",
+    )
+    register(
+        "torchvision-det",
+        TorchvisionDetector,
+        TorchvisionDetector.__doc__,
+        accepts_id=True,
+        kind="detector",
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register("voc-seg", VOCSegmentation, VOCSegmentation.__doc__)
+    register("coco-det", CocoDetection, CocoDetection.__doc__)
+    register("toyworld-seg", ToySegmentation, ToySegmentation.__doc__)
+    register("toyworld-det", ToyDetection, ToyDetection.__doc__)
 
 
 @hookimpl
@@ -45,9 +79,18 @@ def register_degradations(register):
 @hookimpl
 def register_tasks(register):
     register("sr", SRQuality, "SR quality: PSNR / SSIM (RGB, Y) / LPIPS of SR outputs against HR images")
+    register("segmentation", Segmentation, Segmentation.__doc__)
+    register("detection", Detection, Detection.__doc__)
 
 
 @hookimpl
 def register_metrics(register):
     for name, doc in METRICS.items():
         register(name, metric_factory(name, doc), doc)
+    for name, factory in (
+        ("miou", miou_metric),
+        ("pixel_acc", pixel_acc_metric),
+        ("map", map_metric),
+        ("map50", map50_metric),
+    ):
+        register(name, factory, factory.__doc__)
