@@ -19,7 +19,7 @@ from .dense import (
 from .dense_data import CocoDetection, ToyDetection, ToySegmentation, VOCSegmentation
 from .method import SpandrelSRMethod, SRMethod, short_form
 from .quality import METRICS, SRDown, SRQuality, metric_factory
-from .sr4ir import SR4IRMethod, sr4ir_model
+from .sr4ir import SR4IRMethod, sr4ir_kind, sr4ir_model
 
 
 @hookimpl
@@ -35,7 +35,12 @@ def register_methods(register):
                 info={"arch": arch, "variant": variant, "scale": scale},
             )
     register("sr/file", SpandrelSRMethod, SpandrelSRMethod.__doc__)
-    register("sr4ir", SR4IRMethod, "SR4IR: SR + ResNet-18 trained with TDP loss, CQMix and alternate training")
+    register(
+        "sr4ir",
+        SR4IRMethod,
+        "SR4IR: SR + a task network (ResNet-18, DeepLabV3, Faster R-CNN) trained with TDP loss, CQMix and alternate "
+        "training",
+    )
 
 
 @hookimpl
@@ -43,9 +48,9 @@ def register_models(register):
     register(
         "sr4ir",
         sr4ir_model,
-        "An SR4IR pair (SR + task network) as a classifier: trained by an sr4ir method, or "
-        "a trained one from checkpoint",
-        kind="classifier",
+        "An SR4IR pair (SR + task network) as a classifier, segmenter or detector (task): trained by an sr4ir "
+        "method, or a trained one from checkpoint",
+        kind=sr4ir_kind,
     )
     register(
         "torchvision-seg",
