@@ -16,6 +16,7 @@ pixel coordinates. A plain network given a smaller (LR) input upsamples it bilin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -34,10 +35,12 @@ from lrbench import (
     CellOutput,
     Dataset,
     Degradation,
+    Finding,
     LrbenchError,
     ModelAdapter,
     RunContext,
     Task,
+    url_weights,
 )
 
 #: VOC's label for object boundaries and unlabelled pixels: scored by neither mIoU nor pixel accuracy
@@ -405,22 +408,22 @@ class _TorchvisionDense(ModelAdapter):
     def __init__(
         self,
         id: str,
-        weights: str | None = None,
-        weights_backbone: str | None = None,
+        pretrained: str | None = None,
+        pretrained_backbone: str | None = None,
         num_classes: int | None = None,
         random_init: bool = False,
         kwargs: dict[str, Any] | None = None,
     ):
         kwargs = dict(kwargs or {})
-        if not weights and not random_init:
+        if not pretrained and not random_init:
             raise LrbenchError(
-                f"model {id!r} needs weights (a torchvision tag such as "
+                f"model {id!r} needs pretrained weights (a torchvision tag such as "
                 f"{'COCO_WITH_VOC_LABELS_V1' if self.kind == 'segmenter' else 'COCO_V1'}) or random_init: true "
                 "(tests only: its outputs are meaningless)"
             )
-        self.arch, self.weights, self.weights_backbone = id, weights, weights_backbone
+        self.arch, self.pretrained, self.pretrained_backbone = id, pretrained, pretrained_backbone
         self.num_classes, self.random_init, self.kwargs = num_classes, random_init, kwargs
-        net = build_torchvision(id, weights, weights_backbone, num_classes, **kwargs)
+        net = build_torchvision(id, pretrained, pretrained_backbone, num_classes, **kwargs)
         self.module = Normalized(net) if self.kind == "segmenter" else net
         self.module.eval()
 
@@ -428,7 +431,7 @@ class _TorchvisionDense(ModelAdapter):
         return {
             "family": "torchvision",
             "arch": self.arch,
-            "weights": self.weights or "random-init",
+            "pretrained": self.pretrained or "random-init",
             "num_classes": self.num_classes,
             **self.kwargs,
         }
@@ -448,12 +451,12 @@ class TorchvisionSegmenter(_TorchvisionDense):
     def __init__(
         self,
         id: str,
-        weights: str | None = None,
-        weights_backbone: str | None = None,
+        pretrained: str | None = None,
+        pretrained_backbone: str | None = None,
         num_classes: int | None = None,
         random_init: bool = False,
     ):
-        super().__init__(id, weights, weights_backbone, num_classes, random_init)
+        super().__init__(id, pretrained, pretrained_backbone, num_classes, random_init)
 
     def segment(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return self.module(bilinear_to(x, size))["out"]
@@ -468,16 +471,36 @@ class TorchvisionDetector(_TorchvisionDense):
     def __init__(
         self,
         id: str,
-        weights: str | None = None,
-        weights_backbone: str | None = None,
+        pretrained: str | None = None,
+        pretrained_backbone: str | None = None,
         num_classes: int | None = None,
         random_init: bool = False,
         min_size: int = 800,
         max_size: int = 1333,
     ):
         super().__init__(
-            id, weights, weights_backbone, num_classes, random_init, {"min_size": min_size, "max_size": max_size}
+            id, pretrained, pretrained_backbone, num_classes, random_init, {"min_size": min_size, "max_size": max_size}
         )
 
     def detect(self, x: torch.Tensor, size: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
         return self.module(list(bilinear_to(x, size)))
+
+
+def check_torchvision(
+    id: str, pretrained: str | None = None, pretrained_backbone: str | None = None, **_: Any
+) -> list[Finding]:
+    """What ``validate`` / ``--dry-run`` report for a torchvision entry: each named weights file found in the torch
+    hub cache, to download, or an unknown tag; nothing is built or fetched."""
+    import torchvision
+
+    out = []
+    try:
+        for tag, enum in (
+            (pretrained, lambda: torchvision.models.get_model_weights(id)),
+            (pretrained_backbone, lambda: _backbone_weights(id)),
+        ):
+            if tag:
+                out.append(url_weights(enum()[tag].url, Path(torch.hub.get_dir()) / "checkpoints"))
+    except (KeyError, ValueError) as exc:
+        out.append(Finding("error", f"unknown weights for {id}: {exc}"))
+    return out

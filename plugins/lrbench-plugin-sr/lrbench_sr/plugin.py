@@ -11,6 +11,7 @@ from .dense import (
     Segmentation,
     TorchvisionDetector,
     TorchvisionSegmenter,
+    check_torchvision,
     map50_metric,
     map_metric,
     miou_metric,
@@ -58,6 +59,7 @@ def register_models(register):
         TorchvisionSegmenter.__doc__,
         accepts_id=True,
         kind="segmenter",
+        check=check_torchvision,
     )
     register(
         "torchvision-det",
@@ -65,6 +67,7 @@ def register_models(register):
         TorchvisionDetector.__doc__,
         accepts_id=True,
         kind="detector",
+        check=check_torchvision,
     )
 
 

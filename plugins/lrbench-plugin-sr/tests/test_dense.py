@@ -212,3 +212,16 @@ def test_torchvision_model_without_weights_refuses():
     plugins = Plugins()
     with pytest.raises(LrbenchError, match="random_init"):
         plugins.registries["models"].create("torchvision-seg:deeplabv3_mobilenet_v3_large")
+
+
+def test_torchvision_weights_are_checked_without_building(tmp_path, monkeypatch):
+    """validate's view of a torchvision entry: a tag's file found in the torch hub cache, or an unknown tag."""
+    from lrbench_sr.dense import check_torchvision
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "deeplabv3_mobilenet_v3_large-fc3c493d.pth").write_bytes(b"x")
+    found = check_torchvision("deeplabv3_mobilenet_v3_large", pretrained="COCO_WITH_VOC_LABELS_V1")
+    assert [f.level for f in found] == ["ok"]
+    bad = check_torchvision("deeplabv3_mobilenet_v3_large", pretrained="NOPE")
+    assert [f.level for f in bad] == ["error"] and "NOPE" in bad[0].message
