@@ -225,3 +225,15 @@ def test_torchvision_weights_are_checked_without_building(tmp_path, monkeypatch)
     assert [f.level for f in found] == ["ok"]
     bad = check_torchvision("deeplabv3_mobilenet_v3_large", pretrained="NOPE")
     assert [f.level for f in bad] == ["error"] and "NOPE" in bad[0].message
+
+
+def test_what_changes_the_outputs_keys_the_cells():
+    """The task's HR resize and the toy set's image size change every output: both are in the identities the cell
+    keys hash; the same parameters give the same identity."""
+    from lrbench_sr.dense import Detection, Segmentation
+
+    assert Segmentation().identity() == Segmentation().identity() != Segmentation(resize=520).identity()
+    assert Detection().identity() != Detection(resize=480).identity()
+    seg = lambda **kw: ToySegmentation(_Context(), n=3, **kw).identity()  # noqa: E731
+    assert seg(size=32) == seg(size=32) != seg(size=48)
+    assert seg(size=32) != ToyDetection(_Context(), n=3, size=32).identity()
