@@ -111,6 +111,10 @@ _INHERITED_BY_INIT = (
 )
 
 
+#: options that came with segmentation and detection: keyed only when they differ from the default
+_ADDED_WITH_DENSE = ("task", "task_options", "aux_weight", "lr_warmup_epochs")
+
+
 @dataclass
 class SR4IRConfig:
     """Everything that determines a trained pair (its hash keys the artifact). Defaults: the authors' EDSR-baseline
@@ -222,6 +226,16 @@ class SR4IRConfig:
     def kind(self) -> str:
         return TASK_KINDS[self.task]
 
+    def key(self) -> dict[str, Any]:
+        """The config as the artifact and cell keys hash it: the options added with segmentation and detection are
+        left out while they keep their defaults (a classification pair's behaviour before them), so pairs stored
+        before they existed keep their keys."""
+        out = asdict(self)
+        for name in _ADDED_WITH_DENSE:
+            if out[name] == _DEFAULTS[name]:
+                del out[name]
+        return out
+
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> "SR4IRConfig":
         """The config a ``train:`` mapping names: the authors' recipe for its ``task``, overridden by the mapping."""
@@ -235,6 +249,9 @@ class SR4IRConfig:
         if task not in TASK_KINDS:
             raise LrbenchError(f"unknown sr4ir task {task!r}; choices: {', '.join(TASK_KINDS)}")
         return cls(**{**TASK_DEFAULTS[task], **params})
+
+
+_DEFAULTS = asdict(SR4IRConfig())
 
 
 def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -983,7 +1000,7 @@ class SR4IRMethod(Method):
         """What a trained pair depends on: its resolved config, its training set and, recursively, its ``init``."""
         init = cfg.init_config()
         return {
-            "config": asdict(cfg),
+            "config": cfg.key(),
             "data": self._training_set(cfg, dataset).identity(),
             "init": self._identity(init, dataset) if init else None,
         }

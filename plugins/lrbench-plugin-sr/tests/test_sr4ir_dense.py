@@ -212,3 +212,15 @@ def test_sr4ir_pair_trains_and_is_evaluated_through_lrbench_run(tmp_path, task, 
     again = _run(tmp_path / "again", spec2)
     key = ["condition", "metric"]
     assert again.set_index(key)["value"].to_dict() == pytest.approx(df.set_index(key)["value"].to_dict())
+
+
+def test_classification_pairs_keep_their_keys():
+    """The options segmentation and detection brought are keyed only off their defaults: a classification pair stored
+    before them keeps its artifact and cell keys (the toy proof's cache stays valid); a segmentation pair's key says
+    its task."""
+    from dataclasses import asdict
+
+    cls = SR4IRConfig.from_dict({})
+    assert set(cls.key()) == set(asdict(cls)) - {"task", "task_options", "aux_weight", "lr_warmup_epochs"}
+    assert SR4IRConfig.from_dict({"aux_weight": 0.4}).key()["aux_weight"] == 0.4
+    assert SR4IRConfig.from_dict({"task": "segmentation"}).key()["task"] == "segmentation"
