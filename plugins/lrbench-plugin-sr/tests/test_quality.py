@@ -154,3 +154,14 @@ def test_sr_task_reports_one_progress_unit_per_image():
     task = SRQuality(scale=4, lpips="none")
     task.run(Probe(), ToyWorld("test", n=3), [SRDown(4), HR()], RunContext(progress=seen.append))
     assert seen == [1, 1, 1]  # one per image, whatever the number of conditions
+
+
+def test_sr_task_is_chosen_only_when_named():
+    from types import SimpleNamespace
+
+    from lrbench.plan import choose_task
+    from lrbench.plugins import get_plugins
+
+    # the sr task accepts classifiers on classification datasets too, but a spec without `task:` keeps classification
+    task, item = choose_task(get_plugins(), SimpleNamespace(task=None), "classifier", ToyWorld("test", n=1))
+    assert item.name == "classification" and task.name == "classification"
