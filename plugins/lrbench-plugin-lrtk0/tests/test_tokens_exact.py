@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from lrbench_lrtk0.tokens import TokenInjector, ViTLayout, find_vit, initialise, make_tokens, tokens_from_tensors
+from lrbench_lrtk0.tokens import (
+    TokenInjector,
+    TokenSet,
+    ViTLayout,
+    find_vit,
+    initialise,
+    make_tokens,
+    tokens_from_tensors,
+)
 from lrbench_lrtk0.train import distill_loss
 from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, tiny_clip
 from torch import nn
@@ -135,6 +143,7 @@ def test_token_config_round_trip(mode, expected):
     assert all(torch.equal(a, b) for a, b in zip(back.parameters(), tokens.parameters()))
     if mode == "add":
         assert tokens.blocks.shape == (2, expected[0], 6)
+    assert TokenSet("vpt", 3, 4, 6).prompts.shape == (50, 6)  # the authors' 50 VPT prompts unless told
 
 
 def test_sequence_first_blocks_get_tokens_on_their_patch_rows():
