@@ -166,3 +166,22 @@ def test_sequence_first_blocks_get_tokens_on_their_patch_rows():
         assert seq.shape == (5, 6, 2)
         out = lay.blocks[1](seq.transpose(0, 1))  # (L + 2, B, D) into the last block, prompts cut after it
     assert torch.equal(out, x)
+
+
+class _MaskedBlock(nn.Module):
+    """A block with a second positional input (an attention mask in real towers): x + mask."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x + mask
+
+
+def test_block_hooks_keep_the_other_inputs_and_the_default_seed_is_zero():
+    lay = ViTLayout(nn.Identity(), (_MaskedBlock(),), 1, 3, 2, True, "open_clip")
+    tokens = make_tokens(lay, init="authors")
+    assert torch.equal(tokens.blocks, make_tokens(lay, init="authors", seed=0).blocks)
+    injector = TokenInjector(lay, tokens)
+    x, mask = torch.randn(2, 4, 2), torch.full((2, 4, 2), 10.0)
+    with injector.active():
+        y = lay.blocks[0](x, mask)
+    torch.testing.assert_close(y[:, 0], x[:, 0] + 10)
+    torch.testing.assert_close(y[:, 1:], x[:, 1:] + tokens.blocks[0].detach() + 10)
