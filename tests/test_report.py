@@ -24,7 +24,7 @@ CONDS = {
     "bicubic@8": 0.17,
     "jpeg@30": 0.415,
     "jpeg@10": 0.345,
-    "gaussian_blur@2": 0.44,
+    "gaussian-blur@2": 0.44,
     "noise@0.1": 0.34,
 }
 
@@ -56,7 +56,7 @@ def test_conditions_get_family_and_value():
     info = describe_conditions(_table())
     assert info["hr"].family is None and info["hr"].value is None
     assert (info["bicubic@16"].family, info["bicubic@16"].value) == ("resolution", 16.0)
-    assert (info["jpeg@30"].family, info["gaussian_blur@2"].family, info["noise@0.1"].value) == ("jpeg", "blur", 0.1)
+    assert (info["jpeg@30"].family, info["gaussian-blur@2"].family, info["noise@0.1"].value) == ("jpeg", "blur", 0.1)
 
 
 def test_panel_has_real_axis_wilson_band_and_chance_line():
@@ -152,7 +152,7 @@ def test_report_contents(run_dir):
         "bicubic@8",
         "jpeg@30",
         "jpeg@10",
-        "gaussian_blur@2",
+        "gaussian-blur@2",
         "noise@0.1",
     ]
     assert cells[order.index("bicubic@16")] == f"{100 * 0.275 / 0.39:.1f}" == "70.5"
@@ -185,7 +185,7 @@ def test_report_fits_1280px_in_headless_chromium(run_dir, tmp_path):
     """Render at 1280 px and read back the page width and whether every embedded image decoded."""
     conds = {f"bicubic@{s}": 0.4 for s in (128, 112, 96, 80, 64, 56, 48, 40, 32, 24, 16, 12, 8, 4)}
     results = _table(
-        {"hr": 0.5, **conds, "gaussian_blur@1.5": 0.3, "jpeg@5": 0.2},
+        {"hr": 0.5, **conds, "gaussian-blur@1.5": 0.3, "jpeg@5": 0.2},
         models=("a-model-with-a-rather-long-name/laion2b_s34b_b79k", "b"),
     )
     results.to_csv(run_dir / "results.csv", index=False)

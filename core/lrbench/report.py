@@ -67,7 +67,7 @@ _FAMILY_OF = {
     "nearest": "resolution",
     "pixelate": "resolution",
     "jpeg": "jpeg",
-    "gaussian_blur": "blur",
+    "gaussian-blur": "blur",
     "noise": "noise",
 }
 
