@@ -74,10 +74,10 @@ def _run_dir(path, model, values, n=100):
     import pandas as pd
 
     path.mkdir(parents=True)
-    rows = [(model, "none", "toyworld", c, "top1", v, n, "zero-shot") for c, v in values.items()]
-    pd.DataFrame(rows, columns=["model", "method", "dataset", "condition", "metric", "value", "n", "task"]).to_csv(
-        path / "results.csv", index=False
-    )
+    described = {"hr": ("hr", "clean", None), "bicubic@16": ("bicubic", "resolution", 16)}
+    rows = [(model, "none", "toyworld", c, "top1", v, n, "zero-shot", *described[c]) for c, v in values.items()]
+    columns = ["model", "method", "dataset", "condition", "metric", "value", "n", "task", "degradation", "family"]
+    pd.DataFrame(rows, columns=[*columns, "level"]).to_csv(path / "results.csv", index=False)
     (path / "run.json").write_text(json.dumps({"lrbench": "0.1.0", "device": "cpu", "num_classes": {"toyworld": 12}}))
     return path
 
@@ -101,3 +101,8 @@ def test_merge_recomputes_aggregates_and_refuses_conflicts(tmp_path):
     clash = _run_dir(tmp_path / "clash", "m1", {"hr": 0.79})
     with pytest.raises(LrbenchError, match=r"m1 \| none \| toyworld \| hr \| top1 = 0.79 \(n=100\) in .*clash"):
         merge_runs([a, clash], tmp_path / "out2")
+    old = _run_dir(tmp_path / "old", "m3", {"hr": 0.7})
+    pd.read_csv(old / "results.csv").drop(columns=["degradation", "family", "level"]).to_csv(old / "results.csv")
+    with pytest.raises(LrbenchError, match=r"old/results\.csv has no degradation, family, level columns"):
+        merge_runs([a, old], tmp_path / "out3")  # an old run is named, its conditions not guessed
+    assert not (tmp_path / "out3").exists()
