@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
-from lrbench.cli import _compact_table, _filter_rows
+from click.testing import CliRunner
+
+from lrbench.cli import _compact_table, _filter_rows, cli
 
 ROWS = [
     {
@@ -106,3 +109,49 @@ def test_merge_recomputes_aggregates_and_refuses_conflicts(tmp_path):
     with pytest.raises(LrbenchError, match=r"old/results\.csv has no degradation, family, level columns"):
         merge_runs([a, old], tmp_path / "out3")  # an old run is named, its conditions not guessed
     assert not (tmp_path / "out3").exists()
+
+
+def _aggregate(tmp_path, rows, *args):
+    import pandas as pd
+
+    columns = ["model", "dataset", "condition", "metric", "value", "task"]
+    table = pd.DataFrame(rows, columns=columns).assign(num_classes=2)  # chance 1/2: same / not the same person
+    table.to_csv(tmp_path / "t.csv", index=False)
+    out = CliRunner().invoke(cli, ["aggregate", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), *args])
+    return out, tmp_path / "out" / "summary.csv"
+
+
+def test_aggregate_reads_the_headline_metric_of_the_tables_task(tmp_path):
+    """A face verification table aggregates face_acc (the task's headline) without --metric; its other metrics and
+    top1 rows of no task are not read."""
+    import pandas as pd
+    import pytest
+
+    pytest.importorskip("lrbench_face")
+    rows = [
+        ("m", "lfw", "hr", "face_acc", 0.96, "verification"),
+        ("m", "lfw", "face-lr@14", "face_acc", 0.72, "verification"),
+        ("m", "lfw", "hr", "roc_auc", 0.99, "verification"),
+        ("m", "lfw", "face-lr@14", "roc_auc", 0.30, "verification"),
+    ]
+    out, summary = _aggregate(tmp_path, rows)
+    assert out.exit_code == 0, out.output
+    s = pd.read_csv(summary).set_index(["metric", "condition"])["value"]
+    assert s[("ACC", "hr")] == pytest.approx(0.96) and s[("ACC", "face-lr@14")] == pytest.approx(0.72)
+    assert s[("SAR", "face-lr@14")] == pytest.approx(0.72 / 0.96)  # SAR of one dataset: its gamma
+    # WAR of one dataset is its Gamma: gamma (1 - exp(-200 E^2)), E = A_hr - 1/C with C = 2
+    assert s[("WAR", "face-lr@14")] == pytest.approx(0.72 / 0.96 * (1 - math.exp(-200 * (0.96 - 0.5) ** 2)))
+    out, summary = _aggregate(tmp_path, rows, "--metric", "roc_auc")  # --metric still chooses
+    assert pd.read_csv(summary).set_index(["metric", "condition"])["value"][("ACC", "face-lr@14")] == pytest.approx(0.3)
+
+
+def test_aggregate_refuses_tasks_that_lead_with_different_metrics(tmp_path):
+    import pytest
+
+    pytest.importorskip("lrbench_face")
+    rows = [("m", "lfw", "hr", "face_acc", 0.9, "verification"), ("m", "dtd", "hr", "top1", 0.5, "zero-shot")]
+    out, _ = _aggregate(tmp_path, rows)
+    assert out.exit_code != 0
+    assert "different metrics (verification: face_acc, zero-shot: top1); choose one with --metric" in out.output
+    out, _ = _aggregate(tmp_path, [("m", "dtd", "hr", "top1", 0.5, "no-such-task")])
+    assert out.exit_code != 0 and "task 'no-such-task'" in out.output and "--metric" in out.output
