@@ -153,5 +153,9 @@ def test_aggregate_refuses_tasks_that_lead_with_different_metrics(tmp_path):
     out, _ = _aggregate(tmp_path, rows)
     assert out.exit_code != 0
     assert "different metrics (verification: face_acc, zero-shot: top1); choose one with --metric" in out.output
+    pytest.importorskip("lrbench_sr")
+    out, _ = _aggregate(tmp_path, [("m", "set5", "hr", "psnr", 99.0, "sr"), ("m", "set5", "hr", "ssim", 1.0, "sr")])
+    assert out.exit_code != 0 and "psnr value 99.0 is outside [0, 1]" in out.output  # sr leads with psnr: no fraction
+    assert "not an accuracy? choose one with --metric" in out.output
     out, _ = _aggregate(tmp_path, [("m", "dtd", "hr", "top1", 0.5, "no-such-task")])
     assert out.exit_code != 0 and "task 'no-such-task'" in out.output and "--metric" in out.output
