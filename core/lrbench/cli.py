@@ -365,8 +365,8 @@ def merge_cmd(run_dirs: tuple[str, ...], out_dir: str) -> None:
 @click.option(
     "--metric",
     default=None,
-    help="Accuracy metric the aggregates read. Default: the headline metric of the table's tasks (its 'task' "
-    "column: face_acc for verification, ...); top1 for a table without one.",
+    help="Accuracy metric the aggregates read. Default: the headline metric the tasks of the table's 'task' "
+    "column declare; top1 for a table without one.",
 )
 def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str | None) -> None:
     """Aggregate metrics (ACC, gamma, Gamma, SAR, WAR) over an accuracy TABLE that did not come from a run.
