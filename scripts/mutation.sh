@@ -3,7 +3,7 @@
 # a scratch copy of the working tree and checked by ITS OWN fast tests only; results in docs/testing.md.
 #
 #   bash scripts/mutation.sh                 # every module below
-#   bash scripts/mutation.sh metrics tokens  # some of them
+#   bash scripts/mutation.sh metrics lrtk0-tokens   # some of them
 #   MUTATION_SAMPLE=40 bash scripts/mutation.sh   # at most 40 mutants per module (a seeded random sample)
 #
 # Env: MUTATION_SAMPLE (0 = all, default), MUTATION_SEED (0), MUTATION_OUT (scratch dir, default a new temp dir),
