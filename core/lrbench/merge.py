@@ -33,11 +33,13 @@ def _read_run(run_dir: Path) -> tuple[pd.DataFrame, dict]:
 def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1") -> pd.DataFrame:
     """Join the runs' results, refuse conflicting cells, recompute aggregates, write a run directory at ``out``."""
     from .builtin.aggregates import Acc, Gamma, ImprovedGamma, Sar, War
-    from .report import write_report
+    from .report import describe_conditions, write_report
 
     if not run_dirs:
         raise LrbenchError("merge needs at least one run directory")
     frames, metas = zip(*(_read_run(Path(d)) for d in run_dirs))
+    for run_dir, frame in zip(run_dirs, frames):
+        describe_conditions(frame, str(Path(run_dir) / "results.csv"))  # each run says what its conditions are
     table = pd.concat(frames, ignore_index=True)
     keys = ["model", "method", "dataset", "condition", "metric"]
     dup = table.duplicated(keys, keep=False)

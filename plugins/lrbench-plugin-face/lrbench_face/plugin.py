@@ -53,8 +53,8 @@ def register_datasets(register):
 
 @hookimpl
 def register_degradations(register):
-    register("face_lr", lr.FaceLR, "face LR simulation: bicubic down to r (antialiased), back up, 8-bit")
-    register("face_protocol", lr.FaceProtocol, "per-image resolutions of the multi-resolution face protocols")
+    register("face-lr", lr.FaceLR, "face LR simulation: bicubic down to r (antialiased), back up, 8-bit")
+    register("face-protocol", lr.FaceProtocol, "per-image resolutions of the multi-resolution face protocols")
 
 
 @hookimpl
