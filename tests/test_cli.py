@@ -111,6 +111,33 @@ def test_merge_recomputes_aggregates_and_refuses_conflicts(tmp_path):
     assert not (tmp_path / "out3").exists()
 
 
+def test_merge_reads_a_run_from_before_the_naming_rule_as_the_same_cells(tmp_path):
+    """A run whose results say gaussian_blur@2 (before the rename) and one saying gaussian-blur@2 hold one cell: the
+    merge has one row for it; a labelled condition keeps its label."""
+    import pandas as pd
+
+    from lrbench.merge import merge_runs
+
+    def run(path, blur, label):
+        path.mkdir()
+        rows = [
+            ("m", "none", "toyworld", "hr", "top1", 0.8, 100, "zero-shot", "hr", "clean", None),
+            ("m", "none", "toyworld", f"{blur}@2", "top1", 0.5, 100, "zero-shot", blur, "blur", 2.0),
+            ("m", "none", "toyworld", label, "top1", 0.4, 100, "zero-shot", blur, "blur", 3.0),
+        ]
+        columns = ["model", "method", "dataset", "condition", "metric", "value", "n", "task", "degradation", "family"]
+        pd.DataFrame(rows, columns=[*columns, "level"]).to_csv(path / "results.csv", index=False)
+        (path / "run.json").write_text(json.dumps({"num_classes": {"toyworld": 12}}))
+        return path
+
+    merged = merge_runs(
+        [run(tmp_path / "old", "gaussian_blur", "my_blur"), run(tmp_path / "new", "gaussian-blur", "my_blur")],
+        tmp_path / "out",
+    )
+    assert sorted(merged["condition"]) == ["gaussian-blur@2", "hr", "my_blur"]
+    assert set(merged["degradation"].dropna()) == {"hr", "gaussian-blur"}
+
+
 def _aggregate(tmp_path, rows, *args):
     import pandas as pd
 
