@@ -105,7 +105,6 @@ class SRQuality(Task):
         scale: int = 4,
         upsample: str = "bicubic",
         lpips: str = "vgg",
-        batch_size: int = 16,
         crop_border: int | str = 8,
     ):
         if upsample not in ("bicubic", "bilinear"):
@@ -114,7 +113,7 @@ class SRQuality(Task):
             raise ValueError(f"lpips must be vgg, alex or none, got {lpips!r}")
         if crop_border != "scale" and (isinstance(crop_border, str) or int(crop_border) < 0):
             raise ValueError(f"crop_border must be a number of pixels >= 0 or 'scale', got {crop_border!r}")
-        self.scale, self.upsample, self.lpips_net, self.batch_size = int(scale), upsample, lpips, int(batch_size)
+        self.scale, self.upsample, self.lpips_net = int(scale), upsample, lpips
         self.crop_border = crop_border if crop_border == "scale" else int(crop_border)
         self._lpips: torch.nn.Module | None | bool = None
 
