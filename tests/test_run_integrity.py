@@ -196,3 +196,33 @@ def test_run_log_holds_the_progress_without_a_terminal(plugins, cache_dir, tmp_p
     assert text.count("unit 1/1: tiny | none | toyworld") == 1
     assert text.count("cell tiny|none|toyworld|hr computed (n=12)") == 1
     assert text.count("cell tiny|none|toyworld|bicubic@8 computed (n=12)") == 1
+
+
+def test_root_logging_set_up_by_a_library_gets_warnings_once_and_no_progress(more, cache_dir, tmp_path):
+    """Issue 18: a library that ran ``logging.basicConfig(level=INFO)`` made every progress line print as
+    ``INFO:lrbench:...``; the progress stays in run.log, and an error still reaches the root handlers, once."""
+    import io
+    import logging
+
+    from lrbench.runner import CellsFailed
+
+    root, stream = logging.getLogger(), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))  # what basicConfig installs
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with pytest.raises(CellsFailed):
+            run_spec(dict(SPEC, models=["broken", "tiny"]), tmp_path / "a", plugins=more, cache_dir=cache_dir)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    console = stream.getvalue()
+    assert "INFO:lrbench" not in console, console
+    assert console.count("ERROR:lrbench:cell broken|none|toyworld|hr failed") == 1
+    text = (tmp_path / "a" / "run.log").read_text()
+    assert text.count("unit 2/2: tiny | none | toyworld") == 1
+    assert text.count("cell tiny|none|toyworld|hr computed (n=12)") == 1
+    assert text.count("cell broken|none|toyworld|hr failed") == 1
+    assert logging.getLogger("lrbench").propagate  # the user's logging again after the run

@@ -31,7 +31,17 @@ _API = {
         "imagefolder",
         "to_rgb",
     ),
-    "degradations": ("Degradation", "parse_condition"),
+    "degradations": (
+        "MAX_SIZE",
+        "Degradation",
+        "Finite",
+        "NonNegativeFinite",
+        "ParameterRangeError",
+        "Pixels",
+        "PositiveFinite",
+        "check_size",
+        "parse_condition",
+    ),
     "methods": ("ArtifactStore", "Method", "MethodContext"),
     "metrics": ("AggregateMetric", "CellMetric"),
     "models": (
@@ -47,7 +57,15 @@ _API = {
     ),
     "registry": ("Finding", "LrbenchError", "UnknownNameError"),
     "tasks": ("CellOutput", "RunContext", "Task", "iter_condition_batches", "zero_shot_weights"),
-    "weights": ("WeightsMissing", "hub_weights", "require", "url_weights"),
+    "weights": (
+        "WeightsMissing",
+        "file_fingerprint",
+        "folder_files",
+        "hub_snapshot",
+        "hub_weights",
+        "require",
+        "url_weights",
+    ),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}
 

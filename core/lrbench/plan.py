@@ -50,6 +50,9 @@ def entry_identity(plugins: Any, item: Item, seed: int | None = None) -> dict[st
         "plugin": entry.plugin,
         "version": info.version if info else None,
     }
+    named = _hash_files(implied)
+    if named != implied:  # the id is a file (``albef:/path/ALBEF.pth``): its bytes, not its path, key the cells
+        ident["id_file"] = named["id"]
     if seed is not None:
         ident["seed"] = seed
     if entry.inputs is not None:

@@ -73,6 +73,17 @@ def resolve_device(name: str, source: str = "spec") -> torch.device:
     return device
 
 
+class WarningsToRoot(logging.Handler):
+    """Hands lrbench's warnings and errors to the root logger's handlers (the console, or the logging a user or a
+    library set up) while lrbench does not propagate during a run: shown once, and never its INFO progress."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
 class CellsFailed(LrbenchError):
     """Some cells could not be computed: the others are written; these are listed in run.json and here."""
 
@@ -207,11 +218,16 @@ class Runner:
         staging = staging_dir(self.run_dir)
         handler = logging.FileHandler(staging / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        # run.log holds the progress (one INFO line per unit, per cell computed, a plugin's training lines) as well as
+        # every warning, with or without a terminal. Only warnings and errors go on to the root logger's handlers: a
+        # library that configured root logging must not print the progress as INFO:lrbench:... lines. The logger is
+        # the user's again once the run ends.
+        to_root = WarningsToRoot()
+        level, propagate = log.level, log.propagate
         log.addHandler(handler)
-        # run.log holds the progress (one INFO line per unit, per cell computed) as well as every warning, with or
-        # without a terminal; the logger's level is the user's again once the run ends
-        level = log.level
+        log.addHandler(to_root)
         log.setLevel(logging.INFO)
+        log.propagate = False
         published = False
         try:
             t1 = time.perf_counter()
@@ -249,8 +265,10 @@ class Runner:
             )
         finally:
             log.removeHandler(handler)
+            log.removeHandler(to_root)
             handler.close()
             log.setLevel(level)
+            log.propagate = propagate
             if not published:
                 shutil.rmtree(staging, ignore_errors=True)
         if self.state.failed:

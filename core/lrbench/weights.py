@@ -8,11 +8,13 @@ within seconds, instead of minutes of hub retries and a long traceback. Nothing 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .cache import file_sha256_memo
 from .registry import Finding, LrbenchError
 
 _TRUE = ("1", "true", "yes", "on")
@@ -54,9 +56,15 @@ def hub_cache_dir(cache_dir: str | None = None) -> Path:
 
 
 def hub_weights(
-    repo_id: str, filenames: list[str], cache_dir: str | None = None, revision: str | None = None
+    repo_id: str,
+    filenames: list[str],
+    cache_dir: str | None = None,
+    revision: str | None = None,
+    whole_repo: bool = False,
 ) -> Finding:
-    """Status of a Hugging Face Hub file: the first of ``filenames`` in the local cache, else download or missing."""
+    """Status of a Hugging Face Hub file: the first of ``filenames`` in the local cache, else download or missing.
+    ``whole_repo``: the model needs the repository's other files too (config, tokenizer), so the fetch command the
+    message gives downloads all of it."""
     from huggingface_hub import try_to_load_from_cache
 
     for name in filenames:
@@ -69,10 +77,48 @@ def hub_weights(
         return Finding(
             "error",
             f"weights {wanted} are not on this machine (expected under {folder}) and the Hub is "
-            f"unreachable; fetch them where you are online with `hf download {repo_id} "
-            f"{filenames[0]}` and copy {folder} here (or set HF_HOME)",
+            f"unreachable; fetch them where you are online with `hf download {repo_id}"
+            f"{'' if whole_repo else ' ' + filenames[0]}{f' --revision {revision}' if revision else ''}` "
+            f"and copy {folder} here (or set HF_HOME)",
         )
     return Finding("download", f"will download {wanted} into {folder}")
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """A cheap identity of a weights file for cell keys: the real file's name (in the Hugging Face cache a blob named
+    by its content hash), size and modification time, so a replaced or re-downloaded file is a new cell without
+    hashing gigabytes at every plan."""
+    real = Path(path).expanduser().resolve()
+    st = real.stat()
+    return f"{real.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def folder_files(folder: str | Path) -> dict[str, str]:
+    """Cell-key inputs of a model saved in a folder (``save_pretrained``: weights, config, tokenizer side by side):
+    the sha256 of each file directly in it, hashed once per process and file version."""
+    return {p.name: file_sha256_memo(p) for p in sorted(Path(folder).expanduser().iterdir()) if p.is_file()}
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None, cache_dir: str | None = None) -> dict[str, object]:
+    """Cell-key inputs of a model loaded by Hub id: the commit the local cache resolves ``revision`` (default
+    ``main``) to and a fingerprint of every file of that snapshot, so a newer download under the same id gives new
+    cells. Empty when ``revision`` is a commit hash (the name pins the content) or nothing is downloaded yet (the name
+    stands for it until then). Reads only the cache folder; nothing is fetched."""
+    if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return {}
+    repo = hub_cache_dir(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+    ref = repo / "refs" / (revision or "main")
+    commit = ref.read_text().strip() if ref.is_file() else None
+    snapshot = repo / "snapshots" / (commit or "")
+    if commit is None or not snapshot.is_dir():
+        return {}
+    files = sorted(p for p in snapshot.rglob("*") if p.is_file())
+    return {
+        "hub_snapshot": {
+            "commit": commit,
+            "files": {str(p.relative_to(snapshot)): file_fingerprint(p) for p in files},
+        }
+    }
 
 
 def url_weights(url: str, folder: str | Path) -> Finding:

@@ -140,6 +140,13 @@ def _texture(kind: str, colour: tuple[int, int, int], rng: np.random.Generator) 
 
 def render(seed: int) -> tuple[Image.Image, int, str]:
     """Image, class index and caption of the item with this seed."""
+    image, label, caption, _ = render_with_mask(seed)
+    return image, label, caption
+
+
+def render_with_mask(seed: int) -> tuple[Image.Image, int, str, np.ndarray]:
+    """:func:`render` plus the shape's exact mask: a (224, 224) bool array, True where the shape was drawn (before the
+    0.6 px edge softening of the paste), so dense tasks (segmentation, detection) get their ground truth offline."""
     rng = np.random.default_rng(seed)
     label = int(rng.integers(len(SHAPES)))
     shape = SHAPES[label]
@@ -181,7 +188,7 @@ def render(seed: int) -> tuple[Image.Image, int, str]:
         d.polygon(_polygon(shape, cx, cy, r, rot), fill=255)
     canvas.paste(_texture(texture, COLOURS[colour_name], rng), (0, 0), mask.filter(ImageFilter.GaussianBlur(0.6)))
     caption = f"a {size_word} {colour_name} {texture} {shape} on a {bg_name} background."
-    return canvas, label, caption
+    return canvas, label, caption, np.asarray(mask) > 0
 
 
 class ToyWorld(Dataset):
@@ -216,6 +223,11 @@ class ToyWorld(Dataset):
 
     def caption(self, index: int) -> str:
         return render(self._seed(index))[2]
+
+    def load_with_mask(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        """The item's image and its shape's exact mask ((H, W) bool; the class is ``labels[index]``)."""
+        image, _, _, mask = render_with_mask(self._seed(index))
+        return image, mask
 
     def params(self) -> dict[str, Any]:
         return {"split": self.split, "n": self.n, "seed": self.seed, "generator": 1}

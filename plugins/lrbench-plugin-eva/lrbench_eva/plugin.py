@@ -12,10 +12,26 @@ Spec forms (the id shape is the openclip plugin's ``ARCH/TAG``):
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
-from lrbench import OPENAI_MEAN, OPENAI_STD, LrbenchError, Preprocess, file_sha256, hookimpl
+from lrbench import (
+    OPENAI_MEAN,
+    OPENAI_STD,
+    Finding,
+    LrbenchError,
+    Preprocess,
+    file_fingerprint,
+    file_sha256,
+    folder_files,
+    hookimpl,
+    hub_snapshot,
+    hub_weights,
+    require,
+    url_weights,
+)
 
 from .adapter import EvaOpenClip, EvaRemoteCode
 
@@ -43,6 +59,116 @@ def _is_open_clip_arch(arch: str) -> bool:
     import open_clip
 
     return arch in open_clip.list_models()
+
+
+def _is_hub(id: str | None) -> bool:
+    """Whether ``eva:ID`` names a Hub repository with custom code rather than an open_clip ``ARCH[/TAG]``."""
+    if id is None:
+        return False
+    arch, tag = _split_id(id)
+    return arch not in OPEN_CLIP_EVA and (id in HUB_EVA or tag is not None and not _is_open_clip_arch(arch))
+
+
+#: the weight files a custom-code Hub repository may hold (sharded or not); any one means it was downloaded
+HUB_WEIGHT_FILES = [
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+]
+
+
+def _open_clip_cfg(
+    id: str | None, arch: str | None, pretrained: str | None, checkpoint: str | None
+) -> dict[str, Any] | None:
+    """The open_clip pretrained cfg of an entry that loads open_clip weights by tag; None for a checkpoint file, a Hub
+    model, or a name open_clip does not know (the loader says why)."""
+    if checkpoint is not None or _is_hub(id):
+        return None
+    if id is not None:
+        arch, tag = _split_id(id)
+        pretrained = pretrained or tag
+    if arch is None:
+        return None
+    import open_clip
+
+    tag = pretrained or OPEN_CLIP_EVA.get(arch)
+    cfg = open_clip.get_pretrained_cfg(arch, tag) if tag else {}
+    return cfg or None
+
+
+def _clip_cache(cache_dir: str | None) -> Path:
+    """Where open_clip keeps weights it downloads from a URL."""
+    return Path(cache_dir or "~/.cache/clip").expanduser()
+
+
+def eva_inputs(
+    id: str | None = None,
+    arch: str | None = None,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """Cell-key inputs of an ``eva`` entry, read without loading: the local snapshot a Hub model (or an open_clip tag
+    whose weights live on the Hub) resolves to, or the file a URL tag was downloaded to, so weights replaced under the
+    same name recompute. A ``checkpoint`` file is hashed by the plan; nothing before the first download."""
+    if _is_hub(id):
+        folder = Path(id).expanduser()
+        return {"local_files": folder_files(folder)} if folder.is_dir() else hub_snapshot(id, revision, cache_dir)
+    cfg = _open_clip_cfg(id, arch, pretrained, checkpoint)
+    if cfg is None:
+        return {}
+    if cfg.get("file"):
+        path = Path(cfg["file"]).expanduser()
+    elif cfg.get("hf_hub"):
+        return hub_snapshot(os.path.split(cfg["hf_hub"])[0], None, cache_dir)
+    elif cfg.get("url"):
+        path = _clip_cache(cache_dir) / os.path.basename(cfg["url"])
+    else:
+        return {}
+    return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
+
+
+def _weights_finding(
+    id: str | None,
+    arch: str | None,
+    pretrained: str | None,
+    checkpoint: str | None,
+    revision: str | None,
+    cache_dir: str | None,
+) -> Finding | None:
+    """Where the weights an entry loads by name are (found, will download, or missing offline), fetching nothing;
+    None for a checkpoint file (checked as a file parameter) or a name open_clip does not know."""
+    if _is_hub(id):
+        if Path(id).expanduser().is_dir():  # a repository saved to a folder: AutoModel reads it as it is
+            return None
+        return hub_weights(id, HUB_WEIGHT_FILES, cache_dir, revision, whole_repo=True)
+    cfg = _open_clip_cfg(id, arch, pretrained, checkpoint)
+    if cfg is None or cfg.get("file"):
+        return None
+    if cfg.get("hf_hub"):  # open_clip prefers the Hub, and a .safetensors twin of its default .bin
+        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME] if filename in ("", HF_WEIGHTS_NAME) else [filename]
+        return hub_weights(repo, names, cache_dir)
+    return url_weights(cfg["url"], _clip_cache(cache_dir)) if cfg.get("url") else None
+
+
+def eva_check(
+    id: str | None = None,
+    arch: str | None = None,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    **_: Any,
+) -> list[Finding]:
+    """What loading an ``eva`` entry would meet, without loading or downloading (``lrbench validate``, dry runs)."""
+    finding = _weights_finding(id, arch, pretrained, checkpoint, revision, cache_dir)
+    return [finding] if finding is not None else []
 
 
 def _choices() -> str:
@@ -78,6 +204,9 @@ def load_open_clip(
                 f"eva: {arch!r} has no pretrained tag {tag!r}; open_clip knows: {', '.join(known) or 'none'}"
                 " (or pass checkpoint: /path/to/weights)"
             )
+        finding = _weights_finding(None, arch, tag, None, None, cache_dir)
+        if finding is not None:  # offline and not cached: one line now, not hub retries and a traceback
+            require(finding, f"eva:{arch}/{tag}")
         model = open_clip.create_model(
             arch, pretrained=tag, precision=precision, device=device, cache_dir=cache_dir, require_pretrained=True
         )
@@ -100,6 +229,8 @@ def load_hub(
             f"eva: {repo} is loaded with the repository's own Python code; set trust_remote_code: true in "
             "the model entry to allow it"
         )
+    if not Path(repo).expanduser().is_dir():  # offline and not cached: one line now, not hub retries and a traceback
+        require(hub_weights(repo, HUB_WEIGHT_FILES, cache_dir, revision, whole_repo=True), f"eva:{repo}")
     try:
         import transformers
     except ImportError:
@@ -138,7 +269,7 @@ def eva(
         if arch is not None:
             raise LrbenchError(f"eva: give the model either as eva:{id} or with arch: {arch}, not both")
         arch, tag = _split_id(id)
-        if arch not in OPEN_CLIP_EVA and (id in HUB_EVA or tag is not None and not _is_open_clip_arch(arch)):
+        if _is_hub(id):
             return load_hub(id, trust_remote_code, image_size, revision, precision, cache_dir=cache_dir)
         if tag is not None and pretrained is not None:
             raise LrbenchError(f"eva: the id {id!r} already names the tag {tag!r}; drop pretrained: {pretrained}")
@@ -159,4 +290,6 @@ def register_models(register):
         accepts_id=True,
         kind="zero-shot",
         info={"open_clip": [f"{a}/{t}" for a, t in OPEN_CLIP_EVA.items()], "hub": list(HUB_EVA)},
+        inputs=eva_inputs,
+        check=eva_check,
     )

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pydantic import NonNegativeInt, validate_call
 
-from lrbench import Degradation, LrbenchError
+from lrbench import MAX_SIZE, Degradation, LrbenchError, Pixels, check_size
 
 MODES = ("cross", "equal")
+Mode = Literal["cross", "equal"]
 #: resolution ranges of the published protocols (inclusive), as used in the authors' files
 RANGES = {"low": (5, 10), "mid": (11, 39), "high": (40, 112), "all": (5, 112)}
 
@@ -67,11 +69,10 @@ class FaceLR(Degradation):
     name = "face_lr"
     varies, level_of = "resolution", "size"
 
-    def __init__(self, size: int, mode: str | None = None):
-        if int(size) < 1:
-            raise LrbenchError(f"face_lr: size must be >= 1 px, got {size}")
-        self.size = int(size)
-        self.mode = check_mode(mode)
+    @validate_call
+    def __init__(self, size: Pixels, mode: Mode | None = None, allow_large: bool = False):
+        self.size = check_size(size, allow_large)
+        self.mode = mode
 
     def pil(self, image: Image.Image) -> Image.Image:
         return lr_pil(image, self.size)
@@ -92,8 +93,9 @@ def parse_protocol(text: str, source: str = "protocol") -> np.ndarray:
     values = np.array([int(t) for t in tokens], dtype=np.int64)
     if len(values) == 0:
         raise LrbenchError(f"{source}: no resolutions found")
-    if values.min() < 1:
-        raise LrbenchError(f"{source}: resolutions must be >= 1 px, found {values.min()}")
+    if values.min() < 1 or values.max() > MAX_SIZE:
+        bad = values.min() if values.min() < 1 else values.max()
+        raise LrbenchError(f"{source}: resolutions must be in [1, {MAX_SIZE}] px, found {bad}")
     return values
 
 
@@ -104,11 +106,15 @@ class FaceProtocol(Degradation):
     #: each image its own resolution: no single level
     varies = "mixed-resolution"
 
-    def __init__(self, range: str = "all", file: str | None = None, seed: int = 0, mode: str | None = None):
-        if range not in RANGES and file is None:
-            raise LrbenchError(f"face_protocol: unknown range {range!r}; choices: {', '.join(RANGES)} (or give file)")
-        self.range, self.file, self.seed = range, file, int(seed)
-        self.mode = check_mode(mode)
+    @validate_call
+    def __init__(
+        self,
+        range: Literal["low", "mid", "high", "all"] = "all",
+        file: str | None = None,
+        seed: NonNegativeInt = 0,
+        mode: Mode | None = None,
+    ):
+        self.range, self.file, self.seed, self.mode = range, file, seed, mode
         self._from_file: np.ndarray | None = None
         if file is not None:
             path = Path(file).expanduser()

@@ -6,14 +6,25 @@ sum of the embeddings of the image and its horizontal mirror (the usual "flip te
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlparse
 
 import torch
 from PIL import Image
 from torch import nn
 
-from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, file_sha256_memo, load_checkpoint
+from lrbench import (
+    LrbenchError,
+    ModelAdapter,
+    Preprocess,
+    file_fingerprint,
+    file_sha256,
+    file_sha256_memo,
+    hub_snapshot,
+    load_checkpoint,
+)
 
 from .iresnet import DEPTHS, IResNet
 
@@ -215,6 +226,35 @@ class TimmEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.fc(self.trunk(x)))
+
+
+def face_timm_inputs(id: str, pretrained: bool = False, **_: Any) -> dict[str, Any]:
+    """Cell-key inputs of a ``face-timm`` entry with ``pretrained: true``: the trunk weights timm would load, found
+    where timm puts them without downloading (the local Hub snapshot, or the file in torch's hub cache for URL
+    weights), so weights replaced under the same name recompute; nothing before the first download."""
+    if not pretrained:
+        return {}
+    if id.startswith("hf-hub:"):
+        where = id[len("hf-hub:") :]
+        source = "hf-hub"
+    else:
+        from timm.models import get_pretrained_cfg
+        from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
+
+        cfg = get_pretrained_cfg(id)
+        if cfg is None:
+            return {}
+        source, where = _resolve_pretrained_source(cfg.to_dict())
+    if source == "hf-hub":
+        repo, _, revision = (where[0] if isinstance(where, tuple) else where).partition("@")  # org/name[@revision]
+        return hub_snapshot(repo, revision or None)
+    if source in ("url", "file"):
+        url = source == "url"
+        path = (
+            Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(where).path) if url else Path(where)
+        )
+        return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
+    return {}
 
 
 def face_timm(

@@ -33,6 +33,7 @@ def register_models(register):
         "any timm backbone + an ArcFace embedding head",
         accepts_id=True,
         kind="embedder",
+        inputs=models.face_timm_inputs,
         info={"input": 112, "install": "pip install timm"},
     )
 

@@ -110,3 +110,25 @@ def test_named_facenet_weights_key_the_cells_by_the_cached_file(tmp_path, monkey
     second = entry_identity(plugins, item)
     assert first["inputs"]["weights_sha256"] != second["inputs"]["weights_sha256"]
     assert "inputs" not in entry_identity(plugins, Item("models", "facenet:casia-webface"))
+
+
+def test_pretrained_face_timm_trunks_key_the_cells_by_the_cached_weights(tmp_path, monkeypatch):
+    """face-timm with pretrained: true loads timm's trunk weights by name: once in the Hub cache, the local snapshot is
+    in the cell key, so weights re-released under the same tag recompute (issue 13)."""
+    pytest.importorskip("timm")
+    from lrbench.plan import entry_identity
+    from lrbench.plugins import Plugins
+    from lrbench.spec import Item
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    plugins = Plugins()
+    item = Item("models", "face-timm:resnet18.a1_in1k", {"pretrained": True})
+    assert "inputs" not in entry_identity(plugins, item)  # not downloaded yet
+    root = tmp_path / "models--timm--resnet18.a1_in1k"
+    for commit in ("a" * 40, "b" * 40):
+        (root / "snapshots" / commit).mkdir(parents=True)
+        (root / "snapshots" / commit / "model.safetensors").write_bytes(commit.encode())
+        (root / "refs").mkdir(exist_ok=True)
+        (root / "refs" / "main").write_text(commit)
+        assert entry_identity(plugins, item)["inputs"]["hub_snapshot"]["commit"] == commit
+    assert "inputs" not in entry_identity(plugins, Item("models", "face-timm:resnet18.a1_in1k"))

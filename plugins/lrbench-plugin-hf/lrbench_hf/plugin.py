@@ -14,7 +14,17 @@ from typing import Any
 
 from packaging.version import Version
 
-from lrbench import LrbenchError, file_sha256, hookimpl, load_checkpoint
+from lrbench import (
+    Finding,
+    LrbenchError,
+    file_sha256,
+    folder_files,
+    hookimpl,
+    hub_snapshot,
+    hub_weights,
+    load_checkpoint,
+    require,
+)
 
 from .adapters import HFBlipITC, HFDualEncoder, preprocess_from_image_processor, text_kwargs_for
 from .salesforce import SalesforceITC, build_itc_from_state_dict, unwrap_checkpoint
@@ -51,6 +61,41 @@ def _weights_identity(model_id: str, config: Any, revision: str | None) -> dict[
     return {"revision": getattr(config, "_commit_hash", None) or revision or "main"}
 
 
+def _local_folder(model_id: str) -> Path | None:
+    """The folder an ``hf:`` id names (an existing folder, or a path-shaped id), or None for a Hub id (``org/name``)."""
+    path = Path(os.path.expanduser(model_id))
+    if path.is_dir() or model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1:
+        return path
+    return None
+
+
+def hf_inputs(id: str, revision: str | None = None, cache_dir: str | None = None, **_: Any) -> dict[str, Any]:
+    """Cell-key inputs of an ``hf`` entry, read without loading: a local folder by the sha256 of its files (weights,
+    config, tokenizer); a Hub id by the local snapshot it resolves to (commit and file fingerprints), so weights
+    replaced under the same id recompute. A commit-hash ``revision`` names the content itself."""
+    folder = _local_folder(id)
+    if folder is None:
+        return hub_snapshot(id, revision, cache_dir)
+    if not folder.is_dir():
+        return {}
+    return {"local_files": folder_files(folder)}
+
+
+def hf_check(id: str, revision: str | None = None, cache_dir: str | None = None, **_: Any) -> list[Finding]:
+    """What loading an ``hf`` entry would meet, without loading or downloading: a local folder that is not there or
+    holds no config / weights; Hub weights found in the cache, to be downloaded, or missing offline."""
+    folder = _local_folder(id)
+    if folder is None:
+        return [hub_weights(id, list(WEIGHT_FILES), cache_dir, revision, whole_repo=True)]
+    if not folder.is_dir():
+        return [Finding("error", f"local model folder {str(folder)!r} does not exist (a Hub id is written ORG/NAME)")]
+    if not (folder / "config.json").is_file():
+        return [Finding("error", f"{str(folder)!r} holds no config.json (write the model with save_pretrained)")]
+    if not any(p.name in WEIGHT_FILES or p.suffix in (".safetensors", ".bin") for p in folder.iterdir()):
+        return [Finding("error", f"{str(folder)!r} holds no weights ({', '.join(WEIGHT_FILES)})")]
+    return [Finding("ok", f"hf:{id} found at {folder}")]
+
+
 def hf(
     id: str,
     revision: str | None = None,
@@ -62,6 +107,8 @@ def hf(
     import transformers
 
     dtype = _dtype(precision)
+    for finding in hf_check(id, revision, cache_dir):  # offline and not cached: one line now, not a hub traceback
+        require(finding, f"hf:{id}")
     common = {"revision": revision, "cache_dir": cache_dir, "trust_remote_code": trust_remote_code}
     config = transformers.AutoConfig.from_pretrained(id, **common)
     model_type = getattr(config, "model_type", "")
@@ -151,6 +198,8 @@ def register_models(register):
         accepts_id=True,
         kind="zero-shot",
         info={"library": "transformers"},
+        inputs=hf_inputs,
+        check=hf_check,
     )
     register(
         "albef",

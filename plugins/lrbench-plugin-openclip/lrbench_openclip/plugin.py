@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lrbench import Finding, hookimpl
+from lrbench import Finding, hookimpl, hub_snapshot
 
 from .adapter import (
     RANDOM,
@@ -59,10 +59,13 @@ def openclip_inputs(
     cache_dir: str | None = None,
     **_: object,
 ) -> dict[str, object]:
-    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model, or the downloaded weights file
-    an ``ARCH/TAG`` model loads by name (a re-downloaded or replaced file gives new cells)."""
+    """Cell-key inputs of an ``openclip`` entry: the folder of a ``local-dir:`` model, the downloaded weights file
+    an ``ARCH/TAG`` model loads by name, or the local snapshot an ``hf-hub:`` model resolves to (a re-downloaded or
+    replaced file gives new cells)."""
     parsed = parse_id(id) if id is not None else {"arch": arch, "pretrained": pretrained}
     arch, pretrained = parsed.get("arch"), parsed.get("pretrained", pretrained)
+    if arch and arch.startswith("hf-hub:"):
+        return hub_snapshot(arch[len("hf-hub:") :], None, cache_dir)
     if arch and pretrained and pretrained != RANDOM and not arch.startswith(("local-dir:", "hf-hub:")):
         return pretrained_inputs(arch, pretrained, cache_dir)
     return local_dir_inputs(arch)

@@ -35,3 +35,18 @@ def test_named_pretrained_weights_key_the_cells(tmp_path):
     _fake_hf_cache(tmp_path, model_id, "open_clip_model.safetensors", "b" * 64)  # upstream replaced the file
     assert openclip_inputs(id="ViT-B-32/openai", cache_dir=cache) == {"pretrained_weights": "blob:" + "b" * 64}
     assert openclip_inputs(id="ViT-B-32/random") == {}
+
+
+def test_hf_hub_models_key_the_cells_by_the_local_snapshot(tmp_path):
+    from lrbench_openclip.plugin import openclip_inputs
+
+    model_id = "org/tiny-openclip"
+    assert openclip_inputs(id=f"hf-hub:{model_id}", cache_dir=str(tmp_path)) == {}  # not downloaded yet
+    _fake_hf_cache(tmp_path, model_id, "open_clip_model.safetensors", "a" * 64)
+    first = openclip_inputs(id=f"hf-hub:{model_id}", cache_dir=str(tmp_path))
+    assert first["hub_snapshot"]["commit"] == "0" * 40
+    _fake_hf_cache(tmp_path, model_id, "open_clip_model.safetensors", "b" * 64)  # the file replaced in the cache
+    second = openclip_inputs(id=f"hf-hub:{model_id}", cache_dir=str(tmp_path))
+    files = "open_clip_model.safetensors"
+    assert first["hub_snapshot"]["files"][files].startswith("a" * 64)
+    assert second["hub_snapshot"]["files"][files].startswith("b" * 64)

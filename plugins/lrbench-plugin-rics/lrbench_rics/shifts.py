@@ -17,15 +17,16 @@ every allowed view (``offsets``, ``views_pil``, ``views_tensor``) and derives th
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import NonNegativeInt, validate_call
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from lrbench import Degradation, LrbenchError, PluginContext
+from lrbench import Degradation, LrbenchError, ParameterRangeError, Pixels, PluginContext, check_size
 
 
 def build_then(then: str | dict[str, Any] | None, context: PluginContext | None) -> Degradation | None:
@@ -49,6 +50,9 @@ def build_then(then: str | dict[str, Any] | None, context: PluginContext | None)
 
 
 AXES = ("xy", "x", "y")
+Axes = Literal["xy", "x", "y"]
+#: pydantic checks the ranges; the plugin context is passed through as it is
+_checked = validate_call(config={"arbitrary_types_allowed": True})
 
 
 def shift_offsets(max_shift: int, axes: str = "xy") -> np.ndarray:
@@ -74,8 +78,6 @@ class ShiftCondition(Degradation):
     _then: Degradation | None
 
     def _init_then(self, then: str | dict[str, Any] | None, context: PluginContext | None) -> None:
-        if self.axes not in AXES:
-            raise ValueError(f"{self.name}: axes must be one of {', '.join(AXES)}, got {self.axes!r}")
         self._then = build_then(then, context)
         self.then = None if self._then is None else self._then.condition
 
@@ -115,21 +117,27 @@ class CropShift(ShiftCondition):
     name = "shift"
     varies, level_of = "shift", "max_shift"
 
+    @_checked
     def __init__(
         self,
-        max_shift: int,
-        resize: int = 256,
-        crop: int = 224,
+        max_shift: NonNegativeInt,
+        resize: Pixels = 256,
+        crop: Pixels = 224,
         then: str | dict[str, Any] | None = None,
-        axes: str = "xy",
+        axes: Axes = "xy",
+        allow_large: bool = False,
         context: PluginContext | None = None,
     ):
-        self.max_shift, self.resize, self.crop, self.axes = int(max_shift), int(resize), int(crop), axes
-        margin = (self.resize - self.crop) // 2
-        if self.max_shift < 0 or self.crop < 1 or self.max_shift > margin:
-            raise ValueError(
-                f"shift: max_shift={max_shift} must be between 0 and (resize - crop) // 2 = {margin} "
-                f"(resize={resize}, crop={crop})"
+        check_size(resize, allow_large, "resize")
+        if crop > resize:
+            raise ParameterRangeError("crop", f"bad value {crop}: crop must be in [1, resize = {resize}] px")
+        self.max_shift, self.resize, self.crop, self.axes = max_shift, resize, crop, axes  # max_shift first: @D
+        margin = (resize - crop) // 2
+        if max_shift > margin:
+            raise ParameterRangeError(
+                "max_shift",
+                f"bad value {max_shift}: max_shift must be in [0, {margin}] px, (resize - crop) // 2 = {margin} "
+                f"for resize={resize}, crop={crop} (a larger shift moves the crop out of the image)",
             )
         self._init_then(then, context)
 
@@ -159,17 +167,25 @@ class CyclicShift(ShiftCondition):
     name = "cyclic"
     varies, level_of = "cyclic-shift", "max_shift"
 
+    @_checked
     def __init__(
         self,
-        max_shift: int,
-        size: int = 224,
+        max_shift: NonNegativeInt,
+        size: Pixels = 224,
         then: str | dict[str, Any] | None = None,
-        axes: str = "xy",
+        axes: Axes = "xy",
+        allow_large: bool = False,
         context: PluginContext | None = None,
     ):
-        self.max_shift, self.size, self.axes = int(max_shift), int(size), axes
-        if self.max_shift < 0 or self.size < 1:
-            raise ValueError(f"cyclic: need max_shift >= 0 and size >= 1, got max_shift={max_shift}, size={size}")
+        check_size(size, allow_large)
+        if max_shift > size // 2:
+            raise ParameterRangeError(
+                "max_shift",
+                f"bad value {max_shift}: max_shift must be in [0, {size // 2}] px, size // 2 = {size // 2} "
+                f"for size={size} "
+                "(a cyclic shift by more repeats a view already in the set)",
+            )
+        self.max_shift, self.size, self.axes = max_shift, size, axes  # max_shift first: the @D of the condition
         self._init_then(then, context)
 
     def base_pil(self, image: Image.Image) -> Image.Image:

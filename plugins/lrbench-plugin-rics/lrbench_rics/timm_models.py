@@ -11,12 +11,22 @@ plugins.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
-from lrbench import LrbenchError, ModelAdapter, Preprocess, file_sha256, load_checkpoint
+from lrbench import (
+    LrbenchError,
+    ModelAdapter,
+    Preprocess,
+    file_fingerprint,
+    file_sha256,
+    hub_snapshot,
+    load_checkpoint,
+)
 
 KINDS = ("classifier", "embedder")
 
@@ -126,6 +136,38 @@ def timm_model(
 ) -> TimmAdapter:
     """A timm model: ``timm:resnet50.a1_in1k`` (pretrained: true for weights), ``timm:vit_small_patch14_dinov2``..."""
     return TimmAdapter(id, pretrained, checkpoint, num_classes, image_size, kind, seed, model_args)
+
+
+def _hub(ref: str) -> dict[str, Any]:
+    repo, _, revision = ref.partition("@")  # timm's ``org/name@revision``
+    return hub_snapshot(repo, revision or None)
+
+
+def timm_inputs(id: str, pretrained: bool = False, **_: Any) -> dict[str, Any]:
+    """Cell-key inputs of a ``pretrained: true`` entry: the weights timm would load for it, found where timm puts them
+    without downloading (the local Hub snapshot, or the file in torch's hub cache for URL weights), so weights
+    replaced under the same name recompute. Nothing without ``pretrained`` (a checkpoint parameter is hashed by the
+    plan) or before the first download (the name stands for it)."""
+    if not pretrained:
+        return {}
+    if id.startswith("hf-hub:"):
+        return _hub(id[len("hf-hub:") :])
+    from timm.models import get_pretrained_cfg
+    from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
+
+    cfg = get_pretrained_cfg(id)
+    if cfg is None:
+        return {}
+    source, where = _resolve_pretrained_source(cfg.to_dict())
+    if source == "hf-hub":
+        return _hub(where[0] if isinstance(where, tuple) else where)
+    if source == "url":
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(where).path)
+    elif source == "file":
+        path = Path(where).expanduser()
+    else:
+        return {}
+    return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
 
 
 def timm_kind(kind: str = "classifier", **_: Any) -> str:

@@ -12,15 +12,16 @@ is that HR image resized to the SR output size, which is the HR image itself whe
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from pydantic import Field, validate_call
 from torchvision.transforms import functional as TF
 
-from lrbench import CellMetric, CellOutput, Dataset, Degradation, ModelAdapter, RunContext, Task
+from lrbench import CellMetric, CellOutput, Dataset, Degradation, LrbenchError, ModelAdapter, RunContext, Task
 
 log = logging.getLogger("lrbench.sr")
 
@@ -66,13 +67,14 @@ class SRDown(Degradation):
     #: a scale factor, not a pixel size
     varies, level_of = "downscale", "factor"
 
-    def __init__(self, factor: int = 4):
-        if int(factor) < 1:
-            raise ValueError(f"factor must be >= 1, got {factor}")
-        self.factor = int(factor)
+    @validate_call
+    def __init__(self, factor: Annotated[int, Field(ge=1, description="a whole scale factor, >= 1")] = 4):
+        self.factor = factor
 
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        if min(h, w) < self.factor:
+            raise LrbenchError(f"srdown@{self.factor}: a {w}x{h} image has no pixel left at 1/{self.factor}")
         x = x[..., : h - h % self.factor, : w - w % self.factor]
         y = F.interpolate(x, scale_factor=1 / self.factor, mode="bicubic", align_corners=False, antialias=False)
         return (y.clamp(0, 1) * 255).round() / 255
