@@ -21,7 +21,7 @@ SPEC = {
     "models": ["tiny"],
     "datasets": [{"name": "toyworld", "n": 8}],
     "batch_size": 8,
-    "conditions": ["hr", "bicubic@16", {"name": "jpeg", "quality": 30, "label": "q30"}, "gaussian_blur@1.5"],
+    "conditions": ["hr", "bicubic@16", {"name": "jpeg", "quality": 30, "label": "q30"}, "gaussian-blur@1.5"],
 }
 
 
@@ -30,7 +30,7 @@ def test_results_describe_each_condition_and_the_report_reads_it(plugins, tmp_pa
     described = results.drop_duplicates("condition").set_index("condition")[["degradation", "family", "level"]]
     assert described.loc["bicubic@16"].tolist() == ["bicubic", "resolution", 16.0]
     assert described.loc["q30"].tolist() == ["jpeg", "jpeg", 30.0]  # a label without '@': read from the columns
-    assert described.loc["gaussian_blur@1.5"].tolist() == ["gaussian_blur", "blur", 1.5]
+    assert described.loc["gaussian-blur@1.5"].tolist() == ["gaussian-blur", "blur", 1.5]
     assert described.loc["hr", ["degradation", "family"]].tolist() == ["hr", "clean"]
     assert math.isnan(described.loc["hr", "level"])
     info = describe_conditions(pd.read_csv(tmp_path / "run" / "results.csv"))

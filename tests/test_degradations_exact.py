@@ -126,7 +126,7 @@ def test_every_builtin_degradation_is_registered_with_its_one_line_description()
         ("area", Area),
         ("nearest", Nearest),
         ("pixelate", Pixelate),
-        ("gaussian_blur", GaussianBlur),
+        ("gaussian-blur", GaussianBlur),
         ("jpeg", Jpeg),
         ("noise", Noise),
     ]:

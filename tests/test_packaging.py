@@ -107,19 +107,29 @@ def test_plugin_resolves_against_built_wheels(fresh_env, tmp_path):
 
 
 def test_every_distribution_has_one_layout():
-    """pyproject.toml only, version read from the package, the core required as lrbench>=0.1."""
+    """lrbench-plugin-<name>: package lrbench_<name>, entry point <name> = lrbench_<name>.plugin, pyproject.toml only
+    (no pytest table of its own: the root's configuration runs every test), version read from the package, the core
+    required as lrbench>=0.1, a test extra."""
     import tomllib
 
     dists = [*sorted((ROOT / "plugins").glob("lrbench-plugin-*")), ROOT / "examples" / "lrbench-plugin-example"]
     assert len(dists) == 8
     for d in dists:
-        assert not (d / "setup.cfg").exists(), d
-        project = tomllib.loads((d / "pyproject.toml").read_text())
-        (group,) = project["project"]["entry-points"].values()
-        package = next(iter(group.values())).split(".")[0]
-        assert project["project"]["dynamic"] == ["version"]
-        assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{package}.__version__"}
-        assert "lrbench>=0.1" in project["project"]["dependencies"], d
+        assert not (d / "setup.cfg").exists() and not (d / "setup.py").exists(), d
+        short = d.name.removeprefix("lrbench-plugin-")
+        package = f"lrbench_{short}"
+        toml = tomllib.loads((d / "pyproject.toml").read_text())
+        project = toml["project"]
+        assert project["name"] == d.name
+        assert project["entry-points"] == {"lrbench": {short: f"{package}.plugin"}}, d
+        assert sorted(p.name for p in d.glob("lrbench_*") if (p / "__init__.py").is_file()) == [package]
+        assert (d / package / "plugin.py").is_file()
+        assert project["dynamic"] == ["version"] and "version" not in project
+        assert toml["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{package}.__version__"}
+        assert toml["tool"]["setuptools"]["packages"]["find"]["include"] == [f"{package}*"]
+        assert "pytest" not in toml["tool"], d
+        assert "lrbench>=0.1" in project["dependencies"], d
+        assert project["optional-dependencies"]["test"] == ["pytest>=7"], d
         assert '__version__ = "' in (d / package / "__init__.py").read_text()
 
 

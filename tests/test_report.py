@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from lrbench import LrbenchError
+from lrbench.plugins import Plugins
 from lrbench.report import _panel, describe_conditions, wilson_interval, write_report
+from lrbench.spec import build_condition
 
 CONDS = {
     "hr": 0.44,
@@ -24,7 +27,7 @@ CONDS = {
     "bicubic@8": 0.17,
     "jpeg@30": 0.415,
     "jpeg@10": 0.345,
-    "gaussian_blur@2": 0.44,
+    "gaussian-blur@2": 0.44,
     "noise@0.1": 0.34,
 }
 
@@ -43,20 +46,38 @@ def test_wilson_interval_matches_the_formula():
     assert all(math.isnan(v) for v in wilson_interval(0.5, 0))
 
 
+DEGRADATIONS = Plugins(load_entry_points=False).degradations
+
+
 def _table(conds: dict[str, float] = CONDS, models=("toy-a", "toy-b"), n: int = 200) -> pd.DataFrame:
+    """A results table as a run writes it: each condition described by its degradation."""
     rows = []
     for j, model in enumerate(models):
         for c, v in conds.items():
-            rows.append((model, "none", "toyworld", c, "top1", v - 0.05 * j, n, "zero-shot"))
-            rows.append((model, "none", "toyworld", c, "top5", min(1.0, v + 0.3), n, "zero-shot"))
-    return pd.DataFrame(rows, columns=["model", "method", "dataset", "condition", "metric", "value", "n", "task"])
+            described = list(build_condition(c, DEGRADATIONS).describe().values())
+            rows.append((model, "none", "toyworld", c, "top1", v - 0.05 * j, n, "zero-shot", *described))
+            rows.append((model, "none", "toyworld", c, "top5", min(1.0, v + 0.3), n, "zero-shot", *described))
+    columns = ["model", "method", "dataset", "condition", "metric", "value", "n", "task"]
+    return pd.DataFrame(rows, columns=[*columns, "degradation", "family", "level"])
 
 
 def test_conditions_get_family_and_value():
     info = describe_conditions(_table())
     assert info["hr"].family is None and info["hr"].value is None
     assert (info["bicubic@16"].family, info["bicubic@16"].value) == ("resolution", 16.0)
-    assert (info["jpeg@30"].family, info["gaussian_blur@2"].family, info["noise@0.1"].value) == ("jpeg", "blur", 0.1)
+    assert (info["jpeg@30"].family, info["gaussian-blur@2"].family, info["noise@0.1"].value) == ("jpeg", "blur", 0.1)
+
+
+def test_a_table_without_condition_descriptions_is_refused_not_guessed(run_dir):
+    """An old results.csv (no degradation / family / level) names the missing columns and how to rewrite it; the
+    report never reads ``bicubic@16`` as 16 px from the name."""
+    old = _table().drop(columns=["degradation", "family", "level"])
+    with pytest.raises(LrbenchError, match=r"old\.csv has no degradation, family, level columns.*spec\.resolved\.yaml"):
+        describe_conditions(old, "old.csv")
+    old.to_csv(run_dir / "results.csv", index=False)
+    with pytest.raises(LrbenchError, match=r"results\.csv has no degradation, family, level columns"):
+        write_report(run_dir)
+    assert not (run_dir / "report.html").exists()
 
 
 def test_panel_has_real_axis_wilson_band_and_chance_line():
@@ -152,7 +173,7 @@ def test_report_contents(run_dir):
         "bicubic@8",
         "jpeg@30",
         "jpeg@10",
-        "gaussian_blur@2",
+        "gaussian-blur@2",
         "noise@0.1",
     ]
     assert cells[order.index("bicubic@16")] == f"{100 * 0.275 / 0.39:.1f}" == "70.5"
@@ -185,7 +206,7 @@ def test_report_fits_1280px_in_headless_chromium(run_dir, tmp_path):
     """Render at 1280 px and read back the page width and whether every embedded image decoded."""
     conds = {f"bicubic@{s}": 0.4 for s in (128, 112, 96, 80, 64, 56, 48, 40, 32, 24, 16, 12, 8, 4)}
     results = _table(
-        {"hr": 0.5, **conds, "gaussian_blur@1.5": 0.3, "jpeg@5": 0.2},
+        {"hr": 0.5, **conds, "gaussian-blur@1.5": 0.3, "jpeg@5": 0.2},
         models=("a-model-with-a-rather-long-name/laion2b_s34b_b79k", "b"),
     )
     results.to_csv(run_dir / "results.csv", index=False)

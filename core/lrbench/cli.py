@@ -362,16 +362,22 @@ def merge_cmd(run_dirs: tuple[str, ...], out_dir: str) -> None:
     help="Folder for summary.csv and aggregates.csv.",
 )
 @click.option("--alpha", type=float, default=200.0, show_default=True, help="Gamma's alpha.")
-@click.option("--metric", default="top1", show_default=True, help="Accuracy metric the aggregates read.")
-def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
+@click.option(
+    "--metric",
+    default=None,
+    help="Accuracy metric the aggregates read. Default: the headline metric the tasks of the table's 'task' "
+    "column declare; top1 for a table without one.",
+)
+def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str | None) -> None:
     """Aggregate metrics (ACC, gamma, Gamma, SAR, WAR) over an accuracy TABLE that did not come from a run.
 
-    TABLE: CSV with columns model, dataset, condition, metric, value (and optionally method, num_classes); condition
-    'hr' is the model's own resolution, values are fractions in [0, 1].
+    TABLE: CSV with columns model, dataset, condition, metric, value (and optionally method, task, num_classes);
+    condition 'hr' is the model's own resolution, values are fractions in [0, 1].
     """
     from .builtin.aggregates import Acc, Gamma, ImprovedGamma, Sar, War
     from .results import read_accuracy_table, split_aggregates, write_frame
 
+    metric = metric or _headline_of_table(table)
     df, num_classes = read_accuracy_table(table, metric)
     aggs = [
         ("ACC", Acc(metric)),
@@ -386,6 +392,35 @@ def aggregate_cmd(table: str, out_dir: str, alpha: float, metric: str) -> None:
     write_frame(summary, out / "summary.csv")
     write_frame(agg, out / "aggregates.csv")
     click.echo(f"wrote {out / 'summary.csv'} ({len(summary)} rows) and {out / 'aggregates.csv'} ({len(agg)} rows)")
+
+
+def _headline_of_table(table: str) -> str:
+    """The headline metric of the tasks a table names in its ``task`` column (each task declares one); ``top1`` for a
+    table without the column (LR0.FM's accuracy tables). Tasks that disagree, or a task no installed plugin registers,
+    are an error asking for ``--metric``."""
+    import pandas as pd
+
+    try:
+        header = pd.read_csv(table, nrows=0, encoding="utf-8-sig").columns
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return "top1"  # read_accuracy_table reports what is wrong with the file
+    if "task" not in [c.strip() for c in header]:
+        return "top1"
+    tasks = pd.read_csv(table, usecols=lambda c: c.strip() == "task", dtype=str, encoding="utf-8-sig").iloc[:, 0]
+    from .plugins import get_plugins
+
+    registry = get_plugins().registries["tasks"]
+    headline: dict[str, str] = {}
+    for name in sorted({t.strip() for t in tasks.dropna() if t.strip()}):
+        try:
+            headline[name] = registry.create(name).headline_metric
+        except LrbenchError as exc:
+            raise LrbenchError(f"{table}: task {name!r} names no headline metric here ({exc}); pass --metric") from None
+    metrics = set(headline.values())
+    if len(metrics) > 1:
+        named = ", ".join(f"{t}: {m}" for t, m in headline.items())
+        raise LrbenchError(f"{table}: its tasks lead with different metrics ({named}); choose one with --metric")
+    return metrics.pop() if metrics and "" not in metrics else "top1"
 
 
 def main() -> None:

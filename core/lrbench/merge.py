@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import atomic_write_text
-from .registry import LrbenchError
+from .registry import LrbenchError, spelling
 from .results import split_aggregates, unique_rows, write_outputs
 
 
@@ -27,17 +27,40 @@ def _read_run(run_dir: Path) -> tuple[pd.DataFrame, dict]:
         meta = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
         meta = {}
-    return pd.read_csv(path).assign(run_dir=str(run_dir)), meta
+    return _respell(pd.read_csv(path)).assign(run_dir=str(run_dir)), meta
+
+
+def _respell(results: pd.DataFrame) -> pd.DataFrame:
+    """A run made before the naming rule names some degradations with underscores (``gaussian_blur``): its rows get
+    today's spelling (``gaussian-blur``, and ``gaussian-blur@2`` for the condition it named), so they meet the same
+    cells of newer runs instead of becoming other conditions. A condition the spec labelled keeps its label."""
+    if "degradation" not in results:
+        return results
+    old = results["degradation"].astype(str)
+    new = old.map(spelling)
+    changed = (old != new) & results["degradation"].notna()
+    if not changed.any():
+        return results
+    results = results.copy()
+    condition = results["condition"].astype(str)
+    for i in results.index[changed]:
+        name, cond = old[i], condition[i]
+        if cond == name or cond.startswith((f"{name}@", f"{name}(")):
+            results.at[i, "condition"] = new[i] + cond[len(name) :]
+    results.loc[changed, "degradation"] = new[changed]
+    return results
 
 
 def merge_runs(run_dirs: list[str | Path], out: str | Path, metric: str = "top1") -> pd.DataFrame:
     """Join the runs' results, refuse conflicting cells, recompute aggregates, write a run directory at ``out``."""
     from .builtin.aggregates import Acc, Gamma, ImprovedGamma, Sar, War
-    from .report import write_report
+    from .report import describe_conditions, write_report
 
     if not run_dirs:
         raise LrbenchError("merge needs at least one run directory")
     frames, metas = zip(*(_read_run(Path(d)) for d in run_dirs))
+    for run_dir, frame in zip(run_dirs, frames):
+        describe_conditions(frame, str(Path(run_dir) / "results.csv"))  # each run says what its conditions are
     table = pd.concat(frames, ignore_index=True)
     keys = ["model", "method", "dataset", "condition", "metric"]
     dup = table.duplicated(keys, keep=False)

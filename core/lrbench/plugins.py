@@ -18,7 +18,7 @@ import pluggy
 
 from . import NAMESPACE, __version__, hookspecs
 from .context import PluginContext
-from .registry import KINDS, Entry, LrbenchError, Registry
+from .registry import KINDS, Entry, LrbenchError, Registry, check_name
 
 BUILTIN_MODULES = (
     "lrbench.builtin.degradations",
@@ -130,6 +130,7 @@ class Plugins:
                     _kind=kind,
                     _plugin=plugin_name,
                 ) -> None:
+                    check_name(_kind, name, _plugin)
                     if kind is not None and _kind != "models":
                         raise TypeError(f"{_kind[:-1]} {name!r}: only models declare a kind")
                     if _kind == "models" and kind is None:

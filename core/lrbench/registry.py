@@ -3,16 +3,39 @@
 A registry maps a name to an :class:`Entry` (factory + description + providing plugin). Names may carry an id after a
 colon (``openclip:ViT-B-32/openai``): when the full name is not registered, the part before the first colon is looked up
 and the rest is passed to the factory as ``id``. That keeps model families open-ended without the core knowing them.
+
+One naming rule (:func:`check_name`, enforced at registration): the names a spec writes for models, datasets,
+degradations, methods and tasks are lower-case kebab-case (``gaussian-blur``, ``face/bt-m``, ``lr0fm:<any variant>``);
+metric names are results column values and stay identifiers (``top1``, ``face_acc``, LR0.FM's ``Gamma``). Lookups read
+the old underscore spelling of a kebab-case name (``gaussian_blur`` finds ``gaussian-blur``): :meth:`Registry.canonical`.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 KINDS = ("models", "datasets", "degradations", "methods", "metrics", "tasks")
+#: the kinds whose names a spec writes as entries: kebab-case words, an optional ``namespace/`` (``face/bt``), an
+#: optional ``:variant`` that is the family's own business (``lr0fm:CLIP-ViT-L/14@336px``, ``openclip:ViT-B-32/openai``)
+KEBAB_KINDS = ("models", "datasets", "degradations", "methods", "tasks")
+_WORDS = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    **{
+        k: (
+            re.compile(rf"{_WORDS}(?:/{_WORDS})?(?::.+)?"),
+            "lower-case kebab-case: [a-z0-9]+(-[a-z0-9]+)*, optionally 'namespace/' before it and ':variant' after it",
+        )
+        for k in KEBAB_KINDS
+    },
+    "metrics": (
+        re.compile(r"[A-Za-z][A-Za-z0-9_]*"),
+        "an identifier (results column value): a letter, then letters, digits or '_' (snake_case: top1, face_acc)",
+    ),
+}
 #: the factory parameter through which a registry hands over the plugin set's registries
 CONTEXT = "context"
 
@@ -53,6 +76,24 @@ class UnknownNameError(LrbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
+
+
+def check_name(kind: str, name: str, plugin: str) -> None:
+    """Refuse a registered name that breaks the naming rule of its kind, naming the plugin, the name and the rule."""
+    pattern, rule = NAME_RULES[kind]
+    if not isinstance(name, str) or not pattern.fullmatch(name):
+        hint = f"; write {spelling(name).lower()!r}" if kind in KEBAB_KINDS and isinstance(name, str) else ""
+        raise LrbenchError(
+            f"plugin {plugin!r} registers {kind[:-1]} {name!r}, which breaks the naming rule: {kind} names are {rule}"
+            f"{hint} (docs/plugins.md, 'Names'; LRBENCH_DISABLE_PLUGINS={plugin} skips the plugin)"
+        )
+
+
+def spelling(name: str) -> str:
+    """The kebab-case spelling of a name written with the old underscores (``gaussian_blur`` -> ``gaussian-blur``);
+    a ``:variant`` is the family's own (``openclip:ViT-B-32/laion2b_s34b_b79k`` keeps its underscores)."""
+    base, colon, variant = name.partition(":")
+    return base.replace("_", "-") + colon + variant
 
 
 @dataclass(frozen=True)
@@ -138,7 +179,16 @@ class Registry:
         self._entries[entry.name] = entry
 
     def resolve(self, name: str) -> tuple[Entry, dict[str, Any]]:
-        """Entry for ``name`` and the extra parameters its form implies (``id`` for ``family:id``)."""
+        """Entry for ``name`` and the extra parameters its form implies (``id`` for ``family:id``); a kebab-case name
+        is also found by its old underscore spelling (deprecated)."""
+        found = self._find(name)
+        if found is None and self.kind in KEBAB_KINDS and spelling(name) != name:
+            found = self._find(spelling(name))
+        if found is None:
+            raise UnknownNameError(self.kind, name, list(self._entries), self.failed_plugins)
+        return found
+
+    def _find(self, name: str) -> tuple[Entry, dict[str, Any]] | None:
         if name in self._entries:
             return self._entries[name], {}
         if ":" in name:
@@ -146,7 +196,15 @@ class Registry:
             entry = self._entries.get(family)
             if entry is not None and entry.accepts_id:
                 return entry, {"id": ident}
-        raise UnknownNameError(self.kind, name, list(self._entries), self.failed_plugins)
+        return None
+
+    def canonical(self, name: str) -> str:
+        """``name`` as registered: the kebab-case spelling when only the old underscore one was written, so a spec
+        saying ``gaussian_blur@2`` and one saying ``gaussian-blur@2`` name the same cell and the same rows; an
+        unknown name is returned unchanged (:meth:`resolve` reports it)."""
+        if self.kind in KEBAB_KINDS and self._find(name) is None and self._find(spelling(name)) is not None:
+            return spelling(name)
+        return name
 
     def __getitem__(self, name: str) -> Entry:
         return self.resolve(name)[0]

@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .cache import atomic_write_bytes, atomic_write_text  # noqa: E402
-from .degradations import parse_condition  # noqa: E402
 from .registry import LrbenchError  # noqa: E402
 from .results import accuracy_pivot, markdown_table  # noqa: E402
 
@@ -60,16 +59,8 @@ AXES: dict[str, Axis] = {
     "blur": Axis("Gaussian blur sigma (px)", clean=0.0),
     "noise": Axis("Gaussian noise sigma ([0, 1] scale)", clean=0.0),
 }
-_FAMILY_OF = {
-    "bicubic": "resolution",
-    "bilinear": "resolution",
-    "area": "resolution",
-    "nearest": "resolution",
-    "pixelate": "resolution",
-    "jpeg": "jpeg",
-    "gaussian_blur": "blur",
-    "noise": "noise",
-}
+#: the columns a run writes from each condition's :meth:`~lrbench.degradations.Degradation.describe`
+DESCRIPTION_COLUMNS = ("degradation", "family", "level")
 
 
 @dataclass(frozen=True)
@@ -81,31 +72,26 @@ class ConditionInfo:
     value: float | None
 
 
-def describe_conditions(results: pd.DataFrame) -> dict[str, ConditionInfo]:
-    """condition -> family, degradation, value.
-
-    Reads the ``family`` / ``degradation`` / ``value``-like columns a run writes when present; tables without them
-    (older runs, ``lrbench aggregate`` inputs) fall back to the ``name@value`` form of the built-in degradations.
-    Conditions of unknown families get their own family named after the degradation, on a plain numeric axis.
+def describe_conditions(results: pd.DataFrame, source: str = "results.csv") -> dict[str, ConditionInfo]:
+    """condition -> family, degradation, value, read from the ``degradation`` / ``family`` / ``level`` columns a run
+    writes (each degradation describes itself). A condition's name is never parsed (``shift@4`` is not a 4 px image, a
+    labelled condition has no ``@``), so a table without the columns (written before lrbench had them) is an error
+    saying how to rewrite it. Families without an axis of their own are drawn on a plain numeric axis.
     """
+    missing = [c for c in DESCRIPTION_COLUMNS if c not in results.columns]
+    if missing:
+        raise LrbenchError(
+            f"{source} has no {', '.join(missing)} column{'s' * (len(missing) > 1)}: it was written by an lrbench "
+            "that did not describe conditions, and the report does not guess them from condition names. Run the "
+            "run's spec.resolved.yaml again to rewrite it (cells still in the cache are not computed again)"
+        )
     out: dict[str, ConditionInfo] = {}
-    cols = set(results.columns)
-    if {"degradation", "family", "level"} <= cols:
-        for cond, g in results.groupby("condition", sort=False):
-            row = g.iloc[0]
-            level = row["level"]
-            value = None if pd.isna(level) else float(level)
-            family = None if pd.isna(row["family"]) or row["family"] in ("", "clean") else str(row["family"])
-            out[str(cond)] = ConditionInfo(family, str(row["degradation"]), value)
-        return out
-    for cond in dict.fromkeys(results["condition"].astype(str)):
-        name, arg = parse_condition(cond.split("(", 1)[0])
-        if name == "hr" or arg is None:
-            out[cond] = ConditionInfo(None if name == "hr" else name, name, None)
-        elif isinstance(arg, (int, float)):
-            out[cond] = ConditionInfo(_FAMILY_OF.get(name, name), name, float(arg))
-        else:
-            out[cond] = ConditionInfo(name, name, None)
+    for cond, g in results.groupby("condition", sort=False):
+        row = g.iloc[0]
+        level = row["level"]
+        value = None if pd.isna(level) else float(level)
+        family = None if pd.isna(row["family"]) or row["family"] in ("", "clean") else str(row["family"])
+        out[str(cond)] = ConditionInfo(family, str(row["degradation"]), value)
     return out
 
 
@@ -439,7 +425,7 @@ def write_report(run_dir: str | Path, name: str | None = None) -> Path:
     summary = pd.read_csv(run_dir / "summary.csv") if (run_dir / "summary.csv").is_file() else pd.DataFrame()
     aggregates = pd.read_csv(run_dir / "aggregates.csv") if (run_dir / "aggregates.csv").is_file() else pd.DataFrame()
     meta = _read_json(run_dir / "run.json")
-    info = describe_conditions(results)
+    info = describe_conditions(results, str(results_path))
     chance = chance_levels(results, meta)
     sizes = set((meta.get("input_size") or {}).values())
     hr_px = f"{sizes.pop()} px" if len(sizes) == 1 else None

@@ -137,7 +137,8 @@ def read_accuracy_table(path: str | Path, metric: str = "top1") -> tuple[pd.Data
     if not acc.empty:
         raise LrbenchError(
             f"{p} line {acc['_line'].iloc[0]}: {metric} value {acc['value'].iloc[0]} is outside "
-            "[0, 1]; accuracies are fractions (a percentage? divide by 100)"
+            "[0, 1]; the aggregates read accuracies as fractions (a percentage? divide by 100; not an accuracy? "
+            "choose one with --metric)"
         )
     num_classes: dict[str, int] = {}
     if "num_classes" in df:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
@@ -22,6 +23,7 @@ from .degradations import ParameterRangeError, parse_condition
 from .registry import Entry, LrbenchError, UnknownNameError
 
 EntryIn = str | dict[str, Any]
+log = logging.getLogger("lrbench")
 
 
 class SpecError(LrbenchError):
@@ -87,10 +89,20 @@ class Item:
 
     def __post_init__(self) -> None:
         self.user_label = bool(self.label)
-        if not self.label and self.kind == "datasets":
+        self._default_label()
+
+    def _default_label(self) -> None:
+        if self.user_label:
+            return
+        if self.kind == "datasets":
             self.label = self.name  # results name datasets as registered, so weights and class counts apply
-        elif not self.label:
+        else:
             self.label = self.name if not self.params else f"{self.name}({_short(self.params)})"
+
+    def rename(self, name: str) -> None:
+        """Name the entry by its registered spelling (and label it so, unless the spec gave a label)."""
+        self.name = name
+        self._default_label()
 
 
 def _short(params: dict[str, Any]) -> str:
@@ -336,6 +348,16 @@ def validate(
         *([task] if task else []),
     ]:
         registry = plugins.registries[item.kind]
+        canonical = registry.canonical(item.name)
+        if canonical != item.name:
+            log.warning(
+                "%s: %r is the old spelling of %r; read as %r (underscore spellings are deprecated)",
+                item.path,
+                item.name,
+                canonical,
+                canonical,
+            )
+            item.rename(canonical)
         try:
             entry, implied = registry.resolve(item.name)
         except UnknownNameError as exc:

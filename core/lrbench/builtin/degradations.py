@@ -124,7 +124,7 @@ class Pixelate(Degradation):
 class GaussianBlur(Degradation):
     """Gaussian blur with standard deviation ``sigma`` pixels (PIL's radius is the standard deviation)."""
 
-    name = "gaussian_blur"
+    name = "gaussian-blur"
     varies, level_of = "blur", "sigma"
 
     @validate_call

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import hookimpl
 from ..datasets import IMAGE_EXTENSIONS, DatasetRootError, FileListDataset, Limit, load_json_resource
+from ..registry import spelling
 
 #: the true class counts (LR0.FM Table 7); ``num_classes`` overrides them per spec entry
 CLASS_COUNTS = load_json_resource("lr0fm.json")["num_classes"]
@@ -124,6 +125,45 @@ def _first_dir(base: Path, candidates: Sequence[str], accept: Callable[[Path], b
         if d.is_dir() and accept(d):
             return d
     return base / candidates[0]
+
+
+def _split_loader(
+    name: str,
+    root: str | None,
+    layout: str,
+    required: Sequence[str],
+    build: Callable[[str], Any],
+    samples: Callable[[Any], tuple[Sequence[Any], Sequence[int], Sequence[str] | None]],
+    download: bool,
+    num_classes: int | None,
+    limit: int | None,
+    **extra: Any,
+) -> LR0FMDataset:
+    """A torchvision dataset that reads one split: the layout checked (``required`` files) unless downloading,
+    ``build(root)`` through torchvision, ``samples(ds)`` -> (files, labels, class names or None for CLIP's names),
+    CLIP's templates; ``extra`` (split, partition, ...) goes into the dataset's identity."""
+    base = _default_root(name, root)
+    if not download:
+        _require(name, base, layout, *required)
+    ds = _torchvision(name, base, layout, lambda: build(str(base)))
+    files, labels, classnames = samples(ds)
+    meta = zeroshot_metadata(name)
+    return _finish(
+        name,
+        base,
+        files,
+        labels,
+        meta["classnames"] if classnames is None else classnames,
+        meta["templates"],
+        num_classes,
+        limit,
+        layout,
+        **extra,
+    )
+
+
+def _spaced(classes: Sequence[str]) -> list[str]:
+    return [c.replace("_", " ") for c in classes]
 
 
 # --- ImageNet and its variants ---------------------------------------------------------------------------------
@@ -378,23 +418,16 @@ def dtd(
     """Describable Textures, split ``partition`` (LR0.FM: split 1 test, 1,880 images, 47 textures)."""
     from torchvision.datasets import DTD
 
-    name, base = "dtd", _default_root("dtd", root)
-    if not download:
-        _require(name, base, DTD_LAYOUT, f"dtd/dtd/labels/{split}{partition}.txt")
-    ds = _torchvision(
-        name, base, DTD_LAYOUT, lambda: DTD(str(base), split=split, partition=partition, download=download)
-    )
-    classnames = [c.replace("_", " ") for c in ds.classes]
-    return _finish(
-        name,
-        base,
-        ds._image_files,
-        ds._labels,
-        classnames,
-        zeroshot_metadata(name)["templates"],
+    return _split_loader(
+        "dtd",
+        root,
+        DTD_LAYOUT,
+        [f"dtd/dtd/labels/{split}{partition}.txt"],
+        lambda base: DTD(base, split=split, partition=partition, download=download),
+        lambda ds: (ds._image_files, ds._labels, _spaced(ds.classes)),
+        download,
         num_classes,
         limit,
-        DTD_LAYOUT,
         split=split,
         partition=partition,
     )
@@ -416,21 +449,16 @@ def food101(
     """Food-101 test split (25,250 images, 101 dishes)."""
     from torchvision.datasets import Food101
 
-    name, base = "food101", _default_root("food101", root)
-    if not download:
-        _require(name, base, FOOD101_LAYOUT, f"food-101/meta/{split}.json", "food-101/images")
-    ds = _torchvision(name, base, FOOD101_LAYOUT, lambda: Food101(str(base), split=split, download=download))
-    classnames = [c.replace("_", " ") for c in ds.classes]
-    return _finish(
-        name,
-        base,
-        ds._image_files,
-        ds._labels,
-        classnames,
-        zeroshot_metadata(name)["templates"],
+    return _split_loader(
+        "food101",
+        root,
+        FOOD101_LAYOUT,
+        [f"food-101/meta/{split}.json", "food-101/images"],
+        lambda base: Food101(base, split=split, download=download),
+        lambda ds: (ds._image_files, ds._labels, _spaced(ds.classes)),
+        download,
         num_classes,
         limit,
-        FOOD101_LAYOUT,
         split=split,
     )
 
@@ -512,25 +540,21 @@ def stanford_cars(
     """Stanford Cars test split (8,041 images, 196 models). torchvision cannot download it any more."""
     from torchvision.datasets import StanfordCars
 
-    name, base = "stanford-cars", _default_root("stanford-cars", root)
-    annos = (
-        "stanford_cars/cars_test_annos_withlabels.mat"
-        if split == "test"
-        else "stanford_cars/devkit/cars_train_annos.mat"
-    )
-    _require(name, base, CARS_LAYOUT, "stanford_cars/devkit/cars_meta.mat", annos)
-    ds = _torchvision(name, base, CARS_LAYOUT, lambda: StanfordCars(str(base), split=split))
-    files, labels = zip(*ds._samples) if ds._samples else ((), ())
-    return _finish(
-        name,
-        base,
-        files,
-        labels,
-        [str(c) for c in ds.classes],
-        zeroshot_metadata(name)["templates"],
+    def samples(ds: Any) -> tuple[Sequence[Any], Sequence[int], list[str]]:
+        files, labels = zip(*ds._samples) if ds._samples else ((), ())
+        return files, labels, [str(c) for c in ds.classes]
+
+    annos = "cars_test_annos_withlabels.mat" if split == "test" else "devkit/cars_train_annos.mat"
+    return _split_loader(
+        "stanford-cars",
+        root,
+        CARS_LAYOUT,
+        ["stanford_cars/devkit/cars_meta.mat", f"stanford_cars/{annos}"],
+        lambda base: StanfordCars(base, split=split),
+        samples,
+        False,
         num_classes,
         limit,
-        CARS_LAYOUT,
         split=split,
     )
 
@@ -552,25 +576,16 @@ def fgvc_aircraft(
     """FGVC-Aircraft test split (3,333 images, 100 variants)."""
     from torchvision.datasets import FGVCAircraft
 
-    name, base = "fgvc-aircraft", _default_root("fgvc-aircraft", root)
-    if not download:
-        _require(name, base, AIRCRAFT_LAYOUT, f"fgvc-aircraft-2013b/data/images_{annotation_level}_{split}.txt")
-    ds = _torchvision(
-        name,
-        base,
+    return _split_loader(
+        "fgvc-aircraft",
+        root,
         AIRCRAFT_LAYOUT,
-        lambda: FGVCAircraft(str(base), split=split, annotation_level=annotation_level, download=download),
-    )
-    return _finish(
-        name,
-        base,
-        ds._image_files,
-        ds._labels,
-        list(ds.classes),
-        zeroshot_metadata(name)["templates"],
+        [f"fgvc-aircraft-2013b/data/images_{annotation_level}_{split}.txt"],
+        lambda base: FGVCAircraft(base, split=split, annotation_level=annotation_level, download=download),
+        lambda ds: (ds._image_files, ds._labels, list(ds.classes)),
+        download,
         num_classes,
         limit,
-        AIRCRAFT_LAYOUT,
         split=split,
         annotation_level=annotation_level,
     )
@@ -592,21 +607,16 @@ def oxford_pets(
     """Oxford-IIIT Pets test split (3,669 images, 37 breeds)."""
     from torchvision.datasets import OxfordIIITPet
 
-    name, base = "oxford-pets", _default_root("oxford-pets", root)
-    if not download:
-        _require(name, base, PETS_LAYOUT, f"oxford-iiit-pet/annotations/{split}.txt", "oxford-iiit-pet/images")
-    ds = _torchvision(name, base, PETS_LAYOUT, lambda: OxfordIIITPet(str(base), split=split, download=download))
-    meta = zeroshot_metadata(name)
-    return _finish(
-        name,
-        base,
-        ds._images,
-        ds._labels,
-        meta["classnames"],
-        meta["templates"],
+    return _split_loader(
+        "oxford-pets",
+        root,
+        PETS_LAYOUT,
+        [f"oxford-iiit-pet/annotations/{split}.txt", "oxford-iiit-pet/images"],
+        lambda base: OxfordIIITPet(base, split=split, download=download),
+        lambda ds: (ds._images, ds._labels, None),
+        download,
         num_classes,
         limit,
-        PETS_LAYOUT,
         split=split,
     )
 
@@ -826,27 +836,25 @@ LOADERS: dict[str, tuple[Callable[..., LR0FMDataset], str]] = {
 }
 
 
-#: the LR0.FM authors' dataset names (``get_dataloader`` in CLIP/dataloaders/__init__.py) and the underscore spellings
-#: of lrbench's names -> lrbench's names, so the authors' specs and tables find the loaders, class counts and WAR weights
+#: the LR0.FM authors' dataset names (``get_dataloader`` in CLIP/dataloaders/__init__.py) that are not lrbench's names
+#: spelled with underscores -> lrbench's names, so the authors' specs and tables find the loaders, class counts and WAR
+#: weights (their underscore spellings, ``stanford_cars``, are read by the registries' naming rule: docs/plugins.md)
 ALIASES: dict[str, str] = {
     "imagenet1k": "imagenet",
-    "imagenet_a": "imagenet-a",
-    "imagenet_v2": "imagenet-v2",
-    "imagenet_r": "imagenet-r",
-    "imagenet_sketch": "imagenet-sketch",
     "cars": "stanford-cars",
-    "stanford_cars": "stanford-cars",
-    "fgvc_aircraft": "fgvc-aircraft",
     "pets": "oxford-pets",
-    "oxford_pets": "oxford-pets",
     "flowers": "flowers102",
 }
 log = logging.getLogger("lrbench")
 
 
 def canonical_dataset(name: str) -> str:
-    """lrbench's name of an LR0.FM dataset given by the authors' name (``stanford_cars`` -> ``stanford-cars``)."""
-    return ALIASES.get(name, name)
+    """lrbench's name of an LR0.FM dataset given by the authors' name (``stanford_cars`` -> ``stanford-cars``,
+    ``cars`` -> ``stanford-cars``); any other name unchanged."""
+    spelled = spelling(name)
+    if spelled in LOADERS or spelled in ALIASES:
+        return ALIASES.get(spelled, spelled)
+    return name
 
 
 def _alias(alias: str, target: str) -> Callable[..., LR0FMDataset]:

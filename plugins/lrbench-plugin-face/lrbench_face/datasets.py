@@ -58,6 +58,28 @@ def _maybe_resize(image: Image.Image, size: int | None) -> Image.Image:
     return TF.resize(image, [size, size], interpolation=InterpolationMode.BICUBIC)
 
 
+class _ImageFiles:
+    """Items that are image files: ``files`` relative to ``root``, resized to ``image_size`` x ``image_size`` (bicubic)
+    when it is set and they differ."""
+
+    root: Path
+    files: list[str]
+    image_size: int | None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def item_id(self, index: int) -> str:
+        return self.files[index]
+
+    def item_files(self) -> Sequence[Path]:
+        return [self.root / f for f in self.files]
+
+    def load(self, index: int) -> Image.Image:
+        with Image.open(self.root / self.files[index]) as im:
+            return _maybe_resize(to_rgb(im), self.image_size)
+
+
 # ---------------------------------------------------------------------------------------------------- insightface .bin
 
 
@@ -213,7 +235,7 @@ def parse_pairs(text: str, source: str = "pairs") -> list[tuple[str, int, str, i
     return out
 
 
-class PairsVerification(VerificationDataset):
+class PairsVerification(_ImageFiles, VerificationDataset):
     """LFW-style verification: a pairs.txt and a folder of aligned images (LFW, XQLFW, CALFW, ...)."""
 
     def __init__(
@@ -263,19 +285,6 @@ class PairsVerification(VerificationDataset):
         self.files = files
         self._set_pairs(pair_idx, [r[4] for r in rows])
 
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def item_id(self, index: int) -> str:
-        return self.files[index]
-
-    def item_files(self) -> Sequence[Path]:
-        return [self.root / f for f in self.files]
-
-    def load(self, index: int) -> Image.Image:
-        with Image.open(self.root / self.files[index]) as im:
-            return _maybe_resize(to_rgb(im), self.image_size)
-
     def params(self) -> dict[str, Any]:
         return {"root": str(self.root), "pairs": self._pairs_file, "image_size": self.image_size, "limit": self._limit}
 
@@ -283,7 +292,7 @@ class PairsVerification(VerificationDataset):
 # ---------------------------------------------------------------------------------------------------- identification
 
 
-class FileIdentification(IdentificationDataset):
+class FileIdentification(_ImageFiles, IdentificationDataset):
     def __init__(
         self,
         name: str,
@@ -299,25 +308,18 @@ class FileIdentification(IdentificationDataset):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.roles, self.groups = np.asarray(roles), np.asarray(groups)
 
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def item_id(self, index: int) -> str:
-        return self.files[index]
-
-    def item_files(self) -> Sequence[Path]:
-        return [self.root / f for f in self.files]
-
-    def load(self, index: int) -> Image.Image:
-        with Image.open(self.root / self.files[index]) as im:
-            return _maybe_resize(to_rgb(im), self.image_size)
-
     def params(self) -> dict[str, Any]:
         return self._params
 
 
 def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _person(path: Path) -> int | None:
+    """The identity a face file is named after (``<id>_...``: SCface, TinyFace); None when the name has none."""
+    m = re.match(r"(\d+)_", path.name)
+    return int(m.group(1)) if m else None
 
 
 SCFACE_LAYOUT = (
@@ -359,10 +361,10 @@ def scface(
     training = split == "train"
 
     def add(path: Path, role: str, group: str) -> None:
-        m = re.match(r"(\d+)_", path.name)
-        if m and first_id <= int(m.group(1)) <= last_id:
+        person = _person(path)
+        if person is not None and first_id <= person <= last_id:
             files.append(str(path.relative_to(base)))
-            labels.append(int(m.group(1)) - first_id if training else int(m.group(1)))
+            labels.append(person - first_id if training else person)
             roles.append("train" if training else role)
             groups.append(group)
 
@@ -409,15 +411,11 @@ def tinyface(
         if not d.is_dir():
             raise DatasetRootError(name, d, f"{folder} folder not found", TINYFACE_LAYOUT)
         for p in _images(d):
-            m = re.match(r"(\d+)_", p.name)
-            if folder == "Gallery_Distractor":
-                label = -1
-            elif m:
-                label = int(m.group(1))
-            else:
+            person = -1 if folder == "Gallery_Distractor" else _person(p)
+            if person is None:
                 raise DatasetRootError(name, p, "file name does not start with '<id>_'", TINYFACE_LAYOUT)
             files.append(str(p.relative_to(base)))
-            labels.append(label)
+            labels.append(person)
             roles.append(role)
             groups.append("")
     return FileIdentification(

@@ -1,15 +1,15 @@
 """The face papers' low-resolution simulation and the per-image resolution protocols.
 
 Knoche et al. (and the LogExp paper) keep the image *size* at 112 px and remove detail: bicubic down to r px WITH
-antialias, bicubic back up to 112 px WITHOUT antialias, clipped to 8 bits. ``face_lr@r`` is that degradation.
+antialias, bicubic back up to 112 px WITHOUT antialias, clipped to 8 bits. ``face-lr@r`` is that degradation.
 
 Pair mode (which images of a pair are degraded) is not a property of an image, so the task applies it: ``cross`` keeps
 the first image of every pair (the gallery image in identification) at full resolution and degrades the other,
-``equal`` degrades both. The task's ``mode`` parameter sets it for every condition; a ``face_lr`` / ``face_protocol``
-condition may override it with its own ``mode`` (so one run can hold ``face_lr@16`` and
-``face_lr@16(mode=equal)``).
+``equal`` degrades both. The task's ``mode`` parameter sets it for every condition; a ``face-lr`` / ``face-protocol``
+condition may override it with its own ``mode`` (so one run can hold ``face-lr@16`` and
+``face-lr@16(mode=equal)``).
 
-``face_protocol@low`` gives every image its own resolution, read from the published CSV files (one integer per image in
+``face-protocol@low`` gives every image its own resolution, read from the published CSV files (one integer per image in
 .bin order) or drawn uniformly from the range (low 5-10, mid 11-39, high 40-112, all 5-112) with a fixed seed.
 """
 
@@ -66,7 +66,7 @@ def lr_tensor(x: torch.Tensor, size: int | torch.Tensor, out: tuple[int, int] | 
 class FaceLR(Degradation):
     """Face LR simulation: bicubic down to ``size`` px (antialiased), bicubic back up to the image size, 8-bit."""
 
-    name = "face_lr"
+    name = "face-lr"
     varies, level_of = "resolution", "size"
 
     @validate_call
@@ -102,7 +102,7 @@ def parse_protocol(text: str, source: str = "protocol") -> np.ndarray:
 class FaceProtocol(Degradation):
     """Per-image resolutions of the multi-resolution protocols (a CSV file, or drawn uniformly from a range)."""
 
-    name = "face_protocol"
+    name = "face-protocol"
     #: each image its own resolution: no single level
     varies = "mixed-resolution"
 
@@ -119,7 +119,7 @@ class FaceProtocol(Degradation):
         if file is not None:
             path = Path(file).expanduser()
             if not path.is_file():
-                raise LrbenchError(f"face_protocol: protocol file {path} not found (one integer per image, .bin order)")
+                raise LrbenchError(f"face-protocol: protocol file {path} not found (one integer per image, .bin order)")
             self._from_file = parse_protocol(path.read_text(), str(path))
 
     def resolutions(self, n: int) -> np.ndarray:
@@ -127,7 +127,7 @@ class FaceProtocol(Degradation):
         if self._from_file is not None:
             if len(self._from_file) != n:
                 raise LrbenchError(
-                    f"face_protocol: {self.file} lists {len(self._from_file)} resolutions but the "
+                    f"face-protocol: {self.file} lists {len(self._from_file)} resolutions but the "
                     f"dataset has {n} images"
                 )
             return self._from_file
@@ -136,7 +136,7 @@ class FaceProtocol(Degradation):
 
     def pil(self, image: Image.Image) -> Image.Image:
         raise LrbenchError(
-            "face_protocol gives each image its own resolution: use it with the face verification or "
+            "face-protocol gives each image its own resolution: use it with the face verification or "
             "identification task, which knows the image indices"
         )
 

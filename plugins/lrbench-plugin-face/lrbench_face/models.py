@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from lrbench import (
+    Finding,
     LrbenchError,
     ModelAdapter,
     Preprocess,
@@ -23,7 +24,10 @@ from lrbench import (
     file_sha256,
     file_sha256_memo,
     hub_snapshot,
+    hub_weights,
     load_checkpoint,
+    require,
+    url_weights,
 )
 
 from .iresnet import DEPTHS, IResNet
@@ -168,6 +172,22 @@ class FacenetEmbedder(FaceEmbedder):
 FACENET_FILES = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
 
 
+#: where facenet-pytorch downloads them from (``load_weights``)
+FACENET_RELEASE = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+
+
+def facenet_check(id: str = "vggface2", **_: Any) -> list[Finding]:
+    """What building a named facenet model would meet, without downloading: its weights file in torch's hub cache
+    (found, will download, or missing offline with the URL and the path to put it at)."""
+    if id not in FACENET_FILES:
+        return []
+    try:
+        from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
+    except ImportError:
+        return [Finding("error", "facenet models need facenet-pytorch: pip install facenet-pytorch")]
+    return [url_weights(FACENET_RELEASE + FACENET_FILES[id], Path(get_torch_home()) / "checkpoints")]
+
+
 def facenet_inputs(id: str = "vggface2", **params: Any) -> dict[str, Any]:
     """What a named facenet model reads without naming it: the weights file in torch's hub cache, by sha256 once it
     is there, so a replaced file is a new cell (before the first download the name stands for it)."""
@@ -208,6 +228,8 @@ def facenet(
         load_strict(net, state, weights)
         ident: dict[str, Any] = {"family": "facenet", **_weights_identity(weights)}
     else:
+        for finding in facenet_check(id):  # offline and not downloaded: one line now, not a urllib traceback
+            require(finding, f"facenet:{id}")
         net = InceptionResnetV1(pretrained=id, classify=False)
         ident = {"family": "facenet", "weights": id}
     mtcnn = MTCNN(image_size=160, margin=0, post_process=True) if align else None
@@ -228,33 +250,80 @@ class TimmEmbedding(nn.Module):
         return self.features(self.fc(self.trunk(x)))
 
 
+def _timm_source(id: str) -> tuple[str, Any] | None:
+    """Where timm loads the ``pretrained: true`` trunk weights of ``id`` from, in timm's own order: ``("hf-hub", (repo,
+    revision, filename or None))``, ``("url", url)`` or ``("file", path)``; None when timm knows no weights for it
+    (RuntimeError for a tag the architecture does not have)."""
+    if id.startswith("hf-hub:"):
+        repo, _, revision = id[len("hf-hub:") :].partition("@")  # timm's org/name@revision
+        return "hf-hub", (repo, revision or None, None)
+    from timm.models import get_pretrained_cfg
+    from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
+
+    cfg = get_pretrained_cfg(id)
+    if cfg is None:
+        return None
+    source, where = _resolve_pretrained_source(cfg.to_dict())
+    if source == "hf-hub":
+        ref, filename = where if isinstance(where, tuple) else (where, None)
+        repo, _, revision = ref.partition("@")
+        return "hf-hub", (repo, revision or None, filename)
+    return (source, where) if source in ("url", "file") else None
+
+
+def _url_file(url: str) -> Path:
+    """Where torch's ``load_state_dict_from_url`` (timm's URL loader) keeps a downloaded file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
 def face_timm_inputs(id: str, pretrained: bool = False, **_: Any) -> dict[str, Any]:
     """Cell-key inputs of a ``face-timm`` entry with ``pretrained: true``: the trunk weights timm would load, found
     where timm puts them without downloading (the local Hub snapshot, or the file in torch's hub cache for URL
     weights), so weights replaced under the same name recompute; nothing before the first download."""
-    if not pretrained:
+    try:
+        source = _timm_source(id) if pretrained else None
+    except RuntimeError:  # an unknown tag: the run fails on it, nothing to key
         return {}
-    if id.startswith("hf-hub:"):
-        where = id[len("hf-hub:") :]
-        source = "hf-hub"
-    else:
-        from timm.models import get_pretrained_cfg
-        from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
+    if source is None:
+        return {}
+    kind, where = source
+    if kind == "hf-hub":
+        return hub_snapshot(where[0], where[1])
+    path = _url_file(where) if kind == "url" else Path(where).expanduser()
+    return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
 
-        cfg = get_pretrained_cfg(id)
-        if cfg is None:
-            return {}
-        source, where = _resolve_pretrained_source(cfg.to_dict())
-    if source == "hf-hub":
-        repo, _, revision = (where[0] if isinstance(where, tuple) else where).partition("@")  # org/name[@revision]
-        return hub_snapshot(repo, revision or None)
-    if source in ("url", "file"):
-        url = source == "url"
-        path = (
-            Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(where).path) if url else Path(where)
-        )
-        return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
-    return {}
+
+def _timm_weights(id: str) -> Finding | None:
+    """Where ``pretrained: true`` trunk weights are: found, will download, or missing offline; None: timm knows none."""
+    source = _timm_source(id)
+    if source is None:
+        return None
+    kind, where = source
+    if kind == "hf-hub":
+        repo, revision, filename = where
+        names = [filename] if filename else ["model.safetensors", "pytorch_model.bin"]  # timm tries safetensors first
+        return hub_weights(repo, names, revision=revision)
+    if kind == "url":
+        return url_weights(where, _url_file(where).parent)
+    path = Path(where).expanduser()
+    return Finding(
+        "ok" if path.is_file() else "error",
+        f"pretrained file {str(path)!r}" + ("" if path.is_file() else " does not exist"),
+    )
+
+
+def face_timm_check(id: str, pretrained: bool = False, **_: Any) -> list[Finding]:
+    """What building a ``face-timm`` entry would meet, without loading or downloading: with ``pretrained: true``,
+    whether timm knows trunk weights for the name and where they are (found, will download, or missing offline)."""
+    if not pretrained:
+        return []
+    try:
+        finding = _timm_weights(id)
+    except RuntimeError as exc:  # timm's own words for an unknown tag
+        return [Finding("error", f"timm: {exc}")]
+    if finding is None:
+        return [Finding("error", f"timm knows no pretrained weights for {id!r} (timm.list_pretrained() lists them)")]
+    return [finding]
 
 
 def face_timm(
@@ -271,6 +340,9 @@ def face_timm(
         import timm
     except ImportError as exc:
         raise LrbenchError("face-timm models need timm: pip install timm") from exc
+    finding = _timm_weights(id) if pretrained else None
+    if finding is not None:  # offline and not cached: one line now, not hub retries and a traceback
+        require(finding, f"face-timm:{id}")
     try:
         trunk = timm.create_model(id, pretrained=pretrained, num_classes=0)
     except RuntimeError as exc:  # timm's unknown-model error

@@ -25,6 +25,7 @@ def register_models(register):
         accepts_id=True,
         kind="embedder",
         inputs=models.facenet_inputs,
+        check=models.facenet_check,
         info={"ids": "vggface2, casia-webface, file", "input": 160, "install": "pip install facenet-pytorch"},
     )
     register(
@@ -34,6 +35,7 @@ def register_models(register):
         accepts_id=True,
         kind="embedder",
         inputs=models.face_timm_inputs,
+        check=models.face_timm_check,
         info={"input": 112, "install": "pip install timm"},
     )
 
@@ -51,8 +53,8 @@ def register_datasets(register):
 
 @hookimpl
 def register_degradations(register):
-    register("face_lr", lr.FaceLR, "face LR simulation: bicubic down to r (antialiased), back up, 8-bit")
-    register("face_protocol", lr.FaceProtocol, "per-image resolutions of the multi-resolution face protocols")
+    register("face-lr", lr.FaceLR, "face LR simulation: bicubic down to r (antialiased), back up, 8-bit")
+    register("face-protocol", lr.FaceProtocol, "per-image resolutions of the multi-resolution face protocols")
 
 
 @hookimpl

@@ -5,7 +5,7 @@ orders of every pair, as Knoche et al. section 3.4 ("we generate two evaluation 
 matching resolution ... and then compute the mean"): HR first / LR second (``dist``) and LR first / HR second
 (``dist_lr_hr``); ``orders: hr-lr`` keeps only the first (lrbench's rule before 0.2). In ``equal`` mode both images are
 degraded (one order). Identification in ``cross`` mode embeds the gallery at full resolution and the probes under the
-condition. ``face_protocol`` conditions give each image its own resolution, so the task applies them itself (it knows
+condition. ``face-protocol`` conditions give each image its own resolution, so the task applies them itself (it knows
 the image index).
 
 Outputs per condition: verification ``dist`` (cosine distance per pair, NaN where an image failed to load),

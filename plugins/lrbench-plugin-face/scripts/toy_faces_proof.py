@@ -132,7 +132,7 @@ def main() -> None:
                     "train_s": round(train_s),
                 }
             )
-            if cond in ("hr", "face_lr@28", "face_lr@14", "face_lr@7"):
+            if cond in ("hr", "face-lr@28", "face-lr@14", "face-lr@7"):
                 dists[f"{strategy}\n{cond}"] = (o["dist"], o["issame"])
         print(pd.DataFrame([r for r in rows if r["strategy"] == strategy]).to_string(index=False), flush=True)
     pd.DataFrame(rows).to_csv(out / "results.csv", index=False)

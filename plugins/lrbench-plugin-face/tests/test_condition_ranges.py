@@ -1,4 +1,4 @@
-"""face_lr and face_protocol declare their valid ranges: validate refuses a bad value with the key path of the
+"""face-lr and face-protocol declare their valid ranges: validate refuses a bad value with the key path of the
 parameter and the range, before anything runs or is cached (issue 13)."""
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ def _problems(plugins, condition) -> dict[str, str]:
 @pytest.mark.parametrize(
     "condition, path, says",
     [
-        ("face_lr@0", "conditions[1].size", "greater than or equal to 1"),
-        ("face_lr@-4", "conditions[1].size", "greater than or equal to 1"),
-        ("face_lr@16.5", "conditions[1].size", "valid integer"),  # was silently face_lr@16
-        ("face_lr@nan", "conditions[1].size", "finite number"),
-        ("face_lr@100000", "conditions[1].size", "[1, 4096]"),
-        ({"name": "face_lr", "size": 16, "mode": "both"}, "conditions[1].mode", "'cross' or 'equal'"),
-        ("face_protocol@medium", "conditions[1].range", "'low', 'mid', 'high' or 'all'"),
-        ({"name": "face_protocol", "range": "low", "seed": -1}, "conditions[1].seed", "greater than or equal to 0"),
-        ({"name": "face_protocol", "mode": "both"}, "conditions[1].mode", "'cross' or 'equal'"),
+        ("face-lr@0", "conditions[1].size", "greater than or equal to 1"),
+        ("face-lr@-4", "conditions[1].size", "greater than or equal to 1"),
+        ("face-lr@16.5", "conditions[1].size", "valid integer"),  # was silently face-lr@16
+        ("face-lr@nan", "conditions[1].size", "finite number"),
+        ("face-lr@100000", "conditions[1].size", "[1, 4096]"),
+        ({"name": "face-lr", "size": 16, "mode": "both"}, "conditions[1].mode", "'cross' or 'equal'"),
+        ("face-protocol@medium", "conditions[1].range", "'low', 'mid', 'high' or 'all'"),
+        ({"name": "face-protocol", "range": "low", "seed": -1}, "conditions[1].seed", "greater than or equal to 0"),
+        ({"name": "face-protocol", "mode": "both"}, "conditions[1].mode", "'cross' or 'equal'"),
     ],
 )
 def test_out_of_range_face_conditions_are_refused_with_key_path_and_range(plugins, condition, path, says):
@@ -46,13 +46,13 @@ def test_out_of_range_face_conditions_are_refused_with_key_path_and_range(plugin
 def test_protocol_file_resolutions_are_bounded(plugins, tmp_path):
     protocol = tmp_path / "lfw_low.csv"
     protocol.write_text("resolution\n7\n100000\n")
-    problems = _problems(plugins, {"name": "face_protocol", "range": "low", "file": str(protocol)})
+    problems = _problems(plugins, {"name": "face-protocol", "range": "low", "file": str(protocol)})
     assert "resolutions must be in [1, 4096] px, found 100000" in problems["conditions[1]"]
 
 
 def test_in_range_face_conditions_keep_their_labels(plugins):
     deg = plugins.registries["degradations"]
-    assert deg.create("face_lr", size=16).condition == "face_lr@16"
-    assert deg.create("face_lr", size=7, mode="equal").condition == "face_lr@7(mode=equal)"
-    assert deg.create("face_lr", size=5000, allow_large=True).condition == "face_lr@5000"  # the opt-in is no param
-    assert set(deg.create("face_protocol", range="low").resolutions(1000).tolist()) == set(range(5, 11))  # 5-10 px
+    assert deg.create("face-lr", size=16).condition == "face-lr@16"
+    assert deg.create("face-lr", size=7, mode="equal").condition == "face-lr@7(mode=equal)"
+    assert deg.create("face-lr", size=5000, allow_large=True).condition == "face-lr@5000"  # the opt-in is no param
+    assert set(deg.create("face-protocol", range="low").resolutions(1000).tolist()) == set(range(5, 11))  # 5-10 px

@@ -41,9 +41,9 @@ def test_pil_and_tensor_paths_agree_and_antialias_matters():
 
 
 def test_condition_labels():
-    assert FaceLR(16).condition == "face_lr@16"
-    assert FaceLR(16, mode="equal").condition == "face_lr@16(mode=equal)"
-    assert FaceProtocol("low").condition == "face_protocol@low"
+    assert FaceLR(16).condition == "face-lr@16"
+    assert FaceLR(16, mode="equal").condition == "face-lr@16(mode=equal)"
+    assert FaceProtocol("low").condition == "face-protocol@low"
     with pytest.raises(ValueError, match="'cross' or 'equal'"):  # pydantic's ValidationError, checked by validate
         FaceLR(16, mode="both")
 

@@ -132,3 +132,37 @@ def test_pretrained_face_timm_trunks_key_the_cells_by_the_cached_weights(tmp_pat
         (root / "refs" / "main").write_text(commit)
         assert entry_identity(plugins, item)["inputs"]["hub_snapshot"]["commit"] == commit
     assert "inputs" not in entry_identity(plugins, Item("models", "face-timm:resnet18.a1_in1k"))
+
+
+def test_check_says_where_named_weights_are_offline(tmp_path, monkeypatch):
+    """validate / --dry-run (issue 18): facenet's named weights and face-timm's pretrained trunk, missing offline, name
+    the file expected and how to fetch it; building stops in one line instead of a download traceback."""
+    pytest.importorskip("facenet_pytorch")
+    pytest.importorskip("timm")
+    from lrbench_face.models import face_timm, facenet
+
+    from lrbench.plugins import Plugins
+    from lrbench.weights import WeightsMissing
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LRBENCH_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    models = Plugins().registries["models"]
+    (fn,) = models["facenet"].check(id="vggface2")
+    target = tmp_path / "torch" / "checkpoints" / "20180402-114759-vggface2.pt"
+    assert fn.level == "error" and f"copy the file to {target}" in fn.message and "releases/download" in fn.message
+    with pytest.raises(WeightsMissing, match=r"^facenet:vggface2: weights 20180402-114759-vggface2.pt"):
+        facenet("vggface2")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"w")
+    assert [f.level for f in models["facenet"].check(id="vggface2")] == ["ok"]
+    assert models["facenet"].check(id="file") == []  # a local file is checked as a parameter
+
+    (trunk,) = models["face-timm"].check(id="resnet18.a1_in1k", pretrained=True)
+    assert trunk.level == "error" and "hf download timm/resnet18.a1_in1k model.safetensors" in trunk.message
+    with pytest.raises(WeightsMissing, match=r"^face-timm:resnet18.a1_in1k: weights timm/resnet18.a1_in1k"):
+        face_timm("resnet18.a1_in1k", pretrained=True)
+    (tag,) = models["face-timm"].check(id="resnet18.no_such_tag", pretrained=True)
+    assert "Invalid pretrained tag (no_such_tag) for resnet18" in tag.message
+    assert models["face-timm"].check(id="resnet18") == []  # random trunk: nothing to fetch

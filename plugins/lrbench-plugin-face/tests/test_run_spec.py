@@ -19,7 +19,7 @@ SPEC = {
     ],
     "methods": ["none"],
     "datasets": [{"name": "toyfaces-pairs", "identities": 6, "pairs": 20}],
-    "conditions": ["hr", "face_lr@8", {"name": "face_lr", "size": 8, "mode": "equal"}, "face_protocol@low"],
+    "conditions": ["hr", "face-lr@8", {"name": "face-lr", "size": 8, "mode": "equal"}, "face-protocol@low"],
     "metrics": ["face_acc", "roc_auc", "face_dist"],
 }
 
@@ -28,7 +28,7 @@ def test_run_spec_verification(tmp_path):
     plugins = Plugins(load_entry_points=False, extra=[(plugin, "face")])
     df = run_spec(SPEC, tmp_path / "out", device="cpu", plugins=plugins, cache_dir=tmp_path / "cache")
     conds = set(df["condition"])
-    assert {"hr", "face_lr@8", "face_lr@8(mode=equal)", "face_protocol@low"} <= conds
+    assert {"hr", "face-lr@8", "face-lr@8(mode=equal)", "face-protocol@low"} <= conds
     acc = df[df["metric"] == "face_acc"].set_index("condition")["value"]
     assert ((acc >= 0) & (acc <= 1)).all() and len(acc) == 4
     assert {"face_acc.std", "face_acc.threshold", "face_dist.genuine", "roc_auc"} <= set(df["metric"])

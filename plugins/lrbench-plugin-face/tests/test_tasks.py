@@ -63,14 +63,14 @@ def test_cross_and_equal_modes(pairs):
         return lr_pil(im, 8)
 
     np.testing.assert_allclose(out["hr"]["dist"], expected_dist(model, pairs, None, None), atol=1e-5)
-    np.testing.assert_allclose(out["face_lr@8"]["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
-    np.testing.assert_allclose(out["face_lr@8(mode=equal)"]["dist"], expected_dist(model, pairs, lr8, lr8), atol=1e-5)
+    np.testing.assert_allclose(out["face-lr@8"]["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
+    np.testing.assert_allclose(out["face-lr@8(mode=equal)"]["dist"], expected_dist(model, pairs, lr8, lr8), atol=1e-5)
     np.testing.assert_allclose(out["bicubic@10"]["dist"], expected_dist(model, pairs, None, Resize(10).pil), atol=1e-5)
-    assert out["face_lr@8"]["res"].tolist() == [8] * 20 and out["hr"]["res"].tolist() == [0] * 20
+    assert out["face-lr@8"]["res"].tolist() == [8] * 20 and out["hr"]["res"].tolist() == [0] * 20
     # the task-level mode applies to conditions that do not set their own
     eq = Verification(mode="equal").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))
-    np.testing.assert_allclose(eq["face_lr@8"]["dist"], out["face_lr@8(mode=equal)"]["dist"], atol=1e-6)
-    acc = FaceAccuracy().compute(out["face_lr@8(mode=equal)"], pairs)  # equal resolution: one order
+    np.testing.assert_allclose(eq["face-lr@8"]["dist"], out["face-lr@8(mode=equal)"]["dist"], atol=1e-6)
+    acc = FaceAccuracy().compute(out["face-lr@8(mode=equal)"], pairs)  # equal resolution: one order
     assert 0 <= acc[""] <= 1 and set(acc) == {"", "std", "threshold"}
     stats = DistanceStats().compute(out["hr"], pairs)
     assert stats["genuine"] == pytest.approx(out["hr"]["dist"][pairs.issame].mean())
@@ -83,7 +83,7 @@ def test_cross_resolution_scores_both_orders_and_averages_them(pairs):
     def lr8(im):
         return lr_pil(im, 8)
 
-    out = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
+    out = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face-lr@8"]
     np.testing.assert_allclose(out["dist"], expected_dist(model, pairs, None, lr8), atol=1e-5)
     np.testing.assert_allclose(out["dist_lr_hr"], expected_dist(model, pairs, lr8, None), atol=1e-5)
     assert out["res_lr_hr"].tolist() == [8] * 20
@@ -101,7 +101,7 @@ def test_cross_resolution_scores_both_orders_and_averages_them(pairs):
         )
         / 2
     )
-    single = Verification(orders="hr-lr").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]
+    single = Verification(orders="hr-lr").run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face-lr@8"]
     assert "dist_lr_hr" not in single and np.array_equal(single["dist"], out["dist"])
     assert Verification().identity() != Verification(orders="hr-lr").identity()
     with pytest.raises(LrbenchError, match="choices: both, hr-lr"):
@@ -112,7 +112,7 @@ def test_protocol_condition_uses_each_images_resolution(pairs):
     model = pixel_model()
     proto = FaceProtocol("low", seed=5)
     r = proto.resolutions(len(pairs))
-    out = Verification().run(model, pairs, [proto], RunContext(batch_size=7))["face_protocol@low(seed=5)"]
+    out = Verification().run(model, pairs, [proto], RunContext(batch_size=7))["face-protocol@low(seed=5)"]
     assert out["res"].tolist() == r[pairs.pairs[:, 1]].tolist()
     assert out["res_lr_hr"].tolist() == r[pairs.pairs[:, 0]].tolist()  # the flipped order degrades the first image
     i = 3
@@ -124,8 +124,8 @@ def test_protocol_condition_uses_each_images_resolution(pairs):
 
 def test_fast_path_close_to_reference(pairs):
     model = pixel_model()
-    ref = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face_lr@8"]["dist"]
-    fast = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16, fast_path=True))["face_lr@8"]["dist"]
+    ref = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16))["face-lr@8"]["dist"]
+    fast = Verification().run(model, pairs, [FaceLR(8)], RunContext(batch_size=16, fast_path=True))["face-lr@8"]["dist"]
     assert np.abs(ref - fast).max() < 0.01
 
 

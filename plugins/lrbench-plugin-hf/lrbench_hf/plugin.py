@@ -96,6 +96,20 @@ def hf_check(id: str, revision: str | None = None, cache_dir: str | None = None,
     return [Finding("ok", f"hf:{id} found at {folder}")]
 
 
+def salesforce_check(
+    id: str | None = None, checkpoint: str | None = None, tokenizer: str = "bert-base-uncased", **_: Any
+) -> list[Finding]:
+    """What loading an ``albef`` / ``blip`` entry would meet: the checkpoint file its id or ``checkpoint`` names, and
+    the BERT tokenizer it fetches from the Hub by name (found, will download, or missing offline)."""
+    path = checkpoint or id
+    out = []
+    if path is not None and not os.path.isfile(os.path.expanduser(path)):
+        out.append(Finding("error", f"checkpoint {path!r} is not a file (download the official .pth; see docs/hf.md)"))
+    if _local_folder(tokenizer) is None:
+        out.append(hub_weights(tokenizer, ["vocab.txt"], whole_repo=True))
+    return out
+
+
 def hf(
     id: str,
     revision: str | None = None,
@@ -156,6 +170,8 @@ def _salesforce(
         raise LrbenchError(f"{family}: checkpoint {path!r} is not a file (download the official .pth; see docs/hf.md)")
     state = unwrap_checkpoint(load_checkpoint(path))
     model = build_itc_from_state_dict(state, family, image_size).to(_dtype(precision))
+    if _local_folder(tokenizer) is None:  # offline and not cached: one line now, not a hub traceback
+        require(hub_weights(tokenizer, ["vocab.txt"], whole_repo=True), f"{family} tokenizer")
     tok = transformers.BertTokenizer.from_pretrained(tokenizer)
     identity = {
         "family": family,
@@ -207,6 +223,7 @@ def register_models(register):
         "ALBEF from an official checkpoint: albef:/path/ALBEF.pth (ITC path, timm ViT + BERT)",
         accepts_id=True,
         kind="zero-shot",
+        check=salesforce_check,
         info={"image_size": 384},
     )
     register(
@@ -215,5 +232,6 @@ def register_models(register):
         "BLIP from an original checkpoint: blip:/path/model_base.pth (ITC path, timm ViT + BERT)",
         accepts_id=True,
         kind="zero-shot",
+        check=salesforce_check,
         info={"image_size": 384},
     )

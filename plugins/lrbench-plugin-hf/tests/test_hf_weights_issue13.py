@@ -130,3 +130,27 @@ def test_validate_names_missing_hf_weights_before_a_run(tmp_path, plugins, monke
     assert f"models[0] (hf:{REPO}): weights {REPO}/model.safetensors are not on this machine" in out.output
     assert str(home / "hub" / "models--org--tiny-clip") in out.output and f"hf download {REPO}`" in out.output
     assert f"models[1] (hf:{tmp_path / 'no-such-folder'}): local model folder" in out.output
+
+
+@pytest.mark.parametrize("family", ["albef", "blip"])
+def test_check_names_a_missing_checkpoint_and_tokenizer(tmp_path, plugins, monkeypatch, family):
+    """albef:/path and blip:/path name their checkpoint in the id (no parameter the generic file check sees), and
+    fetch their BERT tokenizer from the Hub by name: validate says when either is missing."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    check = plugins.registries["models"][family].check
+    missing = tmp_path / "missing.pth"
+    ckpt_missing, tok_missing = check(id=str(missing))
+    assert ckpt_missing.level == "error" and f"checkpoint '{missing}' is not a file" in ckpt_missing.message
+    assert tok_missing.level == "error"
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(b"weights")
+    (tok,) = check(id=str(ckpt))
+    assert (
+        tok.level == "error" and "bert-base-uncased" in tok.message and "hf download bert-base-uncased`" in tok.message
+    )
+    _fake_snapshot(tmp_path / "hub", "a" * 40, b"", repo="bert-base-uncased")
+    snap = tmp_path / "hub" / "models--bert-base-uncased" / "snapshots" / ("a" * 40)
+    (snap / "vocab.txt").write_text("[PAD]\n")
+    assert [f.level for f in check(id=str(ckpt))] == ["ok"]
+    assert check(checkpoint=str(ckpt), tokenizer=str(tmp_path)) == []  # a local tokenizer folder: nothing to fetch

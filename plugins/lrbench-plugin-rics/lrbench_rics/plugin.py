@@ -8,7 +8,7 @@ from .method import METHODS
 from .metrics import METRIC_CLASSES
 from .shifts import CropShift, CyclicShift
 from .task import shift_task
-from .timm_models import timm_inputs, timm_kind, timm_model
+from .timm_models import timm_check, timm_inputs, timm_kind, timm_model
 
 
 @hookimpl
@@ -44,4 +44,5 @@ def register_models(register):
         info={"install": "pip install timm"},
         accepts_id=True,
         inputs=timm_inputs,
+        check=timm_check,
     )

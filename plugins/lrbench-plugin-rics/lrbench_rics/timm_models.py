@@ -19,13 +19,17 @@ from urllib.parse import urlparse
 import torch
 
 from lrbench import (
+    Finding,
     LrbenchError,
     ModelAdapter,
     Preprocess,
     file_fingerprint,
     file_sha256,
     hub_snapshot,
+    hub_weights,
     load_checkpoint,
+    require,
+    url_weights,
 )
 
 KINDS = ("classifier", "embedder")
@@ -71,6 +75,9 @@ class TimmAdapter(ModelAdapter):
             args["num_classes"] = int(num_classes)
         if image_size is not None and "img_size" not in args and _takes_img_size(arch):
             args["img_size"] = int(image_size)
+        finding = _weights_finding(arch) if pretrained else None
+        if finding is not None:  # offline and not cached: one line now, not hub retries and a traceback
+            require(finding, f"timm:{arch}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = timm.create_model(arch, pretrained=bool(pretrained), **args).eval()
@@ -138,9 +145,29 @@ def timm_model(
     return TimmAdapter(id, pretrained, checkpoint, num_classes, image_size, kind, seed, model_args)
 
 
-def _hub(ref: str) -> dict[str, Any]:
-    repo, _, revision = ref.partition("@")  # timm's ``org/name@revision``
-    return hub_snapshot(repo, revision or None)
+def _pretrained_source(id: str) -> tuple[str, Any] | None:
+    """Where timm loads the ``pretrained: true`` weights of ``id`` from, in timm's own order: ``("hf-hub", (repo,
+    revision, filename or None))``, ``("url", url)`` or ``("file", path)``; None when timm knows no weights for it."""
+    if id.startswith("hf-hub:"):
+        repo, _, revision = id[len("hf-hub:") :].partition("@")  # timm's org/name@revision
+        return "hf-hub", (repo, revision or None, None)
+    from timm.models import get_pretrained_cfg
+    from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
+
+    cfg = get_pretrained_cfg(id)  # RuntimeError for a tag the architecture does not have
+    if cfg is None:
+        return None
+    source, where = _resolve_pretrained_source(cfg.to_dict())
+    if source == "hf-hub":
+        ref, filename = where if isinstance(where, tuple) else (where, None)
+        repo, _, revision = ref.partition("@")
+        return "hf-hub", (repo, revision or None, filename)
+    return (source, where) if source in ("url", "file") else None
+
+
+def _url_file(url: str) -> Path:
+    """Where torch's ``load_state_dict_from_url`` (timm's URL loader) keeps a downloaded file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
 def timm_inputs(id: str, pretrained: bool = False, **_: Any) -> dict[str, Any]:
@@ -148,26 +175,50 @@ def timm_inputs(id: str, pretrained: bool = False, **_: Any) -> dict[str, Any]:
     without downloading (the local Hub snapshot, or the file in torch's hub cache for URL weights), so weights
     replaced under the same name recompute. Nothing without ``pretrained`` (a checkpoint parameter is hashed by the
     plan) or before the first download (the name stands for it)."""
-    if not pretrained:
+    try:
+        source = _pretrained_source(id) if pretrained else None
+    except RuntimeError:  # an unknown tag: the run fails on it, nothing to key
         return {}
-    if id.startswith("hf-hub:"):
-        return _hub(id[len("hf-hub:") :])
-    from timm.models import get_pretrained_cfg
-    from timm.models._builder import _resolve_pretrained_source  # the source timm itself picks, in its order
-
-    cfg = get_pretrained_cfg(id)
-    if cfg is None:
+    if source is None:
         return {}
-    source, where = _resolve_pretrained_source(cfg.to_dict())
-    if source == "hf-hub":
-        return _hub(where[0] if isinstance(where, tuple) else where)
-    if source == "url":
-        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(where).path)
-    elif source == "file":
-        path = Path(where).expanduser()
-    else:
-        return {}
+    kind, where = source
+    if kind == "hf-hub":
+        return hub_snapshot(where[0], where[1])
+    path = _url_file(where) if kind == "url" else Path(where).expanduser()
     return {"pretrained_file": file_fingerprint(path)} if path.is_file() else {}
+
+
+def _weights_finding(id: str) -> Finding | None:
+    """Where ``pretrained: true`` weights are: found, will download, or missing offline; None: timm knows none."""
+    source = _pretrained_source(id)
+    if source is None:
+        return None
+    kind, where = source
+    if kind == "hf-hub":
+        repo, revision, filename = where
+        names = [filename] if filename else ["model.safetensors", "pytorch_model.bin"]  # timm tries safetensors first
+        return hub_weights(repo, names, revision=revision)
+    if kind == "url":
+        return url_weights(where, _url_file(where).parent)
+    path = Path(where).expanduser()
+    return Finding(
+        "ok" if path.is_file() else "error",
+        f"pretrained file {str(path)!r}" + ("" if path.is_file() else " does not exist"),
+    )
+
+
+def timm_check(id: str, pretrained: bool = False, **_: Any) -> list[Finding]:
+    """What building a ``timm`` entry would meet, without loading or downloading: with ``pretrained: true``, whether
+    timm knows weights for the name and where they are (found, will download, or missing offline)."""
+    if not pretrained:
+        return []
+    try:
+        finding = _weights_finding(id)
+    except RuntimeError as exc:  # timm's own words for an unknown tag
+        return [Finding("error", f"timm: {exc}")]
+    if finding is None:
+        return [Finding("error", f"timm knows no pretrained weights for {id!r} (timm.list_pretrained() lists them)")]
+    return [finding]
 
 
 def timm_kind(kind: str = "classifier", **_: Any) -> str:

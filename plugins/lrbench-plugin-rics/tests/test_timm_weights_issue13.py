@@ -54,3 +54,28 @@ def test_pretrained_url_weights_key_the_cells(plugins, tmp_path):
     first = entry_identity(plugins, item)
     path.write_bytes(b"second, longer")
     assert first["inputs"] != entry_identity(plugins, item)["inputs"]
+
+
+def test_check_says_where_pretrained_weights_are_offline(plugins, tmp_path, monkeypatch):
+    """validate / --dry-run (issue 18): missing offline with where timm looks and how to fetch; found once there."""
+    from lrbench_rics.timm_models import TimmAdapter
+
+    from lrbench.weights import WeightsMissing
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check = plugins.registries["models"]["timm"].check
+    (hub,) = check(id="resnet18.a1_in1k", pretrained=True)
+    assert hub.level == "error" and str(tmp_path / "hub" / "models--timm--resnet18.a1_in1k") in hub.message
+    assert "`hf download timm/resnet18.a1_in1k model.safetensors`" in hub.message
+    (url,) = check(id="gcvit_xxtiny.in1k", pretrained=True)
+    target = tmp_path / "torch" / "hub" / "checkpoints" / "gcvit_xxtiny_224_nvidia-d1d86009.pth"
+    assert url.level == "error" and f"copy the file to {target}" in url.message
+    (tag,) = check(id="resnet18.no_such_tag", pretrained=True)
+    assert tag.level == "error" and "Invalid pretrained tag (no_such_tag) for resnet18" in tag.message
+    (unknown,) = check(id="no_such_net", pretrained=True)
+    assert unknown.level == "error" and "no pretrained weights for 'no_such_net'" in unknown.message
+    assert check(id="resnet18.a1_in1k") == []  # random init reads nothing
+    with pytest.raises(WeightsMissing, match=r"^timm:resnet18.a1_in1k: weights timm/resnet18.a1_in1k/model"):
+        TimmAdapter("resnet18.a1_in1k", pretrained=True)  # fails in one line before timm tries the Hub
+    _hub_weights(tmp_path / "hub", "timm/resnet18.a1_in1k", "a" * 40, b"w")
+    assert [f.level for f in check(id="resnet18.a1_in1k", pretrained=True)] == ["ok"]
