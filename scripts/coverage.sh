@@ -24,6 +24,12 @@ for p in "${packages[@]}"; do cov_args+=("--cov=$p"); done
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(-n 2 -q)
 nice -n 5 "$PY" -m pytest "${cov_args[@]}" --cov-report= "${args[@]}" || echo "some tests failed (coverage still reported)"
-"$PY" -m coverage report --skip-covered --sort=cover > "$OUT/coverage.txt" || true
-"$PY" -m coverage report --format=total > "$OUT/total.txt" || true
+# this checkout's files only: a subprocess may import lrbench from another editable install
+# of the same venv (a git worktree's main checkout), which would be listed as a second, mostly unrun copy
+"$PY" -m coverage report --include="$ROOT/*" --skip-covered --sort=cover > "$OUT/coverage.txt" || true
+"$PY" -m coverage report --include="$ROOT/*" --format=total > "$OUT/total.txt" || true
+for part in core plugins/lrbench-plugin-* examples/lrbench-plugin-example; do
+  printf '%-40s %s%%\n' "$part" "$("$PY" -m coverage report --include="$ROOT/$part/*" --format=total 2>/dev/null)"
+done > "$OUT/packages.txt"
+cat "$OUT/packages.txt"
 echo "total line coverage: $(cat "$OUT/total.txt")%; per module (fully covered ones omitted): $OUT/coverage.txt"

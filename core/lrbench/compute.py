@@ -19,7 +19,7 @@ import torch
 from .cache import Cache, canonical_json
 from .methods import ArtifactStore, MethodContext
 from .models import ModelAdapter
-from .plan import Unit
+from .plan import Unit, entry_identity
 from .registry import LrbenchError
 from .spec import Item, Spec
 from .tasks import CellOutput, ConditionFailed, RunContext, check_outputs, resolve_workers
@@ -133,6 +133,7 @@ class Computer:
                 f"{unit.model_kind!r} model (its registered kind, as the method declares it changes) "
                 f"but built a {model.kind!r} one; fix the registration's kind= or the method's produces()"
             )
+        self.check_inputs(unit)
         locks = [self.cache.lock("cells", unit.keys[d.condition]) for d in missing]
         for lock in locks:
             lock.acquire()
@@ -175,6 +176,21 @@ class Computer:
         finally:
             for lock in locks:
                 lock.release()
+
+    def check_inputs(self, unit: Unit) -> None:
+        """Refuse to store cells under a key whose weights are no longer the ones the model was built from: a model
+        that loads weights by name may fetch a newer version while it is built (an online Hub id without a pinned
+        revision). Weights that were not downloaded yet when the run was planned are keyed by name, as planned."""
+        planned = unit.descriptions[unit.conditions[0].condition]["model"].get("inputs")
+        if not planned:
+            return
+        now = entry_identity(self.plugins, unit.model).get("inputs")
+        if now != planned:
+            raise LrbenchError(
+                f"model {unit.model.label!r}: its weights changed after the run was planned (a newer download while "
+                "it was built); nothing was cached under the old weights' key: run again to key the cells by the "
+                "weights now on this machine, or pin the revision"
+            )
 
     def fail(self, unit: Unit, condition: str, error: str, traceback: str | None = None) -> None:
         """Record a cell that could not be computed (reported at the end of the run, never cached); ``traceback`` is

@@ -271,14 +271,21 @@ def build_condition(value: EntryIn, registry: Any, path: str = "condition") -> A
     """A degradation from a condition as a spec writes it (``bicubic@16``, ``{name: jpeg, quality: 30}``): the one
     ``name@value`` rule (the value is the first parameter), parameters checked as in a spec."""
     item = condition_item(value, path)
+    # errors name the nested parameter (``then.size``), so validate reports ``conditions[1].then.size``, not a
+    # parameter of the outer condition that may share its name
     try:
         entry, implied = registry.resolve(item.name)
     except UnknownNameError as exc:
-        raise LrbenchError(f"{path}: bad value {item.name!r}: {exc}") from None
+        raise ParameterRangeError(path, f"bad value {item.name!r}: {exc}") from None
     problems = check_params(entry, item, implied)
+    if len(problems) == 1:
+        raise ParameterRangeError(*problems[0])
     if problems:
-        raise LrbenchError("; ".join(f"{where}: {what}" for where, what in problems))
-    deg = registry.create(item.name, **item.params)
+        raise ParameterRangeError(path, "; ".join(f"{where}: {what}" for where, what in problems))
+    try:
+        deg = registry.create(item.name, **item.params)
+    except ParameterRangeError as exc:
+        raise ParameterRangeError(f"{path}.{exc.param}", str(exc)) from None
     if item.user_label:
         deg._label = item.label
     return deg

@@ -109,7 +109,9 @@ def main() -> None:
             amp=False,
         )
         t1 = time.time()
-        history = FaceTrainer(model.module, model.preprocess.tensor, 64, args.identities, cfg).fit(train)
+        # a checkpoint per epoch in --out: a stopped run resumes where it was (the machine is shared and slow)
+        trainer = FaceTrainer(model.module, model.preprocess.tensor, 64, args.identities, cfg)
+        history = trainer.fit(train, workdir=out / f"train_{strategy}")
         train_s = time.time() - t1
         (out / f"history_{strategy}.json").write_text(json.dumps(history, indent=1))
         model.module.eval()

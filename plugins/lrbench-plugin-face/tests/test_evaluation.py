@@ -150,3 +150,41 @@ def test_insightface_search_equals_insightfaces_evaluation_and_differs_from_exac
     assert grid.accuracy != pytest.approx(verification_accuracy(dist, issame).accuracy, abs=1e-9)
     with pytest.raises(ValueError, match="choices: exact, insightface"):
         verification_accuracy(dist, issame, search="roc")
+
+
+def test_cosine_distance_normalises_every_length():
+    a = np.array([[0.1, 0.0], [3.0, 4.0], [0.001, 0.001]])
+    b = np.array([[0.2, 0.0], [0.0, 0.5], [-2.0, -2.0]])
+    # same direction 0, orthogonal-ish 1 - 4 * 0.5 / (5 * 0.5) = 0.2, opposite 2: whatever the lengths
+    np.testing.assert_allclose(cosine_distance(a, b), [0.0, 0.2, 2.0], atol=1e-12)
+
+
+def test_match_ranks_use_cosine_not_dot_product_and_skip_unknown_identities():
+    gallery = np.array([[10.0, 0.0], [1.0, 1.0], [0.0, 3.0]])  # lengths differ: a dot product would favour [10, 0]
+    g_labels = np.array([0, 1, 2])
+    probes = np.array([[1.0, 1.0], [1.0, 0.9], [1.0, 0.9], [0.2, 1.0]])
+    p_labels = np.array([9, 1, 0, 2])  # the first identity is not in the gallery
+    # probe 1: cos to [1, 1] 0.999 beats 0.743 to [10, 0]: rank 1; probe 2's mate [10, 0] is second: rank 2;
+    # probe 3: cos to [0, 3] 0.981 beats 0.832 to [1, 1]: rank 1
+    ranks = match_ranks(probes, p_labels, gallery, g_labels)
+    assert np.isinf(ranks[0]) and ranks[1:].tolist() == [1, 2, 1]
+
+
+def test_tar_at_far_and_auc_edge_cases():
+    imp = np.array([0.1, 0.3, 0.5, 0.7])
+    # a genuine pair exactly at the threshold is not accepted (d < t, the module's convention)
+    assert tar_at_far(np.r_[0.1, 0.05, imp], np.r_[True, True, np.zeros(4, bool)], 0.0) == 0.5
+    assert np.isnan(tar_at_far(imp, np.zeros(4, bool), 0.1))  # no genuine pair
+    assert np.isnan(tar_at_far(imp, np.ones(4, bool), 0.1))  # no imposter: no false accept rate
+    # one genuine pair at 0.4: below two of the four imposters
+    assert roc_auc(np.r_[0.4, imp], np.r_[True, np.zeros(4, bool)]) == 0.5
+    assert np.isnan(roc_auc(imp, np.zeros(4, bool))) and np.isnan(roc_auc(imp, np.ones(4, bool)))
+    assert roc_auc(np.array([0.1, 0.3, 0.2]), np.array([True, True, False])) == 0.5  # one imposter
+
+
+def test_one_pair_per_fold_is_enough():
+    dist = np.tile([0.1, 0.9], 5)  # genuine pairs near, imposters far, alternating
+    res = verification_accuracy(dist, dist < 0.5, n_folds=10)
+    assert res.accuracy == 1.0 and len(res.fold_accuracies) == 10
+    with pytest.raises(ValueError, match="9 pairs cannot be split into 10 folds"):
+        verification_accuracy(dist[:9], dist[:9] < 0.5)

@@ -6,9 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from lrbench_lrtk0.tokens import TokenInjector, find_vit, make_tokens
+from lrbench_lrtk0.tokens import (
+    TokenInjector,
+    TokenSet,
+    ViTLayout,
+    find_vit,
+    initialise,
+    make_tokens,
+    tokens_from_tensors,
+)
 from lrbench_lrtk0.train import distill_loss
-from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH
+from lrtk0_testing import IMAGE_SIZE, LAYERS, PATCH, WIDTH, tiny_clip
+from torch import nn
 from torchvision.transforms import functional as TF
 
 P = (IMAGE_SIZE // PATCH) ** 2
@@ -99,3 +108,80 @@ def test_distill_loss_is_hr_term_plus_one_term_per_lr_size(adapter):
         got = distill_loss(adapter, injector, views, scale)
     assert float(terms[0]) > 1e-3  # the tokens move the HR student away from the teacher: the HR term counts
     assert float(got) == pytest.approx(float(sum(terms)), rel=1e-5)
+
+
+def test_initialise_draws_every_tensor_in_place(adapter):
+    lay = find_vit(adapter.module)
+    tokens = make_tokens(lay, init="authors", seed=0)
+    assert [name for name, _ in tokens.named_parameters()] == ["patch", "blocks"]
+    assert all(p.abs().min() > 0 for p in tokens.parameters())  # every entry drawn, none left at zero
+    initialise(tokens, lay, "zeros")  # back to the teacher: every tensor, not only the first
+    assert all(p.abs().sum() == 0 for p in tokens.parameters())
+
+
+def test_non_square_input_counts_rows_times_columns_of_patches():
+    lay = find_vit(tiny_clip(image_size=(32, 48)).visual)  # a 4 x 6 grid of 8-px patches
+    assert lay.num_patches == 24 and make_tokens(lay).blocks.shape == (LAYERS, 24, WIDTH)
+
+
+@pytest.mark.parametrize("mode,expected", [("add", (4, 0)), ("vpt", (0, 5))])
+def test_token_config_round_trip(mode, expected):
+    lay = ViTLayout(nn.Identity(), (nn.Identity(),) * 3, 1, 4, 6, True, "open_clip")
+    tokens = make_tokens(lay, mode, start_block=1, patch_token=True, num_prompts=5, init="authors", seed=3)
+    cfg = tokens.config()
+    assert cfg == {
+        "mode": mode,
+        "num_blocks": 3,
+        "start_block": 1,
+        "num_patches": 4,
+        "dim": 6,
+        "patch_token": False,  # no token after patchification when the tokens start at block 1
+        "num_prompts": expected[1],
+    }
+    back = tokens_from_tensors(tokens.tensors(), cfg)
+    assert back.config() == cfg
+    assert all(torch.equal(a, b) for a, b in zip(back.parameters(), tokens.parameters()))
+    if mode == "add":
+        assert tokens.blocks.shape == (2, expected[0], 6)
+    assert TokenSet("vpt", 3, 4, 6).prompts.shape == (50, 6)  # the authors' 50 VPT prompts unless told
+
+
+def test_sequence_first_blocks_get_tokens_on_their_patch_rows():
+    """Old open_clip transformers take (L, B, D): the tokens go to rows 1.. of the sequence axis, and VPT prompts are
+    cut from the same axis after the last block."""
+    lay = ViTLayout(nn.Identity(), (nn.Identity(), nn.Identity()), 1, 3, 2, False, "open_clip")
+    tokens = make_tokens(lay)
+    with torch.no_grad():
+        tokens.blocks.copy_(torch.arange(12.0).view(2, 3, 2))
+    injector = TokenInjector(lay, tokens)
+    x = torch.randn(4, 5, 2)  # 1 class + 3 patch tokens, batch 5, dim 2
+    with injector.active():
+        y = lay.blocks[1](lay.blocks[0](x))
+    assert torch.equal(y[0], x[0])
+    torch.testing.assert_close(y[1:], x[1:] + (tokens.blocks[0] + tokens.blocks[1]).detach()[:, None, :])
+
+    vpt = TokenInjector(lay, make_tokens(lay, "vpt", num_prompts=2, init="authors"))
+    with vpt.active():
+        seq = lay.embed_site(x.transpose(0, 1))  # the embedding site is batch-first in every family
+        assert seq.shape == (5, 6, 2)
+        out = lay.blocks[1](seq.transpose(0, 1))  # (L + 2, B, D) into the last block, prompts cut after it
+    assert torch.equal(out, x)
+
+
+class _MaskedBlock(nn.Module):
+    """A block with a second positional input (an attention mask in real towers): x + mask."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x + mask
+
+
+def test_block_hooks_keep_the_other_inputs_and_the_default_seed_is_zero():
+    lay = ViTLayout(nn.Identity(), (_MaskedBlock(),), 1, 3, 2, True, "open_clip")
+    tokens = make_tokens(lay, init="authors")
+    assert torch.equal(tokens.blocks, make_tokens(lay, init="authors", seed=0).blocks)
+    injector = TokenInjector(lay, tokens)
+    x, mask = torch.randn(2, 4, 2), torch.full((2, 4, 2), 10.0)
+    with injector.active():
+        y = lay.blocks[0](x, mask)
+    torch.testing.assert_close(y[:, 0], x[:, 0] + 10)
+    torch.testing.assert_close(y[:, 1:], x[:, 1:] + tokens.blocks[0].detach() + 10)

@@ -40,3 +40,12 @@ def test_bounds_monotone_and_degenerate():
     assert vals == sorted(vals, reverse=True)  # robustness goes down as the crop grows (Fig. 5a)
     with pytest.raises(ValueError, match="k <= n"):
         adversarial_bound(100, 120, 1)
+
+
+def test_no_selectable_position_bounds_zero():
+    # n - k = 1 leaves a 2 x 2 score map with no interior: Algorithm 1 can select nothing stable, even without a shift
+    assert adversarial_bound(10, 9, 0, exclude_edge=True) == 0.0
+    assert consistency_bound(10, 9, 0, exclude_edge=True) == 0.0
+    assert adversarial_bound(10, 9, 0) == 1.0  # counting every crop (the paper's count): no shift, nothing moves
+    with pytest.raises(ValueError, match="shift must be >= 0"):
+        consistency_bound(224, 140, -1)

@@ -34,6 +34,10 @@ def plugins(monkeypatch):
         ({"name": "cyclic", "max_shift": 1, "size": 0}, "conditions[1].size", "greater than or equal to 1"),
         ({"name": "cyclic", "max_shift": 1, "size": 5000}, "conditions[1].size", "allow_large"),
         ({"name": "cyclic", "max_shift": 1, "axes": "xyz"}, "conditions[1].axes", "'xy', 'x' or 'y'"),
+        # the low-resolution step is checked too, under its own key path (cyclic has a 'size' of its own)
+        ({"name": "cyclic", "max_shift": 1, "then": "bicubic@100000"}, "conditions[1].then.size", "[1, 4096]"),
+        ({"name": "shift", "max_shift": 1, "then": "bicubic@0"}, "conditions[1].then.size", "greater than or equal"),
+        ({"name": "shift", "max_shift": 1, "then": "nosuch@3"}, "conditions[1].then", "unknown degradation 'nosuch'"),
     ],
 )
 def test_out_of_range_shifts_are_refused_with_key_path_and_range(plugins, condition, path, says):

@@ -170,6 +170,7 @@ class _ToyDense(Dataset):
         if not hasattr(self.toy, "load_with_mask"):
             raise LrbenchError("the toyworld dataset of this lrbench has no shape masks (load_with_mask)")
         self.size = size
+        self._last: tuple[int, tuple[Image.Image, np.ndarray]] | None = None
         self.labels = self.toy.labels
         self._params = {"split": split, "n": n, "seed": seed, "size": size}
 
@@ -183,7 +184,15 @@ class _ToyDense(Dataset):
         return {**self._params, "toy": self.toy.params()}
 
     def _item(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        """Image and mask, both resized to ``size`` (image bicubic-antialiased, mask nearest) when it is set."""
+        """Image and mask, both resized to ``size`` (image bicubic-antialiased, mask nearest) when it is set. The
+        last item is kept: ``load`` and ``target`` of one item, called one after the other, render it once."""
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
+        item = self._render(index)
+        self._last = (index, item)
+        return item
+
+    def _render(self, index: int) -> tuple[Image.Image, np.ndarray]:
         image, mask = self.toy.load_with_mask(index)
         if self.size is not None and self.size != image.size[0]:
             image = image.resize((self.size, self.size), Image.BICUBIC)

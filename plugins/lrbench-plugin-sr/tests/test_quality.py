@@ -91,6 +91,7 @@ def test_srdown_is_sr4ir_lr():
     img = Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
     assert SRDown(4).pil(img).size == (6, 7)
     assert SRDown(4).condition == "srdown@4"
+    assert SRDown().factor == 4  # SR4IR's x4 unless told
 
 
 class Probe(ModelAdapter):
@@ -134,3 +135,33 @@ def test_sr_task_scores_the_sr_method_with_lpips(tmp_path, monkeypatch):
     cell = out["bicubic@16"]
     assert cell["psnr"].shape == (2,) and np.isfinite(cell["psnr"]).all()
     assert np.isfinite(cell["lpips"]).all() and (cell["lpips"] > 0).all()
+
+
+def test_lpips_unavailable_offline_gives_nan_and_the_other_metrics(monkeypatch, caplog):
+    def offline(net):
+        raise OSError("no network to download the trunk")
+
+    monkeypatch.setattr(quality, "build_lpips", offline)
+    with caplog.at_level(logging.WARNING, logger="lrbench.sr"):
+        out, _ = run_task(Probe(), [SRDown(4)], n=2, lpips="alex")
+    cell = out["srdown@4"]
+    assert np.isnan(cell["lpips"]).all() and np.isfinite(cell["psnr"]).all() and np.isfinite(cell["ssim_y"]).all()
+    assert "LPIPS (alex) unavailable" in caplog.text and "lpips: none" in caplog.text
+
+
+def test_sr_task_reports_one_progress_unit_per_image():
+    seen: list[int] = []
+    task = SRQuality(scale=4, lpips="none")
+    task.run(Probe(), ToyWorld("test", n=3), [SRDown(4), HR()], RunContext(progress=seen.append))
+    assert seen == [1, 1, 1]  # one per image, whatever the number of conditions
+
+
+def test_sr_task_is_chosen_only_when_named():
+    from types import SimpleNamespace
+
+    from lrbench.plan import choose_task
+    from lrbench.plugins import get_plugins
+
+    # the sr task accepts classifiers on classification datasets too, but a spec without `task:` keeps classification
+    task, item = choose_task(get_plugins(), SimpleNamespace(task=None), "classifier", ToyWorld("test", n=1))
+    assert item.name == "classification" and task.name == "classification"

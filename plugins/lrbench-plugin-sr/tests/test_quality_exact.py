@@ -127,3 +127,31 @@ def test_psnr_function_crops_scale_pixels_from_every_border():
     assert psnr(sr, hr, 3) == pytest.approx(10 * math.log10(255**2 / mse), abs=1e-9)
     y_mse = (16 / 255 * 65.481) ** 2 / (14 * 18)
     assert psnr(sr, hr, 3, y_channel=True) == pytest.approx(10 * math.log10(255**2 / y_mse), rel=1e-6)  # float32 Y
+
+
+class _Overshoot(ModelAdapter):
+    """``super_resolve`` returns a contrast-stretched HR image, beyond [0, 1] in the dark and bright parts, as a
+    sharpening SR network's raw output can be."""
+
+    kind = "classifier"
+    scale = SCALE
+
+    def __init__(self, hr: torch.Tensor):
+        self.out = (hr - 0.5) * 1.6 + 0.5
+
+    def identity(self):
+        return {"family": "overshoot"}
+
+    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.out
+
+
+def test_sr_output_is_clamped_to_the_image_range_before_scoring():
+    ds = ToyWorld("test", n=1)
+    hr = ds.load(0)
+    model = _Overshoot(TF.to_tensor(hr)[None])
+    assert model.out.max() > 1.05 and model.out.min() < -0.05
+    out = SRQuality(scale=SCALE, lpips="none", crop_border="scale").run(model, ds, [SRDown(SCALE)], RunContext())
+    sr8 = (model.out[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    c = slice(SCALE, -SCALE)
+    assert out["srdown@4"]["psnr"][0] == pytest.approx(_psnr(sr8[c, c], np.asarray(hr)[c, c]), abs=1e-9)
