@@ -62,6 +62,7 @@ def fresh_env(tmp_path_factory):
             "--no-index",
             *map(str, sorted(wheels.glob("lrbench-*.whl"))),
             *map(str, sorted(wheels.glob("lrbench_plugin_example*.whl"))),
+            *map(str, sorted(wheels.glob("lrbench_plugin_eva*.whl"))),
         ]
     )
     return env_dir, tmp
@@ -144,6 +145,19 @@ def test_installed_plugin_is_listed_with_version(fresh_env):
     assert plugins["example"]["error"] is None
     core = _run([str(env_dir / "bin" / "python"), "-c", "import lrbench; print(lrbench.__file__)"], cwd=tmp).stdout
     assert str(env_dir) in core  # the wheel, not the source tree
+
+
+def test_installed_eva_wheel_registers_its_models(fresh_env):
+    """The README's `pip install --find-links dist lrbench-plugin-eva`, installed for real in the fresh environment:
+    the plugin loads from its wheel and registers the `eva` model family."""
+    env_dir, tmp = fresh_env
+    env = dict(os.environ, LRBENCH_LOAD_PLUGINS="eva")
+    out = _run([str(env_dir / "bin" / "lrbench"), "plugins", "--json"], env=env, cwd=tmp).stdout
+    eva = {p["name"]: p for p in json.loads(out)}["eva"]
+    assert (eva["distribution"], eva["version"], eva["error"]) == ("lrbench-plugin-eva", "0.1.0", None)
+    assert eva["registered"]["models"] == ["eva"]
+    where = _run([str(env_dir / "bin" / "python"), "-c", "import lrbench_eva; print(lrbench_eva.__file__)"], cwd=tmp)
+    assert str(env_dir) in where.stdout
 
 
 def test_spec_using_installed_plugin_runs(fresh_env):
