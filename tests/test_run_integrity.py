@@ -14,6 +14,8 @@ import torch
 from click.testing import CliRunner
 
 from lrbench import hookimpl
+from lrbench.builtin.metrics import TopK
+from lrbench.builtin.tasks import ZeroShotClassification
 from lrbench.cli import cli
 from lrbench.degradations import Degradation
 from lrbench.models import ModelAdapter, Preprocess
@@ -64,6 +66,28 @@ class Boom(Degradation):
         raise ValueError("boom")
 
 
+class OwnLoop(ZeroShotClassification):
+    """A task with its own loop over the conditions, as plugin tasks have: an error on one condition leaves it."""
+
+    name = "own-loop"
+    auto_select = False
+    default_metrics = ("own_top1",)
+    headline_metric = "own_top1"
+    default_aggregates = ()
+
+    def run(self, model, dataset, conditions, ctx):
+        out = {}
+        for deg in conditions:
+            if deg.condition == "bicubic@8":
+                raise ValueError("own loop broke on bicubic@8")
+            out.update(super().run(model, dataset, [deg], ctx))
+        return out
+
+
+class OwnTop1(TopK):
+    tasks = ("own-loop",)
+
+
 def broken_model() -> ModelAdapter:
     raise RuntimeError("weights file is corrupt")
 
@@ -77,6 +101,14 @@ class _Plugin:
     @hookimpl
     def register_degradations(self, register):
         register("boom", Boom, "fails on some images")
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("own-loop", OwnLoop, "a task with its own loop over the conditions")
+
+    @hookimpl
+    def register_metrics(self, register):
+        register("own_top1", OwnTop1, "top-1 of the own-loop task")
 
 
 @pytest.fixture
@@ -123,6 +155,25 @@ def test_a_failing_condition_fails_only_its_own_cell_and_is_never_cached(more, c
     assert meta["failed_cells"][0]["cell"] == "tiny|none|toyworld|boom" and meta["skipped_items"] == []
     clean = run_spec(SPEC, tmp_path / "b", plugins=more, cache_dir=cache_dir)
     assert clean.attrs["computed"] == [] and (clean["n"] == 12).all()  # hr and bicubic@8 were cached, complete
+
+
+def test_a_condition_failing_inside_a_tasks_own_loop_fails_only_its_own_cell(more, cache_dir, tmp_path):
+    """A plugin task that raises on one condition (no ConditionFailed) fails that cell only: the others are computed
+    one by one, cached, and a clean spec reuses them."""
+    spec = dict(SPEC, conditions=["hr", "bicubic@8", "bicubic@16"], task="own-loop")
+    with pytest.raises(Exception) as exc:
+        run_spec(spec, tmp_path / "a", plugins=more, cache_dir=cache_dir)
+    assert "tiny|none|toyworld|bicubic@8" in str(exc.value) and "own loop broke" in str(exc.value)
+    results = pd.read_csv(tmp_path / "a" / "results.csv")
+    assert set(results["condition"]) == {"hr", "bicubic@16"} and (results["n"] == 12).all()
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert [f["cell"] for f in meta["failed_cells"]] == ["tiny|none|toyworld|bicubic@8"]
+    clean = run_spec(dict(spec, conditions=["hr", "bicubic@16"]), tmp_path / "b", plugins=more, cache_dir=cache_dir)
+    assert clean.attrs["computed"] == []
+    pd.testing.assert_frame_equal(
+        clean.sort_values(["condition", "metric"]).reset_index(drop=True)[["condition", "metric", "value"]],
+        results.sort_values(["condition", "metric"]).reset_index(drop=True)[["condition", "metric", "value"]],
+    )
 
 
 def test_a_runs_results_csv_aggregates_by_itself(plugins, cache_dir, tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .cache import Cache, canonical_json
+from .degradations import Degradation
 from .methods import ArtifactStore, MethodContext
 from .models import ModelAdapter
 from .plan import Unit, entry_identity
@@ -163,6 +164,11 @@ class Computer:
                 except ConditionFailed as exc:
                     self.fail(unit, exc.condition, exc.error)
                     missing = [d for d in missing if d.condition != exc.condition]
+                except Exception:
+                    if len(missing) == 1:
+                        raise
+                    outputs, skipped, missing = self.one_by_one(unit, model, missing, bar)
+                    break
             self.state.skipped.extend(skipped)
             elapsed = time.perf_counter() - t0
             for deg in missing:
@@ -176,6 +182,38 @@ class Computer:
         finally:
             for lock in locks:
                 lock.release()
+
+    def one_by_one(
+        self, unit: Unit, model: ModelAdapter, conditions: list[Degradation], bar: Any = None
+    ) -> tuple[dict[str, CellOutput], list[dict[str, Any]], list[Degradation]]:
+        """Run each condition alone after a task raised on several: a task with its own loop (a plugin's) stops at
+        its first failing condition, and that condition must fail only its own cell. Every condition failing is the
+        unit failing (its first error is raised, as before)."""
+        import traceback
+
+        outputs: dict[str, CellOutput] = {}
+        skipped: list[dict[str, Any]] = []
+        done: list[Degradation] = []
+        errors: list[tuple[Degradation, BaseException]] = []
+        for deg in conditions:
+            seed_everything(self.spec.seed)
+            ctx = self.context(bar)
+            ctx.skipped = []
+            try:
+                outputs.update(
+                    check_outputs(unit.task, unit.task.run(model, unit.dataset_obj, [deg], ctx), [deg.condition])
+                )
+            except Exception as exc:
+                errors.append((deg, exc))
+                continue
+            skipped.extend(ctx.skipped)
+            done.append(deg)
+        if not done:
+            raise errors[0][1]
+        for deg, exc in errors:
+            text = "".join(traceback.format_exception(exc))
+            self.fail(unit, deg.condition, f"{type(exc).__name__}: {exc}", text)
+        return outputs, skipped, done
 
     def check_inputs(self, unit: Unit) -> None:
         """Refuse to store cells under a key whose weights are no longer the ones the model was built from: a model
