@@ -781,37 +781,23 @@ def load_images(
     return images, targets
 
 
-class SR4IRClassifier(ModelWrapper):
-    """The trained pair as a classifier on the authors' test images (``hr_view``): an input smaller than ``hr_size``
-    (an LR condition) goes through SR (or bilinear up for the T-only modes), an HR input straight to the task network.
-    It replaces the wrapped model."""
+class _TrainedPair(ModelWrapper):
+    """What every trained pair shares: the SR and task networks move and switch to eval together, the kind is the
+    one the pair was trained for, the class names are its training set's."""
 
     def __init__(
         self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer, classnames: Sequence[str]
     ):
         super().__init__(inner, method_identity)
         self.trainer, self._classnames = trainer, list(classnames)
-        cfg = trainer.cfg
-        # inputs of another size (bicubic@N of the view) are resized to hr_size; at hr_size nothing changes
-        self._preprocess = Preprocess(
-            image_size=cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear"
-        )
 
     @property
     def kind(self) -> str:  # type: ignore[override]
-        return "classifier"
+        return self.trainer.cfg.kind
 
     @property
     def classnames(self) -> list[str]:  # type: ignore[override]
         return self._classnames
-
-    @property
-    def preprocess(self) -> Preprocess:  # type: ignore[override]
-        return self._preprocess
-
-    @property
-    def hr_view(self) -> HRView:  # type: ignore[override]
-        return self.trainer.cfg.hr_view
 
     @property
     def scale(self) -> int:
@@ -825,13 +811,13 @@ class SR4IRClassifier(ModelWrapper):
     def device(self) -> torch.device:  # type: ignore[override]
         return self.trainer.device
 
-    def to(self, device: str | torch.device) -> "SR4IRClassifier":
+    def to(self, device: str | torch.device) -> "_TrainedPair":
         self.trainer.device = torch.device(device)
         self.trainer.sr.to(device)
         self.trainer.task.to(device)
         return self
 
-    def eval(self) -> "SR4IRClassifier":
+    def eval(self) -> "_TrainedPair":
         self.trainer.sr.eval()
         self.trainer.task.eval()
         return self
@@ -839,6 +825,30 @@ class SR4IRClassifier(ModelWrapper):
     def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
         """What the task network sees for an LR batch (the ``sr`` task scores it against the HR view)."""
         return self.trainer.recognition_input(lr.to(self.device))
+
+
+class SR4IRClassifier(_TrainedPair):
+    """The trained pair as a classifier on the authors' test images (``hr_view``): an input smaller than ``hr_size``
+    (an LR condition) goes through SR (or bilinear up for the T-only modes), an HR input straight to the task network.
+    It replaces the wrapped model."""
+
+    def __init__(
+        self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer, classnames: Sequence[str]
+    ):
+        super().__init__(inner, method_identity, trainer, classnames)
+        cfg = trainer.cfg
+        # inputs of another size (bicubic@N of the view) are resized to hr_size; at hr_size nothing changes
+        self._preprocess = Preprocess(
+            image_size=cfg.hr_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear"
+        )
+
+    @property
+    def preprocess(self) -> Preprocess:  # type: ignore[override]
+        return self._preprocess
+
+    @property
+    def hr_view(self) -> HRView:  # type: ignore[override]
+        return self.trainer.cfg.hr_view
 
     def _recognise_input(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
@@ -865,24 +875,12 @@ class SR4IRClassifier(ModelWrapper):
             return self.trainer.task(x)
 
 
-class SR4IRDense(ModelWrapper):
+class SR4IRDense(_TrainedPair):
     """A trained segmentation or detection pair (kind ``segmenter`` / ``detector``, the ``segmentation`` /
     ``detection`` tasks' protocol): an LR input (smaller than the HR size asked for) goes through SR (or bilinear up
     for the T-only modes) and is fitted to that size (an ``srdown`` LR image covers the HR image's top-left multiple
     of the scale), an HR input straight to the task network. The task resizes HR images as the pair trained on them
     (``eval_resize``: shorter side ``resize``; the authors' VOC test images, ``SegmentationPresetEval(520)``)."""
-
-    def __init__(self, inner: ModelAdapter, method_identity: dict[str, Any], trainer: SR4IRTrainer, classnames):
-        super().__init__(inner, method_identity)
-        self.trainer, self._classnames = trainer, list(classnames)
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return self.trainer.cfg.kind
-
-    @property
-    def classnames(self) -> list[str]:  # type: ignore[override]
-        return self._classnames
 
     @property
     def eval_resize(self) -> int:
@@ -891,32 +889,6 @@ class SR4IRDense(ModelWrapper):
     @property
     def hr_view(self) -> None:  # type: ignore[override]
         return None
-
-    @property
-    def scale(self) -> int:
-        return self.trainer.cfg.scale
-
-    @property
-    def module(self) -> nn.Module:  # type: ignore[override]
-        return self.trainer.task
-
-    @property
-    def device(self) -> torch.device:  # type: ignore[override]
-        return self.trainer.device
-
-    def to(self, device: str | torch.device) -> "SR4IRDense":
-        self.trainer.device = torch.device(device)
-        self.trainer.sr.to(device)
-        self.trainer.task.to(device)
-        return self
-
-    def eval(self) -> "SR4IRDense":
-        self.trainer.sr.eval()
-        self.trainer.task.eval()
-        return self
-
-    def super_resolve(self, lr: torch.Tensor) -> torch.Tensor:
-        return self.trainer.recognition_input(lr.to(self.device))
 
     def prepare_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device)
