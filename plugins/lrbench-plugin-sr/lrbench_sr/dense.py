@@ -162,7 +162,37 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
     return float(np.trace(matrix) / total) if total else float("nan")
 
 
-class Segmentation(Task):
+class _DenseTask(Task):
+    """What segmentation and detection share: the HR image's size and one pass of the model over every item."""
+
+    def __init__(self, resize: int | None = None):
+        #: shorter side of the HR image (the authors' VOC segmentation protocol: 520); None: the model's
+        #: ``eval_resize``, else the dataset image as it is (the authors' detection protocol)
+        self.resize = resize
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "resize": self.resize}
+
+    def predictions(
+        self,
+        model: ModelAdapter,
+        dataset: Dataset,
+        conditions: Sequence[Degradation],
+        ctx: RunContext,
+        predict: Callable[[torch.Tensor, tuple[int, int]], Any],
+    ) -> Any:
+        """Yield ``(index, target, {condition: predict(input, HR size)})`` per readable item (no autograd, the run's
+        autocast)."""
+        resize = self.resize if self.resize is not None else getattr(model, "eval_resize", None)
+        for i, size, target, inputs in dense_items(dataset, conditions, ctx, resize):
+            out = {}
+            for cond, x in inputs.items():
+                with torch.no_grad(), ctx.autocast():
+                    out[cond] = predict(model.prepare_tensor(x.to(model.device)), size)
+            yield i, target, out
+
+
+class Segmentation(_DenseTask):
     """Semantic segmentation: per-image confusion matrices at the HR ground truth's size -> mIoU, pixel accuracy."""
 
     name = "segmentation"
@@ -175,34 +205,22 @@ class Segmentation(Task):
     default_aggregates = ()
     version = "1"
 
-    def __init__(self, resize: int | None = None):
-        #: shorter side of the HR image (the authors' VOC protocol: 520); None: the model's ``eval_resize``, else
-        #: the dataset image as it is
-        self.resize = resize
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "resize": self.resize}
-
     def run(
         self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
     ) -> dict[str, CellOutput]:
         c = dataset.num_classes
-        resize = self.resize if self.resize is not None else getattr(model, "eval_resize", None)
         mats: dict[str, list[np.ndarray]] = {d.condition: [] for d in conditions}
         seen: list[int] = []
-        with torch.no_grad():
-            for i, size, target, inputs in dense_items(dataset, conditions, ctx, resize):
-                seen.append(i)
-                gt = torch.as_tensor(np.asarray(target), dtype=torch.long)
-                for cond, x in inputs.items():
-                    with ctx.autocast():
-                        logits = model.segment(model.prepare_tensor(x.to(model.device)), size)
-                    if logits.shape[1] != c:
-                        raise LrbenchError(
-                            f"the model predicts {logits.shape[1]} classes, dataset {dataset.name!r} has {c} "
-                            "(background included)"
-                        )
-                    mats[cond].append(confusion(logits.argmax(1)[0].cpu(), gt, c))
+        for i, target, out in self.predictions(model, dataset, conditions, ctx, model.segment):
+            seen.append(i)
+            gt = torch.as_tensor(np.asarray(target), dtype=torch.long)
+            for cond, logits in out.items():
+                if logits.shape[1] != c:
+                    raise LrbenchError(
+                        f"the model predicts {logits.shape[1]} classes, dataset {dataset.name!r} has {c} "
+                        "(background included)"
+                    )
+                mats[cond].append(confusion(logits.argmax(1)[0].cpu(), gt, c))
         index = np.asarray(seen, dtype=np.int64)
         return {
             cond: CellOutput(index, len(index), {"confusion": np.stack(m) if m else np.zeros((0, c, c), np.int64)})
@@ -235,7 +253,7 @@ def pixel_acc_metric() -> SegmentationMetric:
 DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image", "gt_boxes", "gt_labels", "gt_crowd", "gt_image")
 
 
-class Detection(Task):
+class Detection(_DenseTask):
     """Object detection: every detection and ground-truth box of every image -> COCO mAP and mAP@0.5."""
 
     name = "detection"
@@ -248,29 +266,18 @@ class Detection(Task):
     default_aggregates = ()
     version = "1"
 
-    def __init__(self, resize: int | None = None):
-        #: shorter side of the HR image; None: the model's ``eval_resize``, else the dataset image (the authors)
-        self.resize = resize
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "resize": self.resize}
-
     def run(
         self, model: ModelAdapter, dataset: Dataset, conditions: Sequence[Degradation], ctx: RunContext
     ) -> dict[str, CellOutput]:
-        resize = self.resize if self.resize is not None else getattr(model, "eval_resize", None)
         preds: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {d.condition: [] for d in conditions}
         gts: list[tuple[int, dict[str, np.ndarray]]] = []
         seen: list[int] = []
-        with torch.no_grad():
-            for i, size, target, inputs in dense_items(dataset, conditions, ctx, resize):
-                pos = len(seen)
-                seen.append(i)
-                gts.append((pos, target))
-                for cond, x in inputs.items():
-                    with ctx.autocast():
-                        det = model.detect(model.prepare_tensor(x.to(model.device)), size)[0]
-                    preds[cond].append((pos, {k: v.float().cpu().numpy() for k, v in det.items()}))
+        for i, target, out in self.predictions(model, dataset, conditions, ctx, model.detect):
+            pos = len(seen)
+            seen.append(i)
+            gts.append((pos, target))
+            for cond, dets in out.items():
+                preds[cond].append((pos, {k: v.float().cpu().numpy() for k, v in dets[0].items()}))
         index = np.asarray(seen, dtype=np.int64)
         gt_arrays = {
             "gt_boxes": _cat([t["boxes"] for _, t in gts], (0, 4), np.float32),
