@@ -112,12 +112,10 @@ def table(results: Outcomes, reference: str, condition: str, resamples: int = 20
         cells = []
         for cond in conditions:
             v = np.array([score(x) for x in by_mode.get((mode, cond), {}).values()])
-            cells.append(
-                f"{v.mean():.1f} +- {v.std(ddof=1) if len(v) > 1 else float('nan'):.1f} "
-                f"[{v.min():.1f}, {v.max():.1f}] ({len(v)})"
-                if len(v)
-                else "-"
-            )
+            if len(v) > 1:
+                cells.append(f"{v.mean():.1f} +- {v.std(ddof=1):.1f} [{v.min():.1f}, {v.max():.1f}] ({len(v)})")
+            else:  # one seed has no spread
+                cells.append(f"{v[0]:.1f} (1)" if len(v) else "-")
         lines.append(f"| {NAMES.get(mode, mode)} | " + " | ".join(cells) + " |")
     ref = by_mode.get((reference, condition), {})
     per_image = (
@@ -140,12 +138,12 @@ def table(results: Outcomes, reference: str, condition: str, resamples: int = 20
             continue
         a_ref = np.array([score(ref[s]) for s in seeds])
         a_oth = np.array([score(other[s]) for s in seeds])
-        p_t = float(ttest_rel(a_ref, a_oth).pvalue) if len(seeds) > 1 else float("nan")
+        p_t = f"{ttest_rel(a_ref, a_oth).pvalue:.3g}" if len(seeds) > 1 else "-"
         tests = bootstrap(ref, other, seeds, resamples, rng) if segmentation else mcnemar(ref, other, seeds)
         lines.append(
             f"| {NAMES.get(mode, mode)} | {len(seeds)} | {np.mean(a_ref - a_oth):+.2f} | "
             + " | ".join(tests)
-            + f" | {p_t:.3g} |"
+            + f" | {p_t} |"
         )
     return "\n".join(lines)
 

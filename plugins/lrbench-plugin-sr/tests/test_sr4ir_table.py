@@ -74,6 +74,9 @@ def test_miou_table_and_bootstrap_by_hand():
     assert 0 < lo <= float(cells[2]) <= hi
     # paired t over the 2 seeds: differences 41.67 and 48.75: mean 45.21, sd 5.01, t = 12.77 with 1 df -> p = 0.0498
     assert float(cells[5]) == pytest.approx(0.0498, abs=1e-3)
+    one_seed = t.table({**conf, ("hr_t", 0, "srdown@4"): images(5)}, "sr4ir", "srdown@4", resamples=50)
+    assert "| HR -> T | 58.3 (1) |" in one_seed  # one seed: no spread, no seed test
+    assert next(line for line in one_seed.splitlines() if line.startswith("| HR -> T | 1 |")).endswith("| - |")
     same = t.table(
         {**conf, ("lr_t", 0, "srdown@4"): images(10), ("lr_t", 1, "srdown@4"): images(10)}, "sr4ir", "srdown@4", 50
     )
